@@ -1,0 +1,189 @@
+//! Bodies of the local API (`docs/api.md`). JSON on the wire; `meshctl` renders them as tables,
+//! JSON or YAML.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::lifecycle::{Event, Phase};
+use crate::spec::{ResourceAmounts, WorkloadKind};
+use crate::UnixMillis;
+
+/// `POST /deployments`: the raw manifest, parsed and validated again by the node.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ApplyRequest {
+    /// Manifest text (YAML or JSON).
+    pub manifest: String,
+    /// Workload name for formats that carry none (Compose without `name:`); `meshctl` passes
+    /// the file's stem unless `--name` is given. For Kubernetes files, renames a single workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Override of the replica count (`meshctl apply --replicas N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replicas: Option<u32>,
+    /// Variables for Compose interpolation (`${VAR}`); `meshctl` sends its environment's
+    /// variables that the file references.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Detached signature over `manifest` (verified once trust policy exists).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub signature: Option<String>,
+}
+
+/// What an apply did to one workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ApplyAction {
+    Created,
+    Updated,
+    /// Same content as the running version: nothing was done.
+    Unchanged,
+    /// The new version failed its health check; the previous version was kept.
+    RolledBack,
+    Failed,
+}
+
+/// `POST /deployments` answers after every workload has settled (Running, Failed, …).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApplyResponse {
+    pub workloads: Vec<ApplyOutcome>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApplyOutcome {
+    pub action: ApplyAction,
+    pub deployment: Deployment,
+}
+
+/// One replica of a workload, on one node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Replica {
+    pub node: String,
+    pub phase: Phase,
+    pub engine: String,
+    pub engine_reason: String,
+    pub version: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// Engine-side id of the instance (container id, pod name, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub restarts: u32,
+    pub updated_at: UnixMillis,
+}
+
+/// A workload as `meshctl get NAME -o json` shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    pub name: String,
+    pub namespace: String,
+    pub kind: WorkloadKind,
+    pub version: String,
+    /// Engine of the (first) replica.
+    pub engine: String,
+    pub engine_reason: String,
+    /// Overall phase: Running when every placed replica runs.
+    pub phase: Phase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub desired_replicas: u32,
+    pub replicas: Vec<Replica>,
+    /// Why replicas could not be placed (e.g. fewer capable nodes than replicas).
+    #[serde(default)]
+    pub placement: Vec<String>,
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    #[serde(default)]
+    pub resources: ResourceAmounts,
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    pub created_at: UnixMillis,
+    pub updated_at: UnixMillis,
+    /// Previous versions, newest first (`describe`).
+    #[serde(default)]
+    pub history: Vec<VersionRecord>,
+    /// Recent events, oldest first (`describe`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<Event>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionRecord {
+    pub version: String,
+    pub applied_at: UnixMillis,
+    /// Whether this version ever reached Running (last-known-good candidates).
+    pub reached_running: bool,
+}
+
+/// `GET /deployments/{name}/status`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Status {
+    pub name: String,
+    pub namespace: String,
+    pub version: String,
+    pub phase: Phase,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    pub replicas: Vec<Replica>,
+}
+
+/// `GET /deployments/{name}/logs`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Logs {
+    pub name: String,
+    pub namespace: String,
+    pub lines: Vec<LogLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogLine {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub at: Option<UnixMillis>,
+    pub stream: LogStream,
+    /// Container or service the line came from, for multi-container workloads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    pub line: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogStream {
+    Stdout,
+    Stderr,
+}
+
+/// `GET /plugins`: one entry per registered engine.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct EngineInfo {
+    pub name: String,
+    pub healthy: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+    pub capabilities: Vec<String>,
+    pub kinds: Vec<WorkloadKind>,
+    /// Why it is unhealthy, or what it talks to.
+    #[serde(default)]
+    pub detail: String,
+    pub checked_at: UnixMillis,
+}
+
+/// `GET /health`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Health {
+    pub status: String,
+    pub node: String,
+    pub software_version: String,
+    pub workloads: usize,
+    pub engines: Vec<EngineInfo>,
+    pub started_at: UnixMillis,
+}
+
+/// Error body of every non-2xx answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorBody {
+    pub error: String,
+}

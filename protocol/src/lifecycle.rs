@@ -1,0 +1,164 @@
+//! The one lifecycle every engine goes through, and the events it emits.
+//!
+//! ```text
+//! Validate -> Fetch -> Prepare -> Install -> Activate -> HealthCheck -> Running
+//!                                   Running -> Update -> (HealthCheck) -> Running | Rollback
+//!                                   Running -> Uninstall -> Delete
+//! ```
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::UnixMillis;
+
+/// Where a workload (or one replica of it) is, as shown by `meshctl get`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Phase {
+    /// Accepted, waiting for its turn.
+    Pending,
+    Validating,
+    Fetching,
+    Preparing,
+    Installing,
+    Activating,
+    HealthChecking,
+    Running,
+    /// A new version is being rolled out next to the running one.
+    Updating,
+    RollingBack,
+    /// A run-to-completion workload exited 0.
+    Succeeded,
+    /// A phase failed or the workload exited with an error; see the error.
+    Failed,
+    Uninstalling,
+    Deleted,
+    /// The engine that runs it cannot be reached; the last known phase is kept in the events.
+    Unknown,
+}
+
+impl Phase {
+    /// Terminal phases: the lifecycle will not move on without a new apply.
+    pub fn is_settled(self) -> bool {
+        matches!(
+            self,
+            Phase::Running | Phase::Succeeded | Phase::Failed | Phase::Deleted | Phase::Unknown
+        )
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Pending => "Pending",
+            Phase::Validating => "Validating",
+            Phase::Fetching => "Fetching",
+            Phase::Preparing => "Preparing",
+            Phase::Installing => "Installing",
+            Phase::Activating => "Activating",
+            Phase::HealthChecking => "HealthChecking",
+            Phase::Running => "Running",
+            Phase::Updating => "Updating",
+            Phase::RollingBack => "RollingBack",
+            Phase::Succeeded => "Succeeded",
+            Phase::Failed => "Failed",
+            Phase::Uninstalling => "Uninstalling",
+            Phase::Deleted => "Deleted",
+            Phase::Unknown => "Unknown",
+        }
+    }
+}
+
+impl fmt::Display for Phase {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One step of the lifecycle; each emits an [`Event`] with its duration.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum Step {
+    Select,
+    Validate,
+    Fetch,
+    Prepare,
+    Install,
+    Activate,
+    HealthCheck,
+    Update,
+    Rollback,
+    Recover,
+    Exit,
+    Uninstall,
+    Delete,
+}
+
+impl Step {
+    /// The phase a workload is in while this step runs.
+    pub fn phase(self) -> Phase {
+        match self {
+            Step::Select | Step::Validate => Phase::Validating,
+            Step::Fetch => Phase::Fetching,
+            Step::Prepare => Phase::Preparing,
+            Step::Install => Phase::Installing,
+            Step::Activate => Phase::Activating,
+            Step::HealthCheck => Phase::HealthChecking,
+            Step::Update => Phase::Updating,
+            Step::Rollback => Phase::RollingBack,
+            Step::Recover => Phase::Pending,
+            Step::Exit => Phase::Running,
+            Step::Uninstall => Phase::Uninstalling,
+            Step::Delete => Phase::Deleted,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Select => "Select",
+            Step::Validate => "Validate",
+            Step::Fetch => "Fetch",
+            Step::Prepare => "Prepare",
+            Step::Install => "Install",
+            Step::Activate => "Activate",
+            Step::HealthCheck => "HealthCheck",
+            Step::Update => "Update",
+            Step::Rollback => "Rollback",
+            Step::Recover => "Recover",
+            Step::Exit => "Exit",
+            Step::Uninstall => "Uninstall",
+            Step::Delete => "Delete",
+        }
+    }
+}
+
+impl fmt::Display for Step {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    Ok,
+    Failed,
+}
+
+/// What happened to a workload: one per lifecycle step, plus exits and recoveries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Event {
+    /// Per-node sequence number, increasing.
+    pub seq: u64,
+    pub at: UnixMillis,
+    /// `namespace/name`.
+    pub workload: String,
+    pub version: String,
+    pub step: Step,
+    pub outcome: Outcome,
+    /// How long the step took, in microseconds.
+    pub duration_us: u64,
+    /// The engine involved, when there is one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
+    /// Human detail: the selection reason, the error, the exit code.
+    #[serde(default)]
+    pub message: String,
+}

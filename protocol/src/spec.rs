@@ -1,0 +1,538 @@
+//! The normalised workload description. Every manifest format (Kubernetes, Compose,
+//! beemesh.io/v1) is turned into one [`WorkloadSpec`] per workload by the `manifests` crate;
+//! engines, the store and the wire never see raw YAML.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest as _, Sha256};
+
+/// Namespace used when a manifest names none (Compose, Functions, Kubernetes without one).
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// `namespace/name`: the key of a workload on a node and across the mesh.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct WorkloadId {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl WorkloadId {
+    pub fn new(namespace: impl Into<String>, name: impl Into<String>) -> Self {
+        Self {
+            namespace: namespace.into(),
+            name: name.into(),
+        }
+    }
+}
+
+impl fmt::Display for WorkloadId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// The format a workload was written in; it drives engine inference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SourceFormat {
+    /// Kubernetes YAML or JSON (`apiVersion` + `kind`).
+    Kubernetes,
+    /// Docker Compose (a top-level `services` map).
+    Compose,
+    /// `apiVersion: beemesh.io/v1` kinds.
+    Beemesh,
+}
+
+impl fmt::Display for SourceFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            SourceFormat::Kubernetes => "kubernetes",
+            SourceFormat::Compose => "compose",
+            SourceFormat::Beemesh => "beemesh",
+        })
+    }
+}
+
+/// What kind of workload this is. Engines declare which kinds they can run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum WorkloadKind {
+    Pod,
+    Deployment,
+    Job,
+    DaemonSet,
+    /// A Compose project: one or more services.
+    Compose,
+    /// A WASM module (`beemesh.io/v1` Function).
+    Function,
+    /// A virtual machine (`beemesh.io/v1` VirtualMachine).
+    VirtualMachine,
+}
+
+impl WorkloadKind {
+    pub const ALL: [WorkloadKind; 7] = [
+        WorkloadKind::Pod,
+        WorkloadKind::Deployment,
+        WorkloadKind::Job,
+        WorkloadKind::DaemonSet,
+        WorkloadKind::Compose,
+        WorkloadKind::Function,
+        WorkloadKind::VirtualMachine,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WorkloadKind::Pod => "Pod",
+            WorkloadKind::Deployment => "Deployment",
+            WorkloadKind::Job => "Job",
+            WorkloadKind::DaemonSet => "DaemonSet",
+            WorkloadKind::Compose => "Compose",
+            WorkloadKind::Function => "Function",
+            WorkloadKind::VirtualMachine => "VirtualMachine",
+        }
+    }
+}
+
+impl fmt::Display for WorkloadKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One workload, normalised. `version` is the SHA-256 of everything else
+/// (see [`WorkloadSpec::compute_version`]), so re-applying identical content is recognisable.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadSpec {
+    pub name: String,
+    pub namespace: String,
+    pub kind: WorkloadKind,
+    pub format: SourceFormat,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// Merged annotations (object metadata, then pod-template metadata, then Compose
+    /// `x-beemesh` annotations); later sources win.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// Containers (Kubernetes) or services (Compose, one container per service).
+    #[serde(default)]
+    pub containers: Vec<Container>,
+    #[serde(default)]
+    pub init_containers: Vec<Container>,
+    /// The WASM module of a Function.
+    #[serde(default)]
+    pub module: Option<Module>,
+    /// The machine of a VirtualMachine.
+    #[serde(default)]
+    pub vm: Option<VirtualMachine>,
+    #[serde(default)]
+    pub volumes: Vec<Volume>,
+    /// ConfigMaps and Secrets that travelled with the workload in the same file.
+    #[serde(default)]
+    pub config: Vec<ConfigObject>,
+    /// Whole-workload resources: the `beemesh.io/resources.*` annotations when present,
+    /// else the sum of the containers' requests (or limits where no request is given).
+    #[serde(default)]
+    pub resources: ResourceAmounts,
+    /// Requested replicas; `None` means 1. A DaemonSet ignores it (one per capable node).
+    #[serde(default)]
+    pub replicas: Option<u32>,
+    #[serde(default)]
+    pub restart_policy: RestartPolicy,
+    /// Run-to-completion settings for Jobs and run-to-completion Functions.
+    #[serde(default)]
+    pub job: Option<JobSpec>,
+    /// Fields that were recognised but are not honoured (shown by `apply` and `describe`).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+    /// `sha256:<hex>` content digest; see [`WorkloadSpec::compute_version`].
+    #[serde(default)]
+    pub version: String,
+}
+
+impl WorkloadSpec {
+    /// An empty spec of the given kind; the parser fills the rest.
+    pub fn new(
+        name: impl Into<String>,
+        namespace: impl Into<String>,
+        kind: WorkloadKind,
+        format: SourceFormat,
+    ) -> Self {
+        Self {
+            name: name.into(),
+            namespace: namespace.into(),
+            kind,
+            format,
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
+            containers: Vec::new(),
+            init_containers: Vec::new(),
+            module: None,
+            vm: None,
+            volumes: Vec::new(),
+            config: Vec::new(),
+            resources: ResourceAmounts::default(),
+            replicas: None,
+            restart_policy: RestartPolicy::default(),
+            job: None,
+            warnings: Vec::new(),
+            version: String::new(),
+        }
+    }
+
+    pub fn id(&self) -> WorkloadId {
+        WorkloadId::new(&self.namespace, &self.name)
+    }
+
+    pub fn annotation(&self, key: &str) -> Option<&str> {
+        self.annotations.get(key).map(String::as_str)
+    }
+
+    /// Desired replica count (at least 1).
+    pub fn replica_count(&self) -> u32 {
+        self.replicas.unwrap_or(1).max(1)
+    }
+
+    /// True for workloads that are expected to exit (Jobs, Functions with a job section).
+    pub fn runs_to_completion(&self) -> bool {
+        self.job.is_some()
+    }
+
+    /// SHA-256 over the canonical JSON of the spec with `version` and `warnings` blanked.
+    /// Field order is fixed by the struct and maps are ordered, so equal content gives an
+    /// equal digest on every node.
+    pub fn compute_version(&self) -> String {
+        let mut canonical = self.clone();
+        canonical.version.clear();
+        canonical.warnings.clear();
+        let bytes = serde_json::to_vec(&canonical).expect("a WorkloadSpec always serialises");
+        format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))
+    }
+
+    /// Sets `version` to [`WorkloadSpec::compute_version`].
+    pub fn seal(mut self) -> Self {
+        self.version = self.compute_version();
+        self
+    }
+
+    /// First 12 hex digits of the version, for tables.
+    pub fn short_version(&self) -> &str {
+        short_version(&self.version)
+    }
+}
+
+/// First 12 hex digits of a `sha256:` version, for tables.
+pub fn short_version(version: &str) -> &str {
+    let hex = version.strip_prefix("sha256:").unwrap_or(version);
+    &hex[..hex.len().min(12)]
+}
+
+/// CPU in millicores and memory in bytes. `None` means "not stated".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceAmounts {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_millis: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory_bytes: Option<u64>,
+}
+
+impl ResourceAmounts {
+    pub fn is_empty(&self) -> bool {
+        self.cpu_millis.is_none() && self.memory_bytes.is_none()
+    }
+}
+
+/// Requests and limits of one container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Resources {
+    #[serde(default)]
+    pub requests: ResourceAmounts,
+    #[serde(default)]
+    pub limits: ResourceAmounts,
+}
+
+/// One container (a Kubernetes container or a Compose service).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Container {
+    pub name: String,
+    pub image: String,
+    /// Entrypoint override (Kubernetes `command`, Compose `entrypoint`).
+    #[serde(default)]
+    pub command: Vec<String>,
+    /// Arguments (Kubernetes `args`, Compose `command`).
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: Vec<EnvVar>,
+    #[serde(default)]
+    pub ports: Vec<Port>,
+    #[serde(default)]
+    pub mounts: Vec<Mount>,
+    #[serde(default)]
+    pub resources: Resources,
+    #[serde(default)]
+    pub working_dir: Option<String>,
+    #[serde(default)]
+    pub pull_policy: PullPolicy,
+    #[serde(default)]
+    pub healthcheck: Option<HealthCheck>,
+    /// Compose `depends_on`.
+    #[serde(default)]
+    pub depends_on: Vec<Dependency>,
+    /// Compose per-service restart policy; Kubernetes uses the workload's.
+    #[serde(default)]
+    pub restart: Option<RestartPolicy>,
+    /// Compose `deploy.replicas` of this service (`None`: 1).
+    #[serde(default)]
+    pub replicas: Option<u32>,
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    #[serde(default)]
+    pub init: bool,
+}
+
+/// An environment variable: a literal value or a reference resolved at deploy time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvVar {
+    pub name: String,
+    #[serde(default)]
+    pub value: Option<String>,
+    #[serde(default)]
+    pub value_from: Option<EnvSource>,
+}
+
+/// Where an environment value comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum EnvSource {
+    ConfigMap {
+        name: String,
+        key: String,
+    },
+    Secret {
+        name: String,
+        key: String,
+    },
+    /// Downward API field (`metadata.name`, …): resolved by the engine.
+    Field {
+        path: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PortProtocol {
+    #[default]
+    Tcp,
+    Udp,
+    Sctp,
+}
+
+/// A container port, optionally published on the host.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Port {
+    pub container_port: u16,
+    #[serde(default)]
+    pub host_port: Option<u16>,
+    #[serde(default)]
+    pub host_ip: Option<String>,
+    #[serde(default)]
+    pub protocol: PortProtocol,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A volume mounted into a container.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Mount {
+    /// Volume name (a [`Volume::name`]) or, for Compose bind mounts, the host path.
+    pub source: String,
+    pub target: String,
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default)]
+    pub sub_path: Option<String>,
+}
+
+/// A volume declared by the workload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Volume {
+    pub name: String,
+    pub source: VolumeSource,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type")]
+pub enum VolumeSource {
+    /// Scratch space that lives and dies with the workload (`emptyDir`, anonymous volumes).
+    Ephemeral {
+        #[serde(default)]
+        memory: bool,
+    },
+    /// A directory of the host (`hostPath`, Compose bind mounts).
+    HostPath {
+        path: String,
+    },
+    /// A named volume owned by the engine (Compose named volumes, PVC claims).
+    Named {
+        #[serde(default)]
+        external: bool,
+    },
+    ConfigMap {
+        name: String,
+    },
+    Secret {
+        name: String,
+    },
+    /// A volume type the mesh cannot provide (cloud disks, NFS, …); kept for the warning.
+    Unsupported {
+        kind: String,
+    },
+}
+
+/// A ConfigMap or Secret that travelled in the same file as its workload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConfigObject {
+    pub kind: ConfigKind,
+    pub name: String,
+    /// Values, decoded (Secret `data` is base64-decoded; binary values are kept as base64
+    /// with the key in `binary_keys`).
+    pub data: BTreeMap<String, String>,
+    #[serde(default)]
+    pub binary_keys: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ConfigKind {
+    ConfigMap,
+    Secret,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PullPolicy {
+    /// Use a local image when there is one, pull otherwise (the default).
+    #[default]
+    IfNotPresent,
+    Always,
+    /// Never pull: the image must be local.
+    Never,
+}
+
+/// A container health check (Compose `healthcheck`, Kubernetes `livenessProbe`/`readinessProbe`
+/// with an `exec` action).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HealthCheck {
+    /// Command in Docker's form: `["CMD", ...]`, `["CMD-SHELL", "..."]` or `["NONE"]`.
+    pub test: Vec<String>,
+    #[serde(default)]
+    pub interval_ms: Option<u64>,
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+    #[serde(default)]
+    pub retries: Option<u32>,
+    #[serde(default)]
+    pub start_period_ms: Option<u64>,
+}
+
+/// Compose `depends_on` entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dependency {
+    pub service: String,
+    #[serde(default)]
+    pub condition: DependencyCondition,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DependencyCondition {
+    #[default]
+    ServiceStarted,
+    ServiceHealthy,
+    ServiceCompletedSuccessfully,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum RestartPolicy {
+    #[default]
+    Always,
+    OnFailure,
+    Never,
+    /// Compose `unless-stopped`.
+    UnlessStopped,
+}
+
+/// The WASM module of a Function.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Module {
+    /// `sha256:<hex>` of the module bytes when known, else the path given in the manifest.
+    pub source: ModuleSource,
+    #[serde(default)]
+    pub args: Vec<String>,
+    #[serde(default)]
+    pub env: Vec<EnvVar>,
+    /// Memory limit in bytes.
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+    /// Wall-clock limit in milliseconds.
+    #[serde(default)]
+    pub timeout_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", tag = "type", content = "value")]
+pub enum ModuleSource {
+    /// A path, resolved by `meshctl` (which bundles the bytes) before the apply is sent.
+    Path(String),
+    /// A content address: `sha256:<64 hex>`.
+    Digest(String),
+}
+
+/// A virtual machine (`beemesh.io/v1` VirtualMachine).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VirtualMachine {
+    pub image: String,
+    #[serde(default)]
+    pub vcpus: Option<u32>,
+    #[serde(default)]
+    pub memory_bytes: Option<u64>,
+    #[serde(default)]
+    pub disk_bytes: Option<u64>,
+}
+
+/// Run-to-completion settings.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct JobSpec {
+    /// Retries after a failed run (`backoffLimit`, default 6 as in Kubernetes).
+    #[serde(default)]
+    pub backoff_limit: Option<u32>,
+    /// Deadline for the whole job in milliseconds (`activeDeadlineSeconds`).
+    #[serde(default)]
+    pub active_deadline_ms: Option<u64>,
+    #[serde(default)]
+    pub completions: Option<u32>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn version_ignores_warnings_and_changes_with_content() {
+        let a = WorkloadSpec::new(
+            "web",
+            DEFAULT_NAMESPACE,
+            WorkloadKind::Pod,
+            SourceFormat::Kubernetes,
+        )
+        .seal();
+        let mut b = a.clone();
+        b.warnings.push("ignored".into());
+        assert_eq!(a.version, b.compute_version());
+        b.annotations.insert("x".into(), "y".into());
+        assert_ne!(a.version, b.compute_version());
+        assert!(a.version.starts_with("sha256:"));
+        assert_eq!(a.short_version().len(), 12);
+    }
+}

@@ -1,0 +1,1 @@
+//! Multi-node scenarios live in `tests/tests/`.
