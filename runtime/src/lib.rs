@@ -1,1 +1,38 @@
-//! placeholder
+//! Runtime side of a node: the [`Engine`] trait engines implement, the [`Registry`] that holds
+//! them with their latest fingerprint, the pure engine [`select`]ion function, and the
+//! [`lifecycle`] controller that drives every workload through the same phases whatever the
+//! engine.
+//!
+//! # Layout
+//!
+//! - [`engine`]: the `Engine` trait, `Handle`, status and capability types.
+//! - [`error`]: `runtime::Error`.
+//! - [`registry`]: engines by name plus their periodic fingerprints.
+//! - [`select`]: `(spec, engines, policy) -> (engine, reason)`, sans-IO.
+//! - [`lifecycle`]: Validate → Fetch → Prepare → Install → Activate → HealthCheck → Running,
+//!   updates with rollback, uninstall.
+//! - [`mock`]: a complete engine scripted by annotations, for tests of everything above it.
+
+pub mod engine;
+pub mod error;
+pub mod lifecycle;
+pub mod mock;
+pub mod registry;
+pub mod select;
+
+pub use engine::{
+    Capability, Engine, Fingerprint, Handle, Health, InstallContext, InstanceState,
+    InstanceStatus, LogOptions, Recovered,
+};
+pub use error::Error;
+pub use lifecycle::{Controller, ControllerConfig, DeployReport, Observer};
+pub use registry::Registry;
+pub use select::{select, Candidate, Policy, Selection};
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}

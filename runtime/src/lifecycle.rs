@@ -1,0 +1,311 @@
+//! The lifecycle controller: the same state machine for every engine.
+//!
+//! ```text
+//! Validate -> Fetch -> Prepare -> Install -> Activate -> HealthCheck -> Running
+//! ```
+//!
+//! Each step is timed and reported to an [`Observer`] (the node turns these into stored
+//! events). A failing step ends the deploy in `Failed` with the step and the error. The
+//! controller contains no engine-specific branches: engines only execute.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mesh_protocol::{Outcome, Phase, Step, WorkloadSpec};
+
+use crate::engine::{Engine, Handle, Health, InstallContext, InstanceState, InstanceStatus, Recovered};
+use crate::error::{Error, Result};
+use crate::registry::Registry;
+
+/// Timeouts of the controller.
+#[derive(Debug, Clone)]
+pub struct ControllerConfig {
+    /// How long a started instance may take to report healthy.
+    pub health_timeout: Duration,
+    /// Longest pause between two status polls during the health check (polls start at
+    /// [`FIRST_POLL`] and double up to this).
+    pub health_poll_max: Duration,
+    /// Grace period of `stop` before the engine kills.
+    pub stop_grace: Duration,
+    /// Bound on every engine call other than the health check.
+    pub step_timeout: Duration,
+}
+
+/// First pause between status polls during the health check.
+pub const FIRST_POLL: Duration = Duration::from_millis(5);
+
+impl Default for ControllerConfig {
+    fn default() -> Self {
+        Self {
+            health_timeout: Duration::from_secs(60),
+            health_poll_max: Duration::from_millis(250),
+            stop_grace: Duration::from_secs(10),
+            step_timeout: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Hears about every step. `installed` must persist the handle before it returns, so that an
+/// instance created just before a crash is re-adopted or cleaned up after the restart.
+pub trait Observer: Send + Sync {
+    fn step(&self, spec: &WorkloadSpec, engine: &str, step: Step, outcome: Outcome, took: Duration, message: &str);
+    fn installed(&self, spec: &WorkloadSpec, handle: &Handle);
+}
+
+/// Where a deploy ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeployReport {
+    /// `Running`, `Succeeded` (a run-to-completion workload already exited 0) or `Failed`.
+    pub phase: Phase,
+    /// The instance, once installed (kept on failure after install so logs stay readable).
+    pub handle: Option<Handle>,
+    pub failed_step: Option<Step>,
+    pub error: Option<String>,
+    pub status: Option<InstanceStatus>,
+}
+
+impl DeployReport {
+    fn failed(step: Step, error: &Error, handle: Option<Handle>) -> Self {
+        Self {
+            phase: Phase::Failed,
+            handle,
+            failed_step: Some(step),
+            error: Some(format!("{step} failed: {error}")),
+            status: None,
+        }
+    }
+}
+
+/// Where an update ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UpdateReport {
+    /// The new version's deploy.
+    pub new: DeployReport,
+    /// The new version failed and the old one runs again.
+    pub rolled_back: bool,
+    /// Set when the rollback itself failed (the old version is not running).
+    pub rollback_error: Option<String>,
+}
+
+/// Drives workloads through the lifecycle. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Controller {
+    registry: Arc<Registry>,
+    config: ControllerConfig,
+}
+
+impl Controller {
+    pub fn new(registry: Arc<Registry>, config: ControllerConfig) -> Self {
+        Self { registry, config }
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    pub fn config(&self) -> &ControllerConfig {
+        &self.config
+    }
+
+    fn engine(&self, name: &str) -> Result<Arc<dyn Engine>> {
+        self.registry
+            .get(name)
+            .cloned()
+            .ok_or_else(|| Error::UnknownEngine(name.to_string()))
+    }
+
+    /// Runs one step under the step timeout and reports it.
+    async fn step<T, F>(&self, obs: &dyn Observer, spec: &WorkloadSpec, engine: &str, step: Step, fut: F) -> Result<T>
+    where
+        F: Future<Output = Result<T>>,
+    {
+        let started = Instant::now();
+        let result = match tokio::time::timeout(self.config.step_timeout, fut).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Timeout {
+                what: step.to_string(),
+                after: self.config.step_timeout,
+            }),
+        };
+        let (outcome, message) = match &result {
+            Ok(_) => (Outcome::Ok, String::new()),
+            Err(e) => (Outcome::Failed, e.to_string()),
+        };
+        obs.step(spec, engine, step, outcome, started.elapsed(), &message);
+        result
+    }
+
+    /// Validate → Fetch → Prepare → Install → Activate → HealthCheck.
+    pub async fn deploy(&self, spec: &WorkloadSpec, engine_name: &str, ctx: &InstallContext, obs: &dyn Observer) -> DeployReport {
+        let engine = match self.engine(engine_name) {
+            Ok(e) => e,
+            Err(e) => {
+                obs.step(spec, engine_name, Step::Validate, Outcome::Failed, Duration::ZERO, &e.to_string());
+                return DeployReport::failed(Step::Validate, &e, None);
+            }
+        };
+        let e = engine.as_ref();
+        if let Err(err) = self.step(obs, spec, engine_name, Step::Validate, validate(e, spec)).await {
+            return DeployReport::failed(Step::Validate, &err, None);
+        }
+        if let Err(err) = self.step(obs, spec, engine_name, Step::Fetch, e.fetch(spec)).await {
+            return DeployReport::failed(Step::Fetch, &err, None);
+        }
+        if let Err(err) = self.step(obs, spec, engine_name, Step::Prepare, e.prepare(spec)).await {
+            return DeployReport::failed(Step::Prepare, &err, None);
+        }
+        let handle = match self.step(obs, spec, engine_name, Step::Install, e.install(spec, ctx)).await {
+            Ok(h) => h,
+            Err(err) => return DeployReport::failed(Step::Install, &err, None),
+        };
+        obs.installed(spec, &handle);
+        if let Err(err) = self.step(obs, spec, engine_name, Step::Activate, e.start(&handle)).await {
+            return DeployReport::failed(Step::Activate, &err, Some(handle));
+        }
+        let started = Instant::now();
+        let checked = self.health_check(e, spec, &handle).await;
+        match checked {
+            Ok((phase, status)) => {
+                let msg = if phase == Phase::Succeeded { "exited 0" } else { "" };
+                obs.step(spec, engine_name, Step::HealthCheck, Outcome::Ok, started.elapsed(), msg);
+                DeployReport {
+                    phase,
+                    handle: Some(handle),
+                    failed_step: None,
+                    error: None,
+                    status: Some(status),
+                }
+            }
+            Err(err) => {
+                obs.step(spec, engine_name, Step::HealthCheck, Outcome::Failed, started.elapsed(), &err.to_string());
+                DeployReport::failed(Step::HealthCheck, &err, Some(handle))
+            }
+        }
+    }
+
+    /// Polls the instance until it is running and healthy (or, for run-to-completion
+    /// workloads, has exited 0), within `health_timeout`.
+    pub async fn health_check(&self, engine: &dyn Engine, spec: &WorkloadSpec, handle: &Handle) -> Result<(Phase, InstanceStatus)> {
+        let deadline = Instant::now() + self.config.health_timeout;
+        let mut pause = FIRST_POLL;
+        loop {
+            let status = engine.status(handle).await?;
+            match (&status.state, &status.health) {
+                (InstanceState::Running, Health::Healthy | Health::NoCheck) => return Ok((Phase::Running, status)),
+                (InstanceState::Running, Health::Unhealthy { reason }) => {
+                    return Err(Error::Invalid(format!("unhealthy: {reason}")))
+                }
+                (InstanceState::Exited { code: 0 }, _) if spec.runs_to_completion() => return Ok((Phase::Succeeded, status)),
+                (InstanceState::Exited { code }, _) => {
+                    return Err(Error::Invalid(format!("exited with code {code} before it became healthy")))
+                }
+                (InstanceState::Failed { reason }, _) => return Err(Error::Invalid(reason.clone())),
+                (InstanceState::Missing, _) => {
+                    return Err(Error::NotFound {
+                        engine: engine.name().to_string(),
+                        instance: handle.instance.clone(),
+                    })
+                }
+                (InstanceState::Created | InstanceState::Running, Health::Starting) | (InstanceState::Created, _) => {}
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return Err(Error::Timeout {
+                    what: format!("health check ({})", status.detail),
+                    after: self.config.health_timeout,
+                });
+            }
+            tokio::time::sleep(pause.min(deadline - now)).await;
+            pause = (pause * 2).min(self.config.health_poll_max);
+        }
+    }
+
+    /// Replaces `old` with `new_spec`: stop the old instance, deploy the new one; when the new
+    /// one fails, remove it and start the old one again (rollback to last-known-good).
+    pub async fn update(
+        &self,
+        old_spec: &WorkloadSpec,
+        old: &Handle,
+        new_spec: &WorkloadSpec,
+        new_engine: &str,
+        ctx: &InstallContext,
+        obs: &dyn Observer,
+    ) -> UpdateReport {
+        let old_engine = match self.engine(&old.engine) {
+            Ok(e) => e,
+            Err(err) => {
+                return UpdateReport {
+                    new: DeployReport::failed(Step::Update, &err, None),
+                    rolled_back: false,
+                    rollback_error: None,
+                }
+            }
+        };
+        let grace = self.config.stop_grace;
+        if let Err(err) = self.step(obs, old_spec, &old.engine, Step::Update, old_engine.stop(old, grace)).await {
+            return UpdateReport {
+                new: DeployReport::failed(Step::Update, &err, None),
+                rolled_back: false,
+                rollback_error: None,
+            };
+        }
+        let new = self.deploy(new_spec, new_engine, ctx, obs).await;
+        if new.phase != Phase::Failed {
+            // The old instance is replaced; a failure to remove it is reported, not fatal.
+            let _ = self.step(obs, old_spec, &old.engine, Step::Uninstall, old_engine.remove(old)).await;
+            return UpdateReport {
+                new,
+                rolled_back: false,
+                rollback_error: None,
+            };
+        }
+        if let Some(h) = &new.handle {
+            let _ = self.uninstall(new_spec, h, obs).await;
+        }
+        let rollback = async {
+            old_engine.start(old).await?;
+            self.health_check(old_engine.as_ref(), old_spec, old).await.map(|_| ())
+        };
+        let rollback_error = self
+            .step(obs, old_spec, &old.engine, Step::Rollback, rollback)
+            .await
+            .err()
+            .map(|e| e.to_string());
+        UpdateReport {
+            new,
+            rolled_back: true,
+            rollback_error,
+        }
+    }
+
+    /// Stop (with the grace period) then remove. Idempotent.
+    pub async fn uninstall(&self, spec: &WorkloadSpec, handle: &Handle, obs: &dyn Observer) -> Result<()> {
+        let engine = self.engine(&handle.engine)?;
+        let grace = self.config.stop_grace;
+        let work = async {
+            engine.stop(handle, grace).await?;
+            engine.remove(handle).await
+        };
+        self.step(obs, spec, &handle.engine, Step::Uninstall, work).await
+    }
+
+    /// Re-attaches to an instance after a node restart.
+    pub async fn recover(&self, spec: &WorkloadSpec, handle: &Handle, obs: &dyn Observer) -> Result<Recovered> {
+        let engine = self.engine(&handle.engine)?;
+        self.step(obs, spec, &handle.engine, Step::Recover, engine.recover(handle)).await
+    }
+}
+
+/// Checks common to every engine, then the engine's own.
+async fn validate(engine: &dyn Engine, spec: &WorkloadSpec) -> Result<()> {
+    if !engine.kinds().contains(&spec.kind) {
+        return Err(Error::Invalid(format!("engine {} cannot run a {}", engine.name(), spec.kind)));
+    }
+    if spec.version.is_empty() || spec.version != spec.compute_version() {
+        return Err(Error::Invalid(
+            "the spec's version does not match its content digest".to_string(),
+        ));
+    }
+    engine.validate(spec).await
+}

@@ -1,0 +1,373 @@
+//! The mock engine: a complete engine whose behaviour is scripted by the workload's own
+//! annotations, so tests exercise the production paths of everything above engines.
+//!
+//! | annotation | effect |
+//! |---|---|
+//! | `beemesh.io/mock-start-error: MSG` | `start` fails with MSG |
+//! | `beemesh.io/mock-start-delay-ms: N` | `start` takes N ms |
+//! | `beemesh.io/mock-exit-after-ms: N` | the instance exits N ms after it started |
+//! | `beemesh.io/mock-exit-code: C` | ... with code C (default 0) |
+//! | `beemesh.io/mock-health: fail` | the health check reports unhealthy |
+//!
+//! Instances live in memory and, when a state directory is given, in one JSON file each, the
+//! way a container daemon keeps containers while the node daemon restarts: after a `kill -9`
+//! of `meshd`, `recover` finds them again. Tests read back the exact spec and install context
+//! an instance received with [`MockEngine::instance`].
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use mesh_protocol::annotations;
+use mesh_protocol::api::{LogLine, LogStream};
+use mesh_protocol::{WorkloadKind, WorkloadSpec};
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{
+    Capability, Engine, Fingerprint, Handle, Health, InstallContext, InstanceState, InstanceStatus, LogOptions,
+    Recovered,
+};
+use crate::error::{Error, Result};
+use crate::now_millis;
+
+const NAME: &str = "mock";
+
+const CAPABILITIES: &[Capability] = &[
+    Capability::Logs,
+    Capability::Metrics,
+    Capability::Volume,
+    Capability::Network,
+    Capability::K8s,
+    Capability::Compose,
+    Capability::Jobs,
+    Capability::Recover,
+];
+
+/// Kinds the mock runs: everything but virtual machines, so that VM selection stays honest.
+const KINDS: &[WorkloadKind] = &[
+    WorkloadKind::Pod,
+    WorkloadKind::Deployment,
+    WorkloadKind::Job,
+    WorkloadKind::DaemonSet,
+    WorkloadKind::Compose,
+    WorkloadKind::Function,
+];
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum MockRunState {
+    Created,
+    Running,
+    Stopped,
+}
+
+/// One mock instance: what it was given and what happened to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct MockInstance {
+    pub id: String,
+    /// The exact spec `install` received.
+    pub spec: WorkloadSpec,
+    /// The exact install context `install` received.
+    pub ctx: InstallContext,
+    pub state: MockRunState,
+    pub started_at: Option<u64>,
+    /// How many times `start` succeeded on this instance.
+    pub starts: u32,
+    pub logs: Vec<LogLine>,
+}
+
+/// Calls received, for assertions.
+#[derive(Debug, Default)]
+pub struct MockCounters {
+    pub prepares: AtomicU64,
+    pub installs: AtomicU64,
+    pub starts: AtomicU64,
+    pub stops: AtomicU64,
+    pub removes: AtomicU64,
+    pub recovers: AtomicU64,
+}
+
+#[derive(Debug)]
+pub struct MockEngine {
+    state_dir: Option<PathBuf>,
+    instances: Mutex<BTreeMap<String, MockInstance>>,
+    next_id: AtomicU64,
+    healthy: AtomicBool,
+    pub counters: MockCounters,
+}
+
+fn annotation_u64(spec: &WorkloadSpec, key: &str) -> Option<u64> {
+    spec.annotation(key).and_then(|v| v.trim().parse().ok())
+}
+
+impl MockEngine {
+    /// An engine whose instances live only in memory.
+    pub fn new() -> Self {
+        Self {
+            state_dir: None,
+            instances: Mutex::new(BTreeMap::new()),
+            next_id: AtomicU64::new(1),
+            healthy: AtomicBool::new(true),
+            counters: MockCounters::default(),
+        }
+    }
+
+    /// An engine whose instances survive a restart of the node, in `dir`.
+    pub fn with_state_dir(dir: impl Into<PathBuf>) -> std::io::Result<Self> {
+        let dir = dir.into();
+        std::fs::create_dir_all(&dir)?;
+        let mut instances = BTreeMap::new();
+        for entry in std::fs::read_dir(&dir)? {
+            let path = entry?.path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let bytes = std::fs::read(&path)?;
+                match serde_json::from_slice::<MockInstance>(&bytes) {
+                    Ok(inst) => {
+                        instances.insert(inst.id.clone(), inst);
+                    }
+                    Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable mock instance"),
+                }
+            }
+        }
+        let engine = Self::new();
+        *engine.instances.lock().expect("mock lock is never poisoned") = instances;
+        Ok(Self {
+            state_dir: Some(dir),
+            ..engine
+        })
+    }
+
+    /// Scripted daemon health: `false` makes the next fingerprint unhealthy.
+    pub fn set_healthy(&self, healthy: bool) {
+        self.healthy.store(healthy, Ordering::SeqCst);
+    }
+
+    /// A copy of an instance, to read back what it received.
+    pub fn instance(&self, id: &str) -> Option<MockInstance> {
+        self.lock().get(id).cloned()
+    }
+
+    /// Every instance the engine holds.
+    pub fn instances(&self) -> Vec<MockInstance> {
+        self.lock().values().cloned().collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, MockInstance>> {
+        self.instances.lock().expect("mock lock is never poisoned")
+    }
+
+    fn persist(&self, inst: &MockInstance) -> Result<()> {
+        let Some(dir) = &self.state_dir else { return Ok(()) };
+        let path = dir.join(format!("{}.json", inst.id));
+        let tmp = dir.join(format!(".{}.tmp", inst.id));
+        let bytes = serde_json::to_vec(inst).map_err(|e| Error::engine(NAME, e.to_string()))?;
+        std::fs::write(&tmp, bytes)
+            .and_then(|()| std::fs::rename(&tmp, &path))
+            .map_err(|e| Error::engine(NAME, format!("cannot persist {}: {e}", path.display())))
+    }
+
+    fn forget(&self, id: &str) -> Result<()> {
+        let Some(dir) = &self.state_dir else { return Ok(()) };
+        match std::fs::remove_file(dir.join(format!("{id}.json"))) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::engine(NAME, e.to_string())),
+        }
+    }
+
+    fn not_found(handle: &Handle) -> Error {
+        Error::NotFound {
+            engine: NAME.to_string(),
+            instance: handle.instance.clone(),
+        }
+    }
+
+    /// Updates an instance under the lock, then persists it.
+    fn modify<T>(&self, handle: &Handle, f: impl FnOnce(&mut MockInstance) -> Result<T>) -> Result<T> {
+        let (out, copy) = {
+            let mut map = self.lock();
+            let inst = map.get_mut(&handle.instance).ok_or_else(|| Self::not_found(handle))?;
+            let out = f(inst)?;
+            (out, inst.clone())
+        };
+        self.persist(&copy)?;
+        Ok(out)
+    }
+
+    fn status_of(inst: &MockInstance, now: u64) -> InstanceStatus {
+        let spec = &inst.spec;
+        let exit_code = annotation_u64(spec, annotations::MOCK_EXIT_CODE).unwrap_or(0) as i32;
+        let state = match inst.state {
+            MockRunState::Created => InstanceState::Created,
+            MockRunState::Stopped => InstanceState::Exited { code: 0 },
+            MockRunState::Running => match (annotation_u64(spec, annotations::MOCK_EXIT_AFTER_MS), inst.started_at) {
+                (Some(after), Some(at)) if now.saturating_sub(at) >= after => InstanceState::Exited { code: exit_code },
+                _ => InstanceState::Running,
+            },
+        };
+        let health = match spec.annotation(annotations::MOCK_HEALTH).map(str::trim) {
+            Some(h) if h.eq_ignore_ascii_case("fail") => Health::Unhealthy {
+                reason: format!("scripted by {}", annotations::MOCK_HEALTH),
+            },
+            _ => Health::NoCheck,
+        };
+        InstanceStatus {
+            detail: format!("{:?}", state),
+            state,
+            health,
+            restarts: inst.starts.saturating_sub(1),
+        }
+    }
+}
+
+impl Default for MockEngine {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+fn log(line: impl Into<String>) -> LogLine {
+    LogLine {
+        at: Some(now_millis()),
+        stream: LogStream::Stdout,
+        source: None,
+        line: line.into(),
+    }
+}
+
+#[async_trait]
+impl Engine for MockEngine {
+    fn name(&self) -> &str {
+        NAME
+    }
+
+    fn capabilities(&self) -> &[Capability] {
+        CAPABILITIES
+    }
+
+    fn kinds(&self) -> &[WorkloadKind] {
+        KINDS
+    }
+
+    async fn fingerprint(&self) -> Fingerprint {
+        if self.healthy.load(Ordering::SeqCst) {
+            Fingerprint::healthy(env!("CARGO_PKG_VERSION"), "mock engine (scripted by annotations)")
+        } else {
+            Fingerprint::unhealthy("mock daemon scripted down")
+        }
+    }
+
+    async fn prepare(&self, _spec: &WorkloadSpec) -> Result<()> {
+        self.counters.prepares.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    async fn install(&self, spec: &WorkloadSpec, ctx: &InstallContext) -> Result<Handle> {
+        self.counters.installs.fetch_add(1, Ordering::Relaxed);
+        let seq = self.next_id.fetch_add(1, Ordering::Relaxed);
+        let id = format!("{}-{}-{}-{:x}{seq}", spec.namespace, spec.name, spec.short_version(), now_millis());
+        let mut logs = vec![log(format!("installed {} version {} on {}", spec.id(), spec.version, ctx.node))];
+        logs.extend(spec.containers.iter().map(|c| log(format!("container {} image {}", c.name, c.image))));
+        let inst = MockInstance {
+            id: id.clone(),
+            spec: spec.clone(),
+            ctx: ctx.clone(),
+            state: MockRunState::Created,
+            started_at: None,
+            starts: 0,
+            logs,
+        };
+        self.persist(&inst)?;
+        self.lock().insert(id.clone(), inst);
+        Ok(Handle {
+            engine: NAME.to_string(),
+            instance: id,
+            data: serde_json::Value::Null,
+        })
+    }
+
+    async fn start(&self, handle: &Handle) -> Result<()> {
+        let spec = self.instance(&handle.instance).ok_or_else(|| Self::not_found(handle))?.spec;
+        if let Some(ms) = annotation_u64(&spec, annotations::MOCK_START_DELAY_MS) {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        if let Some(msg) = spec.annotation(annotations::MOCK_START_ERROR) {
+            let msg = msg.to_string();
+            self.modify(handle, |inst| {
+                inst.logs.push(LogLine {
+                    stream: LogStream::Stderr,
+                    ..log(format!("start failed: {msg}"))
+                });
+                Ok(())
+            })?;
+            return Err(Error::engine(NAME, msg));
+        }
+        self.counters.starts.fetch_add(1, Ordering::Relaxed);
+        self.modify(handle, |inst| {
+            inst.state = MockRunState::Running;
+            inst.started_at = Some(now_millis());
+            inst.starts += 1;
+            inst.logs.push(log("started"));
+            Ok(())
+        })
+    }
+
+    async fn status(&self, handle: &Handle) -> Result<InstanceStatus> {
+        let map = self.lock();
+        Ok(match map.get(&handle.instance) {
+            Some(inst) => Self::status_of(inst, now_millis()),
+            None => InstanceStatus {
+                state: InstanceState::Missing,
+                health: Health::NoCheck,
+                restarts: 0,
+                detail: "no such mock instance".to_string(),
+            },
+        })
+    }
+
+    async fn logs(&self, handle: &Handle, opts: LogOptions) -> Result<Vec<LogLine>> {
+        let inst = self.instance(&handle.instance).ok_or_else(|| Self::not_found(handle))?;
+        let mut lines = inst.logs.clone();
+        if let InstanceState::Exited { code } = Self::status_of(&inst, now_millis()).state {
+            if inst.state == MockRunState::Running {
+                lines.push(log(format!("exited with code {code}")));
+            }
+        }
+        if let Some(n) = opts.tail {
+            let skip = lines.len().saturating_sub(n);
+            lines.drain(..skip);
+        }
+        Ok(lines)
+    }
+
+    async fn stop(&self, handle: &Handle, _grace: Duration) -> Result<()> {
+        self.counters.stops.fetch_add(1, Ordering::Relaxed);
+        match self.modify(handle, |inst| {
+            if inst.state == MockRunState::Running {
+                inst.state = MockRunState::Stopped;
+                inst.logs.push(log("stopped"));
+            }
+            Ok(())
+        }) {
+            Err(Error::NotFound { .. }) => Ok(()),
+            other => other,
+        }
+    }
+
+    async fn remove(&self, handle: &Handle) -> Result<()> {
+        self.counters.removes.fetch_add(1, Ordering::Relaxed);
+        self.lock().remove(&handle.instance);
+        self.forget(&handle.instance)
+    }
+
+    async fn recover(&self, handle: &Handle) -> Result<Recovered> {
+        self.counters.recovers.fetch_add(1, Ordering::Relaxed);
+        let map = self.lock();
+        Ok(match map.get(&handle.instance) {
+            Some(inst) => Recovered::Adopted(Self::status_of(inst, now_millis())),
+            None => Recovered::Gone,
+        })
+    }
+}
