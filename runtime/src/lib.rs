@@ -12,6 +12,7 @@
 //! - [`lifecycle`]: Validate → Fetch → Prepare → Install → Activate → HealthCheck → Running,
 //!   updates with rollback, uninstall.
 //! - [`mock`]: a complete engine scripted by annotations, for tests of everything above it.
+//! - [`testing`]: skip-or-fail rules for tests that need a real engine daemon.
 
 pub mod engine;
 pub mod error;
@@ -19,6 +20,7 @@ pub mod lifecycle;
 pub mod mock;
 pub mod registry;
 pub mod select;
+pub mod testing;
 
 pub use engine::{
     Capability, Engine, Fingerprint, Handle, Health, InstallContext, InstanceState,
