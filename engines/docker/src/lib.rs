@@ -1,0 +1,1 @@
+//! The docker engine (in progress).

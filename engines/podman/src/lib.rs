@@ -1,0 +1,1 @@
+//! The podman engine (in progress).
