@@ -1,1 +1,28 @@
-//! placeholder
+//! The node: `meshd` (daemon) and `meshctl` (CLI), as a library so that tests can run many
+//! nodes in one process.
+//!
+//! # Layout
+//!
+//! - [`daemon`]: configuration, start-up (store, engines, recovery, API) and shutdown.
+//! - [`service`]: [`Node`], the operations every entry point uses (apply, delete, get, logs).
+//! - [`recovery`]: re-adoption after a restart and the monitor of running instances.
+//! - [`store`]: the sled-backed typed store.
+//! - [`api`]: the local HTTP API over the Unix socket and loopback TCP.
+//! - [`client`]: the client of that API.
+//! - [`cli`]: `meshctl`'s commands and output.
+//! - [`view`], [`error`]: API views of stored records, API errors.
+//! - [`testing`]: in-process test nodes and bounded waits, for this crate's and `tests/`'s tests.
+
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod daemon;
+pub mod error;
+pub mod recovery;
+pub mod service;
+pub mod store;
+pub mod testing;
+pub mod view;
+
+pub use daemon::{run, start, Config, Daemon};
+pub use service::Node;

@@ -14,10 +14,13 @@ use crate::UnixMillis;
 pub struct ApplyRequest {
     /// Manifest text (YAML or JSON).
     pub manifest: String,
-    /// Workload name for formats that carry none (Compose without `name:`); `meshctl` passes
-    /// the file's stem unless `--name` is given. For Kubernetes files, renames a single workload.
+    /// `--name`: names a Compose project, or renames the single workload of a Kubernetes file.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// Name for formats that carry none (Compose without `name:`) when `name` is not given;
+    /// `meshctl` passes the file's stem.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_name: Option<String>,
     /// Override of the replica count (`meshctl apply --replicas N`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replicas: Option<u32>,
@@ -32,7 +35,7 @@ pub struct ApplyRequest {
 
 /// What an apply did to one workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum ApplyAction {
     Created,
     Updated,

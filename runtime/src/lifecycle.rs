@@ -184,6 +184,43 @@ impl Controller {
         }
     }
 
+    /// Continues the lifecycle of an instance that was installed when the node stopped:
+    /// Activate (if it never started) then HealthCheck. Used by recovery instead of
+    /// reinstalling an instance that is already there.
+    pub async fn resume(&self, spec: &WorkloadSpec, handle: &Handle, obs: &dyn Observer) -> DeployReport {
+        let engine = match self.engine(&handle.engine) {
+            Ok(e) => e,
+            Err(e) => return DeployReport::failed(Step::Recover, &e, Some(handle.clone())),
+        };
+        let e = engine.as_ref();
+        match e.status(handle).await {
+            Ok(status) if status.state == InstanceState::Created => {
+                if let Err(err) = self.step(obs, spec, &handle.engine, Step::Activate, e.start(handle)).await {
+                    return DeployReport::failed(Step::Activate, &err, Some(handle.clone()));
+                }
+            }
+            Ok(_) => {}
+            Err(err) => return DeployReport::failed(Step::Recover, &err, Some(handle.clone())),
+        }
+        let started = Instant::now();
+        match self.health_check(e, spec, handle).await {
+            Ok((phase, status)) => {
+                obs.step(spec, &handle.engine, Step::HealthCheck, Outcome::Ok, started.elapsed(), "");
+                DeployReport {
+                    phase,
+                    handle: Some(handle.clone()),
+                    failed_step: None,
+                    error: None,
+                    status: Some(status),
+                }
+            }
+            Err(err) => {
+                obs.step(spec, &handle.engine, Step::HealthCheck, Outcome::Failed, started.elapsed(), &err.to_string());
+                DeployReport::failed(Step::HealthCheck, &err, Some(handle.clone()))
+            }
+        }
+    }
+
     /// Polls the instance until it is running and healthy (or, for run-to-completion
     /// workloads, has exited 0), within `health_timeout`.
     pub async fn health_check(&self, engine: &dyn Engine, spec: &WorkloadSpec, handle: &Handle) -> Result<(Phase, InstanceStatus)> {

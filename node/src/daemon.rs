@@ -1,0 +1,208 @@
+//! Starting and stopping a node: open the store, build the engines, recover, serve the local
+//! API, run the background loops; everything owned by one cancellation token.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{bail, Context};
+use mesh_runtime::mock::MockEngine;
+use mesh_runtime::{Controller, ControllerConfig, Engine, Policy, Registry};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::service::Node;
+use crate::store::Store;
+
+/// Engines this build of `meshd` can enable by name.
+pub const KNOWN_ENGINES: &[&str] = &["mock"];
+
+/// Everything a node needs to start. `Config::new(dir)` gives the defaults.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub data_dir: PathBuf,
+    /// Default: `DATA_DIR/meshd.sock`.
+    pub api_socket: Option<PathBuf>,
+    /// Loopback HTTP listener (off by default).
+    pub http: Option<SocketAddr>,
+    /// Engines to enable by name; `None` detects every real engine.
+    pub engines: Option<Vec<String>>,
+    /// Engines handed in ready-made (tests inject instrumented engines this way).
+    pub extra_engines: Vec<Arc<dyn Engine>>,
+    pub controller: ControllerConfig,
+    pub fingerprint_period: Duration,
+    pub monitor_period: Duration,
+    pub policy: Policy,
+}
+
+impl Config {
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            api_socket: None,
+            http: None,
+            engines: None,
+            extra_engines: Vec::new(),
+            controller: ControllerConfig::default(),
+            fingerprint_period: Duration::from_secs(5),
+            monitor_period: Duration::from_secs(1),
+            policy: Policy::default(),
+        }
+    }
+
+    pub fn socket_path(&self) -> PathBuf {
+        self.api_socket.clone().unwrap_or_else(|| self.data_dir.join("meshd.sock"))
+    }
+}
+
+/// Default data directory: `$XDG_DATA_HOME/mesh` (or `~/.local/share/mesh`).
+pub fn default_data_dir() -> PathBuf {
+    dirs::data_local_dir()
+        .unwrap_or_else(|| PathBuf::from("/var/lib"))
+        .join("mesh")
+}
+
+/// Builds the engines named on the command line.
+pub fn build_engines(names: &[String], data_dir: &Path) -> anyhow::Result<Vec<Arc<dyn Engine>>> {
+    let mut out: Vec<Arc<dyn Engine>> = Vec::new();
+    for name in names {
+        match name.as_str() {
+            "mock" => {
+                let dir = data_dir.join("mock");
+                let engine = MockEngine::with_state_dir(&dir).with_context(|| format!("cannot open mock state in {}", dir.display()))?;
+                out.push(Arc::new(engine));
+            }
+            other => bail!(
+                "unknown engine {other:?} (this meshd knows: {})",
+                KNOWN_ENGINES.join(", ")
+            ),
+        }
+    }
+    Ok(out)
+}
+
+/// Detects the real engines available on this machine.
+fn detect_engines() -> Vec<Arc<dyn Engine>> {
+    tracing::warn!("no real engine is built into this meshd yet; enable the mock engine with --engines mock");
+    Vec::new()
+}
+
+fn random_node_id() -> String {
+    let mut bytes = [0u8; 6];
+    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
+        use std::io::Read;
+        let _ = f.read_exact(&mut bytes);
+    }
+    if bytes == [0; 6] {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
+        bytes.copy_from_slice(&nanos.to_le_bytes()[..6]);
+    }
+    format!("node-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
+}
+
+/// A started node. Stop it by cancelling the token given to [`start`], then [`Daemon::wait`].
+#[derive(Debug)]
+pub struct Daemon {
+    pub node: Node,
+    pub socket: PathBuf,
+    pub http: Option<SocketAddr>,
+    tasks: TaskTracker,
+}
+
+impl Daemon {
+    /// Waits until every task of the node has stopped.
+    pub async fn wait(self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+/// Binds the Unix socket, replacing a stale file but never a live daemon's socket.
+async fn bind_socket(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
+    if path.exists() {
+        if tokio::net::UnixStream::connect(path).await.is_ok() {
+            bail!("another meshd is already serving {}", path.display());
+        }
+        std::fs::remove_file(path).with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+    }
+    tokio::net::UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))
+}
+
+/// Starts a node and returns once its API is being served.
+pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Daemon> {
+    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    let db_dir = config.data_dir.join("db");
+    let store = Store::open(&db_dir).with_context(|| {
+        format!(
+            "cannot open the store in {} (is another meshd using this --data-dir?)",
+            db_dir.display()
+        )
+    })?;
+    let node_id = store.node_id(random_node_id)?;
+
+    let mut registry = Registry::new();
+    let engines = match &config.engines {
+        Some(names) => build_engines(names, &config.data_dir)?,
+        None => detect_engines(),
+    };
+    for engine in engines.into_iter().chain(config.extra_engines.iter().cloned()) {
+        registry.register(engine);
+    }
+    let registry = Arc::new(registry);
+    registry.refresh().await;
+
+    let controller = Controller::new(registry.clone(), config.controller.clone());
+    let node = Node::new(node_id, store, controller, config.policy.clone());
+    let summary = node.recover_all().await.map_err(|e| anyhow::anyhow!("recovery failed: {e}"))?;
+    if summary != Default::default() {
+        tracing::info!(?summary, "recovered workloads");
+    }
+
+    let tasks = TaskTracker::new();
+    let socket = config.socket_path();
+    let listener = bind_socket(&socket).await?;
+    let router = crate::api::router(node.clone());
+    {
+        let stop = shutdown.clone();
+        let router = router.clone();
+        let path = socket.clone();
+        tasks.spawn(async move {
+            let served = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "local API stopped");
+            }
+            let _ = std::fs::remove_file(&path);
+        });
+    }
+    let http = match config.http {
+        Some(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+            let local = listener.local_addr()?;
+            let stop = shutdown.clone();
+            tasks.spawn(async move {
+                if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await {
+                    tracing::error!(error = %e, "HTTP API stopped");
+                }
+            });
+            Some(local)
+        }
+        None => None,
+    };
+    tasks.spawn(registry.clone().run_fingerprints(config.fingerprint_period, shutdown.clone()));
+    tasks.spawn(node.clone().run_monitor(config.monitor_period, shutdown.clone()));
+    tracing::info!(node = %node.id(), socket = %socket.display(), http = ?http, engines = ?registry.names().collect::<Vec<_>>(), "meshd ready");
+    Ok(Daemon { node, socket, http, tasks })
+}
+
+/// Starts a node and serves until `shutdown` is cancelled.
+pub async fn run(config: Config, shutdown: CancellationToken) -> anyhow::Result<()> {
+    start(config, shutdown).await?.wait().await;
+    Ok(())
+}

@@ -1,0 +1,377 @@
+//! The node's durable state, in sled, behind a typed API: nothing outside this module sees a
+//! key or an encoding.
+//!
+//! Trees:
+//! - `desired`: `namespace/name` → [`Desired`] (current spec, version history, placement);
+//! - `versions`: `namespace/name \0 version` → `WorkloadSpec` (for rollback and describe);
+//! - `observed`: `namespace/name` → [`Observed`] (replicas on this node, engine handles);
+//! - `pending`: `namespace/name` → [`Pending`] (an apply or delete that has not finished);
+//! - `events`: `namespace/name \0 seq` → `Event`, at most [`MAX_EVENTS_PER_WORKLOAD`] each;
+//! - `meta`: node id.
+//!
+//! Values are JSON. Writes that must survive a crash (intent before acting, handles after
+//! install) are followed by [`Store::flush`].
+
+use std::path::Path;
+
+use mesh_protocol::api::VersionRecord;
+use mesh_protocol::{Event, Phase, WorkloadId, WorkloadSpec};
+use mesh_runtime::Handle;
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+
+/// Events kept per workload; older ones are dropped.
+pub const MAX_EVENTS_PER_WORKLOAD: usize = 200;
+/// Versions remembered per workload (current included).
+pub const MAX_VERSIONS_PER_WORKLOAD: usize = 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("store: {0}")]
+    Db(#[from] sled::Error),
+    #[error("store: corrupt record under {key}: {source}")]
+    Corrupt {
+        key: String,
+        source: serde_json::Error,
+    },
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What the user asked for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Desired {
+    pub spec: WorkloadSpec,
+    /// Replicas asked for (after `--replicas`).
+    pub replicas: u32,
+    pub created_at: u64,
+    pub updated_at: u64,
+    /// Newest first; the first entry is the current version.
+    pub history: Vec<VersionRecord>,
+    /// Why replicas were not placed.
+    #[serde(default)]
+    pub placement: Vec<String>,
+}
+
+/// One replica on this node, as last observed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaRecord {
+    pub ordinal: u32,
+    pub phase: Phase,
+    pub engine: String,
+    pub engine_reason: String,
+    pub version: String,
+    #[serde(default)]
+    pub handle: Option<Handle>,
+    #[serde(default)]
+    pub error: Option<String>,
+    #[serde(default)]
+    pub exit_code: Option<i32>,
+    #[serde(default)]
+    pub restarts: u32,
+    pub updated_at: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Observed {
+    pub replicas: Vec<ReplicaRecord>,
+}
+
+/// An operation that started and has not finished; replayed after a crash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Pending {
+    Apply { version: String, since: u64 },
+    Delete { since: u64 },
+}
+
+/// Typed wrapper around the node's sled database. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    db: sled::Db,
+    desired: sled::Tree,
+    versions: sled::Tree,
+    observed: sled::Tree,
+    pending: sled::Tree,
+    events: sled::Tree,
+    meta: sled::Tree,
+}
+
+fn key(id: &WorkloadId) -> Vec<u8> {
+    id.to_string().into_bytes()
+}
+
+fn prefix(id: &WorkloadId) -> Vec<u8> {
+    let mut k = key(id);
+    k.push(0);
+    k
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("store records always serialise")
+}
+
+fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|source| Error::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        source,
+    })
+}
+
+fn parse_id(key: &[u8]) -> Option<WorkloadId> {
+    let s = std::str::from_utf8(key).ok()?;
+    let (ns, name) = s.split_once('/')?;
+    Some(WorkloadId::new(ns, name))
+}
+
+impl Store {
+    /// Opens (or creates) the database in `dir`.
+    pub fn open(dir: &Path) -> Result<Self> {
+        let db = sled::Config::new().path(dir).mode(sled::Mode::LowSpace).open()?;
+        Ok(Self {
+            desired: db.open_tree("desired")?,
+            versions: db.open_tree("versions")?,
+            observed: db.open_tree("observed")?,
+            pending: db.open_tree("pending")?,
+            events: db.open_tree("events")?,
+            meta: db.open_tree("meta")?,
+            db,
+        })
+    }
+
+    /// Makes every write so far durable.
+    pub fn flush(&self) -> Result<()> {
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// The node's id, created on first use and stable afterwards.
+    pub fn node_id(&self, make: impl FnOnce() -> String) -> Result<String> {
+        if let Some(v) = self.meta.get("node_id")? {
+            return Ok(String::from_utf8_lossy(&v).into_owned());
+        }
+        let id = make();
+        self.meta.insert("node_id", id.as_bytes())?;
+        self.flush()?;
+        Ok(id)
+    }
+
+    pub fn put_desired(&self, d: &Desired) -> Result<()> {
+        let id = d.spec.id();
+        self.desired.insert(key(&id), encode(d))?;
+        let mut vkey = prefix(&id);
+        vkey.extend_from_slice(d.spec.version.as_bytes());
+        self.versions.insert(vkey, encode(&d.spec))?;
+        // Forget versions that fell out of the history.
+        let keep: Vec<&str> = d.history.iter().map(|h| h.version.as_str()).collect();
+        for entry in self.versions.scan_prefix(prefix(&id)) {
+            let (k, _) = entry?;
+            let version = &k[prefix(&id).len()..];
+            if !keep.iter().any(|v| v.as_bytes() == version) {
+                self.versions.remove(k)?;
+            }
+        }
+        Ok(())
+    }
+
+    pub fn desired(&self, id: &WorkloadId) -> Result<Option<Desired>> {
+        let k = key(id);
+        self.desired.get(&k)?.map(|v| decode(&k, &v)).transpose()
+    }
+
+    pub fn list_desired(&self) -> Result<Vec<Desired>> {
+        self.desired
+            .iter()
+            .map(|entry| {
+                let (k, v) = entry?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
+    /// A remembered version of a workload's spec.
+    pub fn version(&self, id: &WorkloadId, version: &str) -> Result<Option<WorkloadSpec>> {
+        let mut k = prefix(id);
+        k.extend_from_slice(version.as_bytes());
+        self.versions.get(&k)?.map(|v| decode(&k, &v)).transpose()
+    }
+
+    pub fn put_observed(&self, id: &WorkloadId, o: &Observed) -> Result<()> {
+        self.observed.insert(key(id), encode(o))?;
+        Ok(())
+    }
+
+    pub fn observed(&self, id: &WorkloadId) -> Result<Observed> {
+        let k = key(id);
+        Ok(self.observed.get(&k)?.map(|v| decode(&k, &v)).transpose()?.unwrap_or_default())
+    }
+
+    pub fn set_pending(&self, id: &WorkloadId, op: &Pending) -> Result<()> {
+        self.pending.insert(key(id), encode(op))?;
+        Ok(())
+    }
+
+    pub fn clear_pending(&self, id: &WorkloadId) -> Result<()> {
+        self.pending.remove(key(id))?;
+        Ok(())
+    }
+
+    pub fn list_pending(&self) -> Result<Vec<(WorkloadId, Pending)>> {
+        let mut out = Vec::new();
+        for entry in self.pending.iter() {
+            let (k, v) = entry?;
+            if let Some(id) = parse_id(&k) {
+                out.push((id, decode(&k, &v)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// Appends an event, assigning its sequence number, and trims the workload's log.
+    pub fn append_event(&self, mut event: Event) -> Result<Event> {
+        event.seq = self.db.generate_id()?;
+        let id: WorkloadId = parse_id(event.workload.as_bytes()).unwrap_or_else(|| WorkloadId::new("", &event.workload));
+        let mut k = prefix(&id);
+        k.extend_from_slice(&event.seq.to_be_bytes());
+        self.events.insert(k, encode(&event))?;
+        // Trimming scans the workload's log: do it once every few events, not on each.
+        if event.seq % 16 == 0 {
+            self.trim_events(&id)?;
+        }
+        Ok(event)
+    }
+
+    fn trim_events(&self, id: &WorkloadId) -> Result<()> {
+        let keys: Vec<sled::IVec> = self
+            .events
+            .scan_prefix(prefix(id))
+            .keys()
+            .collect::<std::result::Result<_, _>>()?;
+        if keys.len() > MAX_EVENTS_PER_WORKLOAD {
+            for k in &keys[..keys.len() - MAX_EVENTS_PER_WORKLOAD] {
+                self.events.remove(k)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The newest `limit` events of a workload, oldest first.
+    pub fn events(&self, id: &WorkloadId, limit: usize) -> Result<Vec<Event>> {
+        let mut out: Vec<Event> = Vec::new();
+        for entry in self.events.scan_prefix(prefix(id)).rev().take(limit) {
+            let (k, v) = entry?;
+            out.push(decode(&k, &v)?);
+        }
+        out.reverse();
+        Ok(out)
+    }
+
+    /// The newest `limit` events of every workload, oldest first.
+    pub fn all_events(&self, limit: usize) -> Result<Vec<Event>> {
+        let mut out: Vec<Event> = Vec::new();
+        for entry in self.events.iter() {
+            let (k, v) = entry?;
+            out.push(decode(&k, &v)?);
+        }
+        out.sort_by_key(|e| e.seq);
+        let skip = out.len().saturating_sub(limit);
+        out.drain(..skip);
+        Ok(out)
+    }
+
+    /// Forgets a workload entirely (desired, versions, observed, pending, events).
+    pub fn remove_workload(&self, id: &WorkloadId) -> Result<()> {
+        self.desired.remove(key(id))?;
+        self.observed.remove(key(id))?;
+        for tree in [&self.versions, &self.events] {
+            for k in tree.scan_prefix(prefix(id)).keys() {
+                tree.remove(k?)?;
+            }
+        }
+        self.pending.remove(key(id))?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mesh_protocol::spec::{SourceFormat, DEFAULT_NAMESPACE};
+    use mesh_protocol::{Outcome, Step, WorkloadKind};
+
+    fn desired(name: &str) -> Desired {
+        let spec = WorkloadSpec::new(name, DEFAULT_NAMESPACE, WorkloadKind::Pod, SourceFormat::Kubernetes).seal();
+        Desired {
+            history: vec![VersionRecord {
+                version: spec.version.clone(),
+                applied_at: 1,
+                reached_running: false,
+            }],
+            spec,
+            replicas: 1,
+            created_at: 1,
+            updated_at: 1,
+            placement: vec![],
+        }
+    }
+
+    fn event(workload: &str) -> Event {
+        Event {
+            seq: 0,
+            at: 0,
+            workload: workload.to_string(),
+            version: String::new(),
+            step: Step::Validate,
+            outcome: Outcome::Ok,
+            duration_us: 1,
+            engine: None,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let d = desired("web");
+        let id = d.spec.id();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            assert_eq!(store.node_id(|| "n1".into()).unwrap(), "n1");
+            store.put_desired(&d).unwrap();
+            store.set_pending(&id, &Pending::Delete { since: 5 }).unwrap();
+            store.flush().unwrap();
+        }
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.node_id(|| "other".into()).unwrap(), "n1", "node id is stable");
+        assert_eq!(store.desired(&id).unwrap(), Some(d.clone()));
+        assert_eq!(store.version(&id, &d.spec.version).unwrap(), Some(d.spec.clone()));
+        assert_eq!(store.list_pending().unwrap(), vec![(id.clone(), Pending::Delete { since: 5 })]);
+        store.remove_workload(&id).unwrap();
+        assert_eq!(store.desired(&id).unwrap(), None);
+        assert!(store.list_pending().unwrap().is_empty());
+    }
+
+    #[test]
+    fn event_log_is_bounded_per_workload() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let id = WorkloadId::new(DEFAULT_NAMESPACE, "busy");
+        for _ in 0..(MAX_EVENTS_PER_WORKLOAD + 100) {
+            store.append_event(event("default/busy")).unwrap();
+        }
+        store.append_event(event("default/quiet")).unwrap();
+        let all = store.events(&id, usize::MAX).unwrap();
+        assert!(all.len() <= MAX_EVENTS_PER_WORKLOAD + 16, "{} events kept", all.len());
+        assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "oldest first");
+        assert_eq!(store.events(&WorkloadId::new(DEFAULT_NAMESPACE, "quiet"), 10).unwrap().len(), 1);
+        assert_eq!(store.all_events(5).unwrap().last().unwrap().workload, "default/quiet");
+    }
+
+    #[test]
+    fn corrupt_records_are_reported_not_panicked() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.desired.insert("default/x", &b"{not json"[..]).unwrap();
+        let err = store.desired(&WorkloadId::new("default", "x")).unwrap_err();
+        assert!(err.to_string().contains("corrupt record under default/x"));
+    }
+}

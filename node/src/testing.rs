@@ -1,0 +1,104 @@
+//! Helpers for tests of nodes (this crate's and the multi-node scenarios in `tests/`):
+//! an in-process node on a temporary directory with an instrumented mock engine, and
+//! bounded waits on conditions.
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use mesh_runtime::mock::MockEngine;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{Client, Target};
+use crate::daemon::{Config, Daemon};
+
+/// Pause between two evaluations of a waited-for condition.
+pub const POLL: Duration = Duration::from_millis(10);
+
+/// Evaluates `probe` until it returns `Some`, or panics after `timeout` naming `what`.
+pub async fn wait_until<T, F, Fut>(what: &str, timeout: Duration, mut probe: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        tokio::time::sleep(POLL).await;
+    }
+}
+
+/// Blocking variant of [`wait_until`] for tests that drive processes.
+pub fn wait_until_blocking<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        std::thread::sleep(POLL);
+    }
+}
+
+/// A node running inside the test process, with the mock engine injected so that tests can
+/// read back what it received.
+#[derive(Debug)]
+pub struct TestNode {
+    pub dir: tempfile::TempDir,
+    pub mock: Arc<MockEngine>,
+    pub daemon: Option<Daemon>,
+    shutdown: CancellationToken,
+}
+
+impl TestNode {
+    /// Starts a node with defaults suited to tests (fast monitor, short health timeout).
+    pub async fn start() -> Self {
+        Self::start_with(|_| {}).await
+    }
+
+    /// Starts a node after `adjust` has changed its configuration.
+    pub async fn start_with(adjust: impl FnOnce(&mut Config)) -> Self {
+        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(dir, adjust).await
+    }
+
+    /// Starts a node on an existing directory (a restart).
+    pub async fn start_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> Self {
+        let mock = Arc::new(MockEngine::with_state_dir(dir.path().join("mock")).expect("mock state dir"));
+        let mut config = Config::new(dir.path());
+        config.engines = Some(Vec::new());
+        config.extra_engines = vec![mock.clone()];
+        config.monitor_period = Duration::from_millis(20);
+        config.controller.health_timeout = Duration::from_secs(5);
+        adjust(&mut config);
+        let shutdown = CancellationToken::new();
+        let daemon = crate::daemon::start(config, shutdown.clone()).await.expect("node starts");
+        Self {
+            dir,
+            mock,
+            daemon: Some(daemon),
+            shutdown,
+        }
+    }
+
+    pub fn daemon(&self) -> &Daemon {
+        self.daemon.as_ref().expect("node is running")
+    }
+
+    /// A client of this node's Unix socket.
+    pub fn client(&self) -> Client {
+        Client::new(Target::Unix(self.daemon().socket.clone()))
+    }
+
+    /// Stops the node and hands back its directory, for a restart.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        self.shutdown.cancel();
+        if let Some(d) = self.daemon.take() {
+            d.wait().await;
+        }
+        self.dir
+    }
+}
