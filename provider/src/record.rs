@@ -1,0 +1,101 @@
+//! What nodes announce.
+
+use mesh_protocol::spec::ResourceAmounts;
+use mesh_protocol::{Phase, UnixMillis};
+use serde::{Deserialize, Serialize};
+
+/// "This node runs a replica of this workload": signed by the node, expiring, renewed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ProviderRecord {
+    /// `namespace/name`.
+    pub workload: String,
+    pub version: String,
+    pub peer_id: String,
+    pub engine: String,
+    /// Capabilities of that engine (`logs`, `sandbox`, …).
+    pub capabilities: Vec<String>,
+    /// Resources the workload asked for.
+    pub resources: ResourceAmounts,
+    pub phase: Phase,
+    /// Where the provider listens.
+    pub addresses: Vec<String>,
+    pub issued_at: UnixMillis,
+    pub expires_at: UnixMillis,
+    /// A signed withdrawal: the workload was deleted on this node.
+    #[serde(default)]
+    pub withdrawn: bool,
+}
+
+/// One engine of a node, as announced.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineSummary {
+    pub name: String,
+    pub healthy: bool,
+    #[serde(default)]
+    pub version: Option<String>,
+    /// Workload kinds it runs (`Pod`, `Compose`, …).
+    pub kinds: Vec<String>,
+    #[serde(default)]
+    pub capabilities: Vec<String>,
+}
+
+/// Capacity of a node.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeResources {
+    pub cpu_millis: u64,
+    pub cpu_free_millis: u64,
+    pub memory_bytes: u64,
+    pub memory_free_bytes: u64,
+}
+
+/// "This node exists, with these engines": signed by the node, expiring, renewed. Also the
+/// body of gossip heartbeats.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeRecord {
+    pub peer_id: String,
+    pub addresses: Vec<String>,
+    pub engines: Vec<EngineSummary>,
+    pub resources: NodeResources,
+    pub workloads: u32,
+    pub software_version: String,
+    pub issued_at: UnixMillis,
+    pub expires_at: UnixMillis,
+}
+
+impl NodeRecord {
+    /// Names of the healthy engines.
+    pub fn healthy_engines(&self) -> impl Iterator<Item = &str> {
+        self.engines.iter().filter(|e| e.healthy).map(|e| e.name.as_str())
+    }
+}
+
+/// Any signed record, tagged so that a node record can never be mistaken for a provider one.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Record {
+    Provider(ProviderRecord),
+    Node(NodeRecord),
+}
+
+impl Record {
+    pub fn peer_id(&self) -> &str {
+        match self {
+            Record::Provider(p) => &p.peer_id,
+            Record::Node(n) => &n.peer_id,
+        }
+    }
+
+    pub fn issued_at(&self) -> UnixMillis {
+        match self {
+            Record::Provider(p) => p.issued_at,
+            Record::Node(n) => n.issued_at,
+        }
+    }
+
+    pub fn expires_at(&self) -> UnixMillis {
+        match self {
+            Record::Provider(p) => p.expires_at,
+            Record::Node(n) => n.expires_at,
+        }
+    }
+}
