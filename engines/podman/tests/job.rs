@@ -1,0 +1,70 @@
+//! Run-to-completion workloads on Podman: a Job's exit code is its outcome.
+
+mod common;
+
+use common::{parse_one, wait_status, Cleanup, IMAGE};
+use mesh_runtime::{Engine, InstallContext, InstanceState, LogOptions};
+
+async fn run_job(exit: i32) -> Option<(InstanceState, Vec<String>)> {
+    let engine = common::engine().await?;
+    let name = common::unique("job");
+    let spec = parse_one(&format!(
+        r#"
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {name}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: work
+        image: {IMAGE}
+        command: ["sh", "-c", "echo done; exit {exit}"]
+"#
+    ));
+    assert!(spec.runs_to_completion());
+    let cleanup = Cleanup::new(&engine);
+    engine.prepare(&spec).await.expect("prepare");
+    let handle = engine
+        .install(
+            &spec,
+            &InstallContext {
+                node: "node-a".into(),
+                replica: 0,
+            },
+        )
+        .await
+        .expect("install");
+    cleanup.add(&handle);
+    engine.start(&handle).await.expect("start");
+    let status = wait_status(&engine, &handle, "job finished", |s| {
+        matches!(s.state, InstanceState::Exited { .. })
+    })
+    .await;
+    let logs = engine
+        .logs(&handle, LogOptions::default())
+        .await
+        .expect("logs");
+    engine.remove(&handle).await.expect("remove");
+    Some((status.state, logs.into_iter().map(|l| l.line).collect()))
+}
+
+#[tokio::test]
+async fn a_job_that_exits_0_is_exited_0() {
+    let Some((state, logs)) = run_job(0).await else {
+        return;
+    };
+    assert_eq!(state, InstanceState::Exited { code: 0 });
+    assert!(logs.contains(&"done".to_string()), "{logs:?}");
+}
+
+#[tokio::test]
+async fn a_job_that_exits_3_is_exited_3() {
+    let Some((state, _)) = run_job(3).await else {
+        return;
+    };
+    assert_eq!(state, InstanceState::Exited { code: 3 });
+}
