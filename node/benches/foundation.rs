@@ -5,6 +5,8 @@
 //! Run: `cargo bench -p mesh-node --bench foundation` (set `MESH_BENCH_APPLIES` to change the
 //! number of applies, default 2000).
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -34,7 +36,11 @@ fn candidates() -> Vec<Candidate> {
             name: n.to_string(),
             healthy: true,
             detail: String::new(),
-            kinds: all.iter().copied().filter(|k| *k != WorkloadKind::VirtualMachine).collect(),
+            kinds: all
+                .iter()
+                .copied()
+                .filter(|k| *k != WorkloadKind::VirtualMachine)
+                .collect(),
         })
         .collect()
 }
@@ -42,7 +48,11 @@ fn candidates() -> Vec<Candidate> {
 fn manifests() -> Vec<(String, Vec<u8>)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut files: Vec<PathBuf> = Vec::new();
-    for dir in ["../shared/testdata/real-world/k8s", "../shared/testdata/real-world/compose", "examples"] {
+    for dir in [
+        "../shared/testdata/real-world/k8s",
+        "../shared/testdata/real-world/compose",
+        "examples",
+    ] {
         if let Ok(rd) = std::fs::read_dir(root.join(dir)) {
             files.extend(rd.filter_map(|e| e.ok().map(|e| e.path())));
         }
@@ -50,20 +60,29 @@ fn manifests() -> Vec<(String, Vec<u8>)> {
     files.sort();
     files
         .into_iter()
-        .map(|p| (p.file_name().unwrap().to_string_lossy().to_string(), std::fs::read(&p).unwrap()))
+        .map(|p| {
+            (
+                p.file_name().unwrap().to_string_lossy().to_string(),
+                std::fs::read(&p).unwrap(),
+            )
+        })
         .collect()
 }
 
 fn bench_parse_select() -> String {
     let engines = candidates();
     let policy = Policy::default();
-    let mut rows = String::from("| manifest | bytes | workloads | p50 µs | p99 µs |\n|---|---:|---:|---:|---:|\n");
+    let mut rows = String::from(
+        "| manifest | bytes | workloads | p50 µs | p99 µs |\n|---|---:|---:|---:|---:|\n",
+    );
     for (name, bytes) in manifests() {
         let opts = mesh_manifests::ParseOptions {
             default_name: Some("bench".into()),
             ..Default::default()
         };
-        let Ok(specs) = mesh_manifests::parse(&bytes, &opts) else { continue };
+        let Ok(specs) = mesh_manifests::parse(&bytes, &opts) else {
+            continue;
+        };
         let iterations = 2000;
         let mut samples = Vec::with_capacity(iterations);
         for _ in 0..iterations {
@@ -131,9 +150,15 @@ fn update_section(path: &Path, name: &str, body: &str) {
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("model name")).map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_string())
+        })
         .unwrap_or_else(|| "unknown CPU".into());
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0);
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(0);
     format!("{cores} cores, {cpu}")
 }
 
@@ -149,9 +174,15 @@ fn today() -> String {
 fn main() {
     // `cargo bench` passes --bench; `cargo test --benches` passes nothing useful: run briefly then.
     let quick = !std::env::args().any(|a| a == "--bench");
-    let n: usize = std::env::var("MESH_BENCH_APPLIES").ok().and_then(|v| v.parse().ok()).unwrap_or(if quick { 20 } else { 2000 });
+    let n: usize = std::env::var("MESH_BENCH_APPLIES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 20 } else { 2000 });
     let parse = bench_parse_select();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
     let apply = runtime.block_on(bench_apply(n));
     let body = format!(
         "Measured {} on {} (`cargo bench -p mesh-node --bench foundation`, release build).\n\n\

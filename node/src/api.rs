@@ -5,13 +5,16 @@ use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
-use mesh_protocol::api::{ApplyAction, ApplyRequest, ApplyResponse, Deployment, EngineInfo, Health, Logs, Status};
+use mesh_protocol::api::{
+    ApplyAction, ApplyRequest, ApplyResponse, Deployment, EngineInfo, Health, Logs, Status,
+};
 use mesh_protocol::spec::DEFAULT_NAMESPACE;
+use mesh_protocol::wire::{NodeInfo, Provider};
 use mesh_protocol::{Event, WorkloadId};
 use serde::Deserialize;
 
 use crate::error::ApiError;
-use crate::service::Node;
+use crate::mesh::Mesh;
 
 /// Largest request body: a maximal manifest, JSON-escaped, plus room for the envelope.
 pub const MAX_REQUEST_BYTES: usize = 2 * mesh_manifests::MAX_MANIFEST_BYTES + 64 * 1024;
@@ -41,10 +44,13 @@ struct EventsQuery {
 }
 
 fn id(name: String, namespace: Option<String>) -> WorkloadId {
-    WorkloadId::new(namespace.unwrap_or_else(|| DEFAULT_NAMESPACE.to_string()), name)
+    WorkloadId::new(
+        namespace.unwrap_or_else(|| DEFAULT_NAMESPACE.to_string()),
+        name,
+    )
 }
 
-pub fn router(node: Node) -> Router {
+pub fn router(mesh: Mesh) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/plugins", get(plugins))
@@ -53,9 +59,11 @@ pub fn router(node: Node) -> Router {
         .route("/deployments/{name}/status", get(status))
         .route("/deployments/{name}/logs", get(logs))
         .route("/events", get(events))
+        .route("/discover/{name}", get(discover))
+        .route("/nodes", get(nodes))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
-        .with_state(node)
+        .with_state(mesh)
 }
 
 async fn not_found() -> ApiError {
@@ -65,55 +73,108 @@ async fn not_found() -> ApiError {
     }
 }
 
-async fn health(State(node): State<Node>) -> Result<Json<Health>, ApiError> {
-    node.health().map(Json)
+async fn health(State(mesh): State<Mesh>) -> Result<Json<Health>, ApiError> {
+    mesh.node().health().map(Json)
 }
 
-async fn plugins(State(node): State<Node>) -> Json<Vec<EngineInfo>> {
-    Json(node.registry().infos())
+async fn plugins(State(mesh): State<Mesh>) -> Json<Vec<EngineInfo>> {
+    Json(mesh.node().registry().infos())
 }
 
-async fn list(State(node): State<Node>) -> Result<Json<Vec<Deployment>>, ApiError> {
-    node.list().map(Json)
+async fn list(State(mesh): State<Mesh>) -> Result<Json<Vec<Deployment>>, ApiError> {
+    mesh.list().await.map(Json)
 }
 
 /// 200 when every workload reached Running/Succeeded (or was unchanged), 422 when any failed;
 /// the body lists every workload's outcome either way.
 async fn apply(
-    State(node): State<Node>,
+    State(mesh): State<Mesh>,
     body: Result<Json<ApplyRequest>, axum::extract::rejection::JsonRejection>,
 ) -> Result<(StatusCode, Json<ApplyResponse>), ApiError> {
     let Json(req) = body.map_err(|e| ApiError {
         status: e.status(),
         message: format!("bad apply request: {}", e.body_text()),
     })?;
-    let resp = node.apply(req).await?;
+    let resp = mesh.apply(req).await?;
     let failed = resp
         .workloads
         .iter()
         .any(|w| matches!(w.action, ApplyAction::Failed | ApplyAction::RolledBack));
-    let status = if failed { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
+    let status = if failed {
+        StatusCode::UNPROCESSABLE_ENTITY
+    } else {
+        StatusCode::OK
+    };
     Ok((status, Json(resp)))
 }
 
-async fn get_one(State(node): State<Node>, Path(name): Path<String>, Query(q): Query<NsQuery>) -> Result<Json<Deployment>, ApiError> {
-    node.view(&id(name, q.namespace), q.events).map(Json)
+async fn get_one(
+    State(mesh): State<Mesh>,
+    Path(name): Path<String>,
+    Query(q): Query<NsQuery>,
+) -> Result<Json<Deployment>, ApiError> {
+    mesh.get(&id(name, q.namespace), q.events).await.map(Json)
 }
 
-async fn delete(State(node): State<Node>, Path(name): Path<String>, Query(q): Query<NsQuery>) -> Result<Json<Deployment>, ApiError> {
-    node.delete(&id(name, q.namespace)).await.map(Json)
+async fn delete(
+    State(mesh): State<Mesh>,
+    Path(name): Path<String>,
+    Query(q): Query<NsQuery>,
+) -> Result<Json<Deployment>, ApiError> {
+    mesh.delete(&id(name, q.namespace)).await.map(Json)
 }
 
-async fn status(State(node): State<Node>, Path(name): Path<String>, Query(q): Query<NsQuery>) -> Result<Json<Status>, ApiError> {
-    node.status(&id(name, q.namespace)).map(Json)
+async fn status(
+    State(mesh): State<Mesh>,
+    Path(name): Path<String>,
+    Query(q): Query<NsQuery>,
+) -> Result<Json<Status>, ApiError> {
+    let d = mesh.get(&id(name, q.namespace), false).await?;
+    Ok(Json(Status {
+        name: d.name,
+        namespace: d.namespace,
+        version: d.version,
+        phase: d.phase,
+        error: d.error,
+        replicas: d.replicas,
+    }))
 }
 
-async fn logs(State(node): State<Node>, Path(name): Path<String>, Query(q): Query<LogsQuery>) -> Result<Json<Logs>, ApiError> {
-    node.logs(&id(name, q.namespace), q.tail).await.map(Json)
+async fn logs(
+    State(mesh): State<Mesh>,
+    Path(name): Path<String>,
+    Query(q): Query<LogsQuery>,
+) -> Result<Json<Logs>, ApiError> {
+    mesh.logs(&id(name, q.namespace), q.tail).await.map(Json)
 }
 
-async fn events(State(node): State<Node>, Query(q): Query<EventsQuery>) -> Result<Json<Vec<Event>>, ApiError> {
+/// Events of this node only (each node records the lifecycle of its own replicas).
+async fn events(
+    State(mesh): State<Mesh>,
+    Query(q): Query<EventsQuery>,
+) -> Result<Json<Vec<Event>>, ApiError> {
     let limit = q.limit.unwrap_or(DEFAULT_EVENTS).min(MAX_EVENTS);
     let id = q.name.map(|n| id(n, q.namespace));
-    node.events(id.as_ref(), limit).map(Json)
+    mesh.node().events(id.as_ref(), limit).map(Json)
+}
+
+#[derive(Debug, Deserialize)]
+struct EngineQuery {
+    namespace: Option<String>,
+    engine: Option<String>,
+}
+
+async fn discover(
+    State(mesh): State<Mesh>,
+    Path(name): Path<String>,
+    Query(q): Query<EngineQuery>,
+) -> Json<Vec<Provider>> {
+    Json(
+        mesh.discover(&id(name, q.namespace), q.engine.as_deref())
+            .await,
+    )
+}
+
+async fn nodes(State(mesh): State<Mesh>, Query(q): Query<EngineQuery>) -> Json<Vec<NodeInfo>> {
+    Json(mesh.nodes(q.engine.as_deref()).await)
 }

@@ -76,7 +76,11 @@ impl Answer {
     pub fn error_message(&self) -> String {
         match serde_json::from_slice::<ErrorBody>(&self.body) {
             Ok(e) => e.error,
-            Err(_) => format!("node answered {}: {}", self.status, String::from_utf8_lossy(&self.body).trim()),
+            Err(_) => format!(
+                "node answered {}: {}",
+                self.status,
+                String::from_utf8_lossy(&self.body).trim()
+            ),
         }
     }
 }
@@ -91,13 +95,29 @@ impl Client {
     }
 
     /// Sends one request and reads the whole answer.
-    pub async fn request(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<Answer> {
+    pub async fn request(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<Answer> {
         tokio::time::timeout(REQUEST_TIMEOUT, self.request_inner(method, path, body))
             .await
-            .map_err(|_| anyhow!("no answer from the node at {} within {:?}", self.target, REQUEST_TIMEOUT))?
+            .map_err(|_| {
+                anyhow!(
+                    "no answer from the node at {} within {:?}",
+                    self.target,
+                    REQUEST_TIMEOUT
+                )
+            })?
     }
 
-    async fn request_inner(&self, method: Method, path: &str, body: Option<Vec<u8>>) -> anyhow::Result<Answer> {
+    async fn request_inner(
+        &self,
+        method: Method,
+        path: &str,
+        body: Option<Vec<u8>>,
+    ) -> anyhow::Result<Answer> {
         let unreachable = |e: std::io::Error| {
             anyhow!(
                 "cannot reach meshd at {}: {e} (is meshd running? set --node or MESH_NODE)",
@@ -106,25 +126,37 @@ impl Client {
         };
         let (mut sender, host) = match &self.target {
             Target::Unix(path) => {
-                let stream = tokio::net::UnixStream::connect(path).await.map_err(unreachable)?;
-                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+                let stream = tokio::net::UnixStream::connect(path)
+                    .await
+                    .map_err(unreachable)?;
+                let (sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
                 tokio::spawn(conn);
                 (sender, "localhost".to_string())
             }
             Target::Tcp(addr) => {
-                let stream = tokio::net::TcpStream::connect(addr).await.map_err(unreachable)?;
-                let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+                let stream = tokio::net::TcpStream::connect(addr)
+                    .await
+                    .map_err(unreachable)?;
+                let (sender, conn) =
+                    hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
                 tokio::spawn(conn);
                 (sender, addr.clone())
             }
         };
         let has_body = body.is_some();
-        let mut req = Request::builder().method(method).uri(path).header("host", host);
+        let mut req = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", host);
         if has_body {
             req = req.header("content-type", "application/json");
         }
         let req = req.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
-        let resp = sender.send_request(req).await.context("the node closed the connection")?;
+        let resp = sender
+            .send_request(req)
+            .await
+            .context("the node closed the connection")?;
         let status = resp.status();
         let body = http_body_util::Limited::new(resp.into_body(), MAX_RESPONSE_BYTES)
             .collect()
@@ -154,7 +186,9 @@ pub fn encode(s: &str) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
         match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => out.push(b as char),
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                out.push(b as char)
+            }
             _ => out.push_str(&format!("%{b:02X}")),
         }
     }

@@ -12,6 +12,9 @@ use mesh_runtime::{Controller, ControllerConfig, Engine, Policy, Registry};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::identity::{self, NodeFile};
+use crate::mesh::{Mesh, MeshConfig};
+use crate::net::{self, NetConfig};
 use crate::service::Node;
 use crate::store::Store;
 
@@ -34,6 +37,15 @@ pub struct Config {
     pub fingerprint_period: Duration,
     pub monitor_period: Duration,
     pub policy: Policy,
+    /// libp2p listen addresses (port 0 picks a free port).
+    pub listen: Vec<libp2p::Multiaddr>,
+    /// Peers to join through.
+    pub bootstrap: Vec<libp2p::Multiaddr>,
+    /// Find peers on the LAN with mDNS (it ignores loopback: testnets bootstrap explicitly).
+    pub mdns: bool,
+    pub mesh: MeshConfig,
+    /// How often the node re-bootstraps.
+    pub bootstrap_interval: Duration,
 }
 
 impl Config {
@@ -48,11 +60,18 @@ impl Config {
             fingerprint_period: Duration::from_secs(5),
             monitor_period: Duration::from_secs(1),
             policy: Policy::default(),
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr")],
+            bootstrap: Vec::new(),
+            mdns: false,
+            mesh: MeshConfig::default(),
+            bootstrap_interval: Duration::from_secs(30),
         }
     }
 
     pub fn socket_path(&self) -> PathBuf {
-        self.api_socket.clone().unwrap_or_else(|| self.data_dir.join("meshd.sock"))
+        self.api_socket
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("meshd.sock"))
     }
 }
 
@@ -70,7 +89,8 @@ pub fn build_engines(names: &[String], data_dir: &Path) -> anyhow::Result<Vec<Ar
         match name.as_str() {
             "mock" => {
                 let dir = data_dir.join("mock");
-                let engine = MockEngine::with_state_dir(&dir).with_context(|| format!("cannot open mock state in {}", dir.display()))?;
+                let engine = MockEngine::with_state_dir(&dir)
+                    .with_context(|| format!("cannot open mock state in {}", dir.display()))?;
                 out.push(Arc::new(engine));
             }
             other => bail!(
@@ -84,32 +104,21 @@ pub fn build_engines(names: &[String], data_dir: &Path) -> anyhow::Result<Vec<Ar
 
 /// Detects the real engines available on this machine.
 fn detect_engines() -> Vec<Arc<dyn Engine>> {
-    tracing::warn!("no real engine is built into this meshd yet; enable the mock engine with --engines mock");
+    tracing::warn!(
+        "no real engine is built into this meshd yet; enable the mock engine with --engines mock"
+    );
     Vec::new()
-}
-
-fn random_node_id() -> String {
-    let mut bytes = [0u8; 6];
-    if let Ok(mut f) = std::fs::File::open("/dev/urandom") {
-        use std::io::Read;
-        let _ = f.read_exact(&mut bytes);
-    }
-    if bytes == [0; 6] {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        bytes.copy_from_slice(&nanos.to_le_bytes()[..6]);
-    }
-    format!("node-{}", bytes.iter().map(|b| format!("{b:02x}")).collect::<String>())
 }
 
 /// A started node. Stop it by cancelling the token given to [`start`], then [`Daemon::wait`].
 #[derive(Debug)]
 pub struct Daemon {
     pub node: Node,
+    pub mesh: Mesh,
     pub socket: PathBuf,
     pub http: Option<SocketAddr>,
+    /// libp2p listen addresses, each ending in `/p2p/<peer id>`.
+    pub addresses: Vec<String>,
     tasks: TaskTracker,
 }
 
@@ -127,17 +136,21 @@ async fn bind_socket(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
         if tokio::net::UnixStream::connect(path).await.is_ok() {
             bail!("another meshd is already serving {}", path.display());
         }
-        std::fs::remove_file(path).with_context(|| format!("cannot remove stale socket {}", path.display()))?;
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
     }
     if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).with_context(|| format!("cannot create {}", parent.display()))?;
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("cannot create {}", parent.display()))?;
     }
-    tokio::net::UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))
+    tokio::net::UnixListener::bind(path)
+        .with_context(|| format!("cannot listen on {}", path.display()))
 }
 
 /// Starts a node and returns once its API is being served.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Daemon> {
-    std::fs::create_dir_all(&config.data_dir).with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let db_dir = config.data_dir.join("db");
     let store = Store::open(&db_dir).with_context(|| {
         format!(
@@ -145,14 +158,18 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             db_dir.display()
         )
     })?;
-    let node_id = store.node_id(random_node_id)?;
+    let keypair = identity::load_or_create(&config.data_dir)?;
+    let node_id = keypair.public().to_peer_id().to_string();
 
     let mut registry = Registry::new();
     let engines = match &config.engines {
         Some(names) => build_engines(names, &config.data_dir)?,
         None => detect_engines(),
     };
-    for engine in engines.into_iter().chain(config.extra_engines.iter().cloned()) {
+    for engine in engines
+        .into_iter()
+        .chain(config.extra_engines.iter().cloned())
+    {
         registry.register(engine);
     }
     let registry = Arc::new(registry);
@@ -160,21 +177,46 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 
     let controller = Controller::new(registry.clone(), config.controller.clone());
     let node = Node::new(node_id, store, controller, config.policy.clone());
-    let summary = node.recover_all().await.map_err(|e| anyhow::anyhow!("recovery failed: {e}"))?;
+    let summary = node
+        .recover_all()
+        .await
+        .map_err(|e| anyhow::anyhow!("recovery failed: {e}"))?;
     if summary != Default::default() {
         tracing::info!(?summary, "recovered workloads");
     }
 
     let tasks = TaskTracker::new();
+    let mut net_config = NetConfig::new(keypair.clone());
+    net_config.listen = config.listen.clone();
+    net_config.bootstrap = config.bootstrap.clone();
+    net_config.mdns = config.mdns;
+    net_config.bootstrap_interval = config.bootstrap_interval;
+    net_config.deploy_timeout = config.controller.health_timeout * 2 + Duration::from_secs(60);
+    let (client, events, event_loop) =
+        net::new(net_config, shutdown.clone()).map_err(|e| anyhow::anyhow!("network: {e}"))?;
+    tasks.spawn(event_loop.run());
+    let mesh = Mesh::start(
+        node.clone(),
+        client.clone(),
+        events,
+        keypair,
+        config.mesh.clone(),
+        &tasks,
+        shutdown.clone(),
+    );
+    let addresses = wait_for_listeners(&mesh, config.listen.len()).await;
+
     let socket = config.socket_path();
     let listener = bind_socket(&socket).await?;
-    let router = crate::api::router(node.clone());
+    let router = crate::api::router(mesh.clone());
     {
         let stop = shutdown.clone();
         let router = router.clone();
         let path = socket.clone();
         tasks.spawn(async move {
-            let served = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await;
+            let served = axum::serve(listener, router)
+                .with_graceful_shutdown(stop.cancelled_owned())
+                .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "local API stopped");
             }
@@ -183,11 +225,16 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     }
     let http = match config.http {
         Some(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr).await.with_context(|| format!("cannot listen on {addr}"))?;
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("cannot listen on {addr}"))?;
             let local = listener.local_addr()?;
             let stop = shutdown.clone();
             tasks.spawn(async move {
-                if let Err(e) = axum::serve(listener, router).with_graceful_shutdown(stop.cancelled_owned()).await {
+                if let Err(e) = axum::serve(listener, router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+                {
                     tracing::error!(error = %e, "HTTP API stopped");
                 }
             });
@@ -195,10 +242,54 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         }
         None => None,
     };
-    tasks.spawn(registry.clone().run_fingerprints(config.fingerprint_period, shutdown.clone()));
-    tasks.spawn(node.clone().run_monitor(config.monitor_period, shutdown.clone()));
+    tasks.spawn(
+        registry
+            .clone()
+            .run_fingerprints(config.fingerprint_period, shutdown.clone()),
+    );
+    tasks.spawn(
+        node.clone()
+            .run_monitor(config.monitor_period, shutdown.clone()),
+    );
+    identity::write_node_file(
+        &config.data_dir,
+        &NodeFile {
+            peer_id: node.id().to_string(),
+            addresses: addresses.clone(),
+            api_socket: socket.display().to_string(),
+            http: http.map(|h| format!("http://{h}")),
+            pid: std::process::id(),
+        },
+    )?;
     tracing::info!(node = %node.id(), socket = %socket.display(), http = ?http, engines = ?registry.names().collect::<Vec<_>>(), "meshd ready");
-    Ok(Daemon { node, socket, http, tasks })
+    Ok(Daemon {
+        node,
+        mesh,
+        socket,
+        http,
+        addresses,
+        tasks,
+    })
+}
+
+/// Bound on waiting for the listeners to report their addresses at start.
+const LISTEN_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Waits until every listener reported an address (ports 0 are resolved then).
+async fn wait_for_listeners(mesh: &Mesh, wanted: usize) -> Vec<String> {
+    let deadline = tokio::time::Instant::now() + LISTEN_TIMEOUT;
+    let mut pause = Duration::from_millis(1);
+    loop {
+        let addrs = mesh.addresses().await;
+        if addrs.len() >= wanted.max(1) || tokio::time::Instant::now() >= deadline {
+            if addrs.is_empty() {
+                tracing::warn!("no listen address reported within {LISTEN_TIMEOUT:?}");
+            }
+            return addrs;
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
 }
 
 /// Starts a node and serves until `shutdown` is cancelled.

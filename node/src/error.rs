@@ -25,12 +25,14 @@ impl ApiError {
     pub fn not_found(id: &WorkloadId) -> Self {
         Self {
             status: StatusCode::NOT_FOUND,
-            message: format!("workload {} not found (meshctl get lists workloads)", id.name)
-                + &if id.namespace == mesh_protocol::spec::DEFAULT_NAMESPACE {
-                    String::new()
-                } else {
-                    format!(" in namespace {}", id.namespace)
-                },
+            message: format!(
+                "workload {} not found (meshctl get lists workloads)",
+                id.name
+            ) + &if id.namespace == mesh_protocol::spec::DEFAULT_NAMESPACE {
+                String::new()
+            } else {
+                format!(" in namespace {}", id.namespace)
+            },
         }
     }
 
@@ -58,6 +60,12 @@ impl From<crate::store::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(ErrorBody { error: self.message })).into_response()
+        (
+            self.status,
+            Json(ErrorBody {
+                error: self.message,
+            }),
+        )
+            .into_response()
     }
 }

@@ -6,6 +6,9 @@
 //! - [`daemon`]: configuration, start-up (store, engines, recovery, API) and shutdown.
 //! - [`service`]: [`Node`], the operations every entry point uses (apply, delete, get, logs).
 //! - [`recovery`]: re-adoption after a restart and the monitor of running instances.
+//! - [`mesh`]: mesh-wide operations, announcements, heartbeats, serving peers.
+//! - [`net`]: the libp2p swarm task and its client.
+//! - [`identity`]: the node key and `node.json`.
 //! - [`store`]: the sled-backed typed store.
 //! - [`api`]: the local HTTP API over the Unix socket and loopback TCP.
 //! - [`client`]: the client of that API.
@@ -18,6 +21,9 @@ pub mod cli;
 pub mod client;
 pub mod daemon;
 pub mod error;
+pub mod identity;
+pub mod mesh;
+pub mod net;
 pub mod recovery;
 pub mod service;
 pub mod store;

@@ -72,7 +72,9 @@ impl Node {
         let lock = self.workload_lock(id);
         let _guard = lock.lock().await;
         let store = self.store();
-        let Some(desired) = store.desired(id)? else { return Ok(Outcome::Ok) };
+        let Some(desired) = store.desired(id)? else {
+            return Ok(Outcome::Ok);
+        };
         let spec = desired.spec.clone();
         let interrupted = store.list_pending()?.iter().any(|(p, _)| p == id);
         let mut observed = store.observed(id)?;
@@ -88,13 +90,26 @@ impl Node {
                 }
                 continue;
             };
-            let replica_spec = store.version(id, &replica.version)?.unwrap_or_else(|| spec.clone());
-            match self.controller().recover(&replica_spec, &handle, &RecoverRecorder).await {
+            let replica_spec = store
+                .version(id, &replica.version)?
+                .unwrap_or_else(|| spec.clone());
+            match self
+                .controller()
+                .recover(&replica_spec, &handle, &RecoverRecorder)
+                .await
+            {
                 Ok(Recovered::Adopted(status)) => {
-                    self.event(id, &replica.version, Step::Recover, Outcome::Ok, Some(&handle.engine), format!(
-                        "re-adopted instance {} ({:?})",
-                        handle.instance, status.state
-                    ));
+                    self.event(
+                        id,
+                        &replica.version,
+                        Step::Recover,
+                        Outcome::Ok,
+                        Some(&handle.engine),
+                        format!(
+                            "re-adopted instance {} ({:?})",
+                            handle.instance, status.state
+                        ),
+                    );
                     if !replica.phase.is_settled() {
                         if replica.version == spec.version {
                             // Caught mid-deploy: carry the lifecycle on from where it stopped.
@@ -103,14 +118,18 @@ impl Node {
                                 ordinal: replica.ordinal,
                                 reason: &replica.engine_reason,
                             };
-                            let report = self.controller().resume(&replica_spec, &handle, &rec).await;
+                            let report =
+                                self.controller().resume(&replica_spec, &handle, &rec).await;
                             replica.phase = report.phase;
                             replica.error = report.error;
                             replica.updated_at = mesh_runtime::now_millis();
                             kept.push(replica);
                         } else {
                             // A half-made instance of a version no longer wanted: remove it.
-                            let _ = self.controller().uninstall(&replica_spec, &handle, &RecoverRecorder).await;
+                            let _ = self
+                                .controller()
+                                .uninstall(&replica_spec, &handle, &RecoverRecorder)
+                                .await;
                             needs_deploy = true;
                         }
                         continue;
@@ -122,16 +141,27 @@ impl Node {
                     kept.push(replica);
                 }
                 Ok(Recovered::Gone) => {
-                    self.event(id, &replica.version, Step::Recover, Outcome::Failed, Some(&handle.engine), format!(
-                        "instance {} is gone; reinstalling",
-                        handle.instance
-                    ));
+                    self.event(
+                        id,
+                        &replica.version,
+                        Step::Recover,
+                        Outcome::Failed,
+                        Some(&handle.engine),
+                        format!("instance {} is gone; reinstalling", handle.instance),
+                    );
                     needs_deploy = true;
                 }
                 Err(e) => {
                     replica.phase = Phase::Unknown;
                     replica.error = Some(format!("cannot recover: {e}"));
-                    self.event(id, &replica.version, Step::Recover, Outcome::Failed, Some(&handle.engine), e.to_string());
+                    self.event(
+                        id,
+                        &replica.version,
+                        Step::Recover,
+                        Outcome::Failed,
+                        Some(&handle.engine),
+                        e.to_string(),
+                    );
                     kept.push(replica);
                 }
             }
@@ -143,7 +173,12 @@ impl Node {
         }
         store.clear_pending(id)?;
         store.flush()?;
-        Ok(if needs_deploy { Outcome::Failed } else { Outcome::Ok })
+        self.notify(id);
+        Ok(if needs_deploy {
+            Outcome::Failed
+        } else {
+            Outcome::Ok
+        })
     }
 
     /// Polls the status of every running replica once; records exits and disappearances.
@@ -152,15 +187,21 @@ impl Node {
             let id = desired.spec.id();
             let lock = self.workload_lock(&id);
             // A workload being applied or deleted is looked at next time.
-            let Ok(_guard) = lock.try_lock() else { continue };
+            let Ok(_guard) = lock.try_lock() else {
+                continue;
+            };
             let mut observed = self.store().observed(&id)?;
             let mut changed = false;
             for replica in observed.replicas.iter_mut() {
                 if !matches!(replica.phase, Phase::Running | Phase::Unknown) {
                     continue;
                 }
-                let Some(handle) = replica.handle.clone() else { continue };
-                let Some(engine) = self.registry().get(&handle.engine) else { continue };
+                let Some(handle) = replica.handle.clone() else {
+                    continue;
+                };
+                let Some(engine) = self.registry().get(&handle.engine) else {
+                    continue;
+                };
                 let before = (replica.phase, replica.error.clone(), replica.restarts);
                 match engine.status(&handle).await {
                     Ok(status) => apply_status(replica, &status, desired.spec.runs_to_completion()),
@@ -171,17 +212,29 @@ impl Node {
                 }
                 if (replica.phase, replica.error.clone(), replica.restarts) != before {
                     changed = true;
-                    let outcome = if replica.phase == Phase::Failed || replica.phase == Phase::Unknown {
-                        Outcome::Failed
-                    } else {
-                        Outcome::Ok
-                    };
-                    let message = replica.error.clone().unwrap_or_else(|| format!("now {}", replica.phase));
-                    self.event(&id, &replica.version, Step::Exit, outcome, Some(&handle.engine), message);
+                    let outcome =
+                        if replica.phase == Phase::Failed || replica.phase == Phase::Unknown {
+                            Outcome::Failed
+                        } else {
+                            Outcome::Ok
+                        };
+                    let message = replica
+                        .error
+                        .clone()
+                        .unwrap_or_else(|| format!("now {}", replica.phase));
+                    self.event(
+                        &id,
+                        &replica.version,
+                        Step::Exit,
+                        outcome,
+                        Some(&handle.engine),
+                        message,
+                    );
                 }
             }
             if changed {
                 self.store().put_observed(&id, &observed)?;
+                self.notify(&id);
             }
         }
         Ok(())
@@ -217,6 +270,15 @@ pub struct RecoverySummary {
 struct RecoverRecorder;
 
 impl mesh_runtime::Observer for RecoverRecorder {
-    fn step(&self, _: &mesh_protocol::WorkloadSpec, _: &str, _: Step, _: Outcome, _: Duration, _: &str) {}
+    fn step(
+        &self,
+        _: &mesh_protocol::WorkloadSpec,
+        _: &str,
+        _: Step,
+        _: Outcome,
+        _: Duration,
+        _: &str,
+    ) {
+    }
     fn installed(&self, _: &mesh_protocol::WorkloadSpec, _: &mesh_runtime::Handle) {}
 }

@@ -11,12 +11,16 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mesh_protocol::api::{
-    ApplyAction, ApplyOutcome, ApplyRequest, ApplyResponse, Deployment, Health, LogLine, Logs, Status, VersionRecord,
+    ApplyAction, ApplyOutcome, ApplyRequest, ApplyResponse, Deployment, Health, LogLine, Logs,
+    Status, VersionRecord,
 };
+use mesh_protocol::wire::ReplicaApply;
 use mesh_protocol::{Event, Outcome, Phase, Step, WorkloadId, WorkloadKind, WorkloadSpec};
 use mesh_runtime::engine::InstallContext;
-use mesh_runtime::{now_millis, select, Controller, Handle, LogOptions, Observer, Policy, Registry};
-use tokio::sync::Semaphore;
+use mesh_runtime::{
+    now_millis, select, Controller, Handle, LogOptions, Observer, Policy, Registry,
+};
+use tokio::sync::{mpsc, Semaphore};
 
 use crate::error::ApiError;
 use crate::store::{Desired, Observed, Pending, ReplicaRecord, Store};
@@ -46,6 +50,8 @@ struct Inner {
     locks: Mutex<HashMap<WorkloadId, Arc<tokio::sync::Mutex<()>>>>,
     deploys: Semaphore,
     started_at: u64,
+    /// Told about every workload whose local state changed (the mesh announcer listens).
+    changes: std::sync::OnceLock<mpsc::Sender<WorkloadId>>,
 }
 
 /// Records lifecycle steps as stored events and persists handles as soon as they exist.
@@ -56,7 +62,15 @@ pub(crate) struct Recorder<'a> {
 }
 
 impl Observer for Recorder<'_> {
-    fn step(&self, spec: &WorkloadSpec, engine: &str, step: Step, outcome: Outcome, took: Duration, message: &str) {
+    fn step(
+        &self,
+        spec: &WorkloadSpec,
+        engine: &str,
+        step: Step,
+        outcome: Outcome,
+        took: Duration,
+        message: &str,
+    ) {
         let event = Event {
             seq: 0,
             at: now_millis(),
@@ -90,7 +104,8 @@ impl Observer for Recorder<'_> {
                 updated_at: now_millis(),
             };
             // An update keeps the old replica until it is replaced: store the new one beside it.
-            obs.replicas.retain(|r| !(r.ordinal == self.ordinal && r.version == spec.version));
+            obs.replicas
+                .retain(|r| !(r.ordinal == self.ordinal && r.version == spec.version));
             obs.replicas.push(record);
             self.store.put_observed(&id, &obs)?;
             self.store.flush()
@@ -112,12 +127,26 @@ impl Node {
                 locks: Mutex::new(HashMap::new()),
                 deploys: Semaphore::new(MAX_CONCURRENT_DEPLOYS),
                 started_at: now_millis(),
+                changes: std::sync::OnceLock::new(),
             }),
         }
     }
 
     pub fn id(&self) -> &str {
         &self.inner.id
+    }
+
+    /// Subscribes `tx` to the ids of workloads whose local state changed. Set once.
+    pub fn watch_changes(&self, tx: mpsc::Sender<WorkloadId>) {
+        let _ = self.inner.changes.set(tx);
+    }
+
+    /// Tells the watcher that `id` changed. A full watcher misses nothing for long: the
+    /// announcer also sweeps every workload periodically.
+    pub(crate) fn notify(&self, id: &WorkloadId) {
+        if let Some(tx) = self.inner.changes.get() {
+            let _ = tx.try_send(id.clone());
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -137,7 +166,15 @@ impl Node {
         locks.entry(id.clone()).or_default().clone()
     }
 
-    pub(crate) fn event(&self, spec_id: &WorkloadId, version: &str, step: Step, outcome: Outcome, engine: Option<&str>, message: String) {
+    pub(crate) fn event(
+        &self,
+        spec_id: &WorkloadId,
+        version: &str,
+        step: Step,
+        outcome: Outcome,
+        engine: Option<&str>,
+        message: String,
+    ) {
         let event = Event {
             seq: 0,
             at: now_millis(),
@@ -173,7 +210,8 @@ impl Node {
             env: req.env.clone(),
             ..mesh_manifests::ParseOptions::default()
         };
-        let mut specs = mesh_manifests::parse(req.manifest.as_bytes(), &opts).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let mut specs = mesh_manifests::parse(req.manifest.as_bytes(), &opts)
+            .map_err(|e| ApiError::bad_request(e.to_string()))?;
         if specs.len() > MAX_WORKLOADS_PER_APPLY {
             return Err(ApiError::bad_request(format!(
                 "{} workloads in one apply; at most {MAX_WORKLOADS_PER_APPLY}",
@@ -195,37 +233,67 @@ impl Node {
         Ok(specs)
     }
 
-    /// `POST /deployments`: answers once every workload has settled.
+    /// Applies every workload of a manifest on this node only (one replica each).
     pub async fn apply(&self, req: ApplyRequest) -> Result<ApplyResponse, ApiError> {
         if req.replicas == Some(0) {
-            return Err(ApiError::bad_request("--replicas must be at least 1".to_string()));
+            return Err(ApiError::bad_request(
+                "--replicas must be at least 1".to_string(),
+            ));
         }
         let specs = self.parse(&req)?;
         let mut workloads = Vec::with_capacity(specs.len());
         for spec in specs {
-            workloads.push(self.apply_one(spec, req.replicas).await?);
+            let replicas = req.replicas.unwrap_or_else(|| spec.replica_count());
+            let placement = local_placement_notes(&spec, replicas);
+            workloads.push(self.apply_one(spec, replicas, placement).await?);
         }
         Ok(ApplyResponse { workloads })
     }
 
-    async fn apply_one(&self, spec: WorkloadSpec, replicas_override: Option<u32>) -> Result<ApplyOutcome, ApiError> {
+    /// Runs this node's replica of one workload of a manifest, as placed by an entry node.
+    pub async fn apply_replica(&self, req: ReplicaApply) -> Result<ApplyOutcome, ApiError> {
+        let spec = self
+            .parse(&req.apply)?
+            .into_iter()
+            .find(|s| s.id() == req.workload)
+            .ok_or_else(|| {
+                ApiError::bad_request(format!("the manifest has no workload {}", req.workload))
+            })?;
+        self.apply_one(spec, req.desired_replicas.max(1), req.placement)
+            .await
+    }
+
+    async fn apply_one(
+        &self,
+        spec: WorkloadSpec,
+        replicas: u32,
+        placement: Vec<String>,
+    ) -> Result<ApplyOutcome, ApiError> {
         let id = spec.id();
         let lock = self.workload_lock(&id);
         let _guard = lock.lock().await;
-        let _slot = self.inner.deploys.acquire().await.expect("the deploy semaphore is never closed");
+        let _slot = self
+            .inner
+            .deploys
+            .acquire()
+            .await
+            .expect("the deploy semaphore is never closed");
         let store = &self.inner.store;
         let now = now_millis();
-        let replicas = replicas_override.unwrap_or_else(|| spec.replica_count());
         let existing = store.desired(&id)?;
         let mut observed = store.observed(&id)?;
 
         if let Some(d) = &existing {
             let settled = !observed.replicas.is_empty()
-                && observed
-                    .replicas
-                    .iter()
-                    .all(|r| r.version == spec.version && matches!(r.phase, Phase::Running | Phase::Succeeded));
-            if d.spec.version == spec.version && d.replicas == replicas && settled {
+                && observed.replicas.iter().all(|r| {
+                    r.version == spec.version
+                        && matches!(r.phase, Phase::Running | Phase::Succeeded)
+                });
+            if d.spec.version == spec.version
+                && d.replicas == replicas
+                && d.placement == placement
+                && settled
+            {
                 return Ok(ApplyOutcome {
                     action: ApplyAction::Unchanged,
                     deployment: self.view(&id, false)?,
@@ -234,7 +302,10 @@ impl Node {
         }
 
         // Record the intent first: a crash from here on is finished at the next start.
-        let mut history = existing.as_ref().map(|d| d.history.clone()).unwrap_or_default();
+        let mut history = existing
+            .as_ref()
+            .map(|d| d.history.clone())
+            .unwrap_or_default();
         if history.first().map(|h| h.version.as_str()) != Some(spec.version.as_str()) {
             history.insert(
                 0,
@@ -246,7 +317,6 @@ impl Node {
             );
             history.truncate(crate::store::MAX_VERSIONS_PER_WORKLOAD);
         }
-        let placement = placement_notes(&spec, replicas);
         let desired = Desired {
             spec: spec.clone(),
             replicas,
@@ -256,14 +326,20 @@ impl Node {
             placement,
         };
         store.put_desired(&desired)?;
-        store.set_pending(&id, &Pending::Apply {
-            version: spec.version.clone(),
-            since: now,
-        })?;
+        store.set_pending(
+            &id,
+            &Pending::Apply {
+                version: spec.version.clone(),
+                since: now,
+            },
+        )?;
         store.flush()?;
 
-        let action = self.converge(&spec, &mut observed, existing.is_some()).await?;
+        let action = self
+            .converge(&spec, &mut observed, existing.is_some())
+            .await?;
         store.clear_pending(&id)?;
+        self.notify(&id);
         Ok(ApplyOutcome {
             action,
             deployment: self.view(&id, false)?,
@@ -272,7 +348,12 @@ impl Node {
 
     /// Brings this node's replica of `spec` to the spec: selects the engine, then deploys,
     /// updates (with rollback) or reinstalls. Caller holds the workload lock.
-    pub(crate) async fn converge(&self, spec: &WorkloadSpec, observed: &mut Observed, existed: bool) -> Result<ApplyAction, ApiError> {
+    pub(crate) async fn converge(
+        &self,
+        spec: &WorkloadSpec,
+        observed: &mut Observed,
+        existed: bool,
+    ) -> Result<ApplyAction, ApiError> {
         let id = spec.id();
         let store = &self.inner.store;
         let started = std::time::Instant::now();
@@ -280,16 +361,39 @@ impl Node {
         let took = started.elapsed();
         let selection = match selection {
             Ok(sel) => {
-                let rec = Recorder { store, ordinal: 0, reason: "" };
-                rec.step(spec, &sel.engine, Step::Select, Outcome::Ok, took, &sel.reason);
+                let rec = Recorder {
+                    store,
+                    ordinal: 0,
+                    reason: "",
+                };
+                rec.step(
+                    spec,
+                    &sel.engine,
+                    Step::Select,
+                    Outcome::Ok,
+                    took,
+                    &sel.reason,
+                );
                 sel
             }
             Err(no_engine) => {
                 let msg = no_engine.to_string();
-                self.event(&id, &spec.version, Step::Select, Outcome::Failed, None, msg.clone());
+                self.event(
+                    &id,
+                    &spec.version,
+                    Step::Select,
+                    Outcome::Failed,
+                    None,
+                    msg.clone(),
+                );
                 // A running older version keeps running: nothing here can replace it.
                 if !observed.replicas.iter().any(|r| r.phase == Phase::Running) {
-                    observed.replicas = vec![failed_replica(spec, "", "", format!("Select failed: {msg}"))];
+                    observed.replicas = vec![failed_replica(
+                        spec,
+                        "",
+                        "",
+                        format!("Select failed: {msg}"),
+                    )];
                     store.put_observed(&id, observed)?;
                 }
                 return Ok(ApplyAction::Failed);
@@ -306,12 +410,20 @@ impl Node {
             reason: &selection.reason,
         };
         let controller = &self.inner.controller;
-        let current = observed.replicas.iter().find(|r| r.handle.is_some()).cloned();
+        let current = observed
+            .replicas
+            .iter()
+            .find(|r| r.handle.is_some())
+            .cloned();
         let (report, action) = match current {
             Some(old) if old.phase == Phase::Running => {
                 let handle = old.handle.clone().expect("filtered on handle");
-                let old_spec = store.version(&id, &old.version)?.unwrap_or_else(|| spec.clone());
-                let update = controller.update(&old_spec, &handle, spec, &selection.engine, &ctx, &rec).await;
+                let old_spec = store
+                    .version(&id, &old.version)?
+                    .unwrap_or_else(|| spec.clone());
+                let update = controller
+                    .update(&old_spec, &handle, spec, &selection.engine, &ctx, &rec)
+                    .await;
                 if update.rolled_back {
                     let mut kept = old.clone();
                     kept.updated_at = now_millis();
@@ -322,7 +434,10 @@ impl Node {
                     ));
                     if let Some(rollback_error) = &update.rollback_error {
                         kept.phase = Phase::Failed;
-                        kept.error = Some(format!("{}; rollback failed too: {rollback_error}", kept.error.unwrap_or_default()));
+                        kept.error = Some(format!(
+                            "{}; rollback failed too: {rollback_error}",
+                            kept.error.unwrap_or_default()
+                        ));
                     }
                     observed.replicas = vec![kept];
                     store.put_observed(&id, observed)?;
@@ -334,16 +449,28 @@ impl Node {
             Some(old) => {
                 // Not running (failed, exited): replace it outright.
                 if let Some(handle) = &old.handle {
-                    let old_spec = store.version(&id, &old.version)?.unwrap_or_else(|| spec.clone());
+                    let old_spec = store
+                        .version(&id, &old.version)?
+                        .unwrap_or_else(|| spec.clone());
                     if let Err(e) = controller.uninstall(&old_spec, handle, &rec).await {
                         tracing::warn!(workload = %id, error = %e, "could not remove the previous instance");
                     }
                 }
-                (controller.deploy(spec, &selection.engine, &ctx, &rec).await, ApplyAction::Updated)
+                (
+                    controller.deploy(spec, &selection.engine, &ctx, &rec).await,
+                    ApplyAction::Updated,
+                )
             }
             None => {
-                let action = if existed { ApplyAction::Updated } else { ApplyAction::Created };
-                (controller.deploy(spec, &selection.engine, &ctx, &rec).await, action)
+                let action = if existed {
+                    ApplyAction::Updated
+                } else {
+                    ApplyAction::Created
+                };
+                (
+                    controller.deploy(spec, &selection.engine, &ctx, &rec).await,
+                    action,
+                )
             }
         };
 
@@ -359,7 +486,9 @@ impl Node {
             restarts: report.status.as_ref().map_or(0, |s| s.restarts),
             updated_at: now_millis(),
         };
-        if let Some(mesh_runtime::InstanceState::Exited { code }) = report.status.as_ref().map(|s| &s.state) {
+        if let Some(mesh_runtime::InstanceState::Exited { code }) =
+            report.status.as_ref().map(|s| &s.state)
+        {
             replica.exit_code = Some(*code);
         }
         observed.replicas = vec![replica];
@@ -372,7 +501,11 @@ impl Node {
                 store.put_desired(&d)?;
             }
         }
-        Ok(if report.phase == Phase::Failed { ApplyAction::Failed } else { action })
+        Ok(if report.phase == Phase::Failed {
+            ApplyAction::Failed
+        } else {
+            action
+        })
     }
 
     /// `DELETE /deployments/{name}`: uninstalls every replica on this node and forgets it.
@@ -384,9 +517,15 @@ impl Node {
             return Err(ApiError::not_found(id));
         }
         let view = self.view(id, false)?;
-        store.set_pending(id, &Pending::Delete { since: now_millis() })?;
+        store.set_pending(
+            id,
+            &Pending::Delete {
+                since: now_millis(),
+            },
+        )?;
         store.flush()?;
         self.finish_delete(id).await?;
+        self.notify(id);
         Ok(Deployment {
             phase: Phase::Deleted,
             ..view
@@ -399,7 +538,9 @@ impl Node {
         let desired = store.desired(id)?;
         let observed = store.observed(id)?;
         for replica in &observed.replicas {
-            let Some(handle) = &replica.handle else { continue };
+            let Some(handle) = &replica.handle else {
+                continue;
+            };
             let spec = match store.version(id, &replica.version)? {
                 Some(s) => s,
                 None => match &desired {
@@ -428,8 +569,17 @@ impl Node {
         let store = &self.inner.store;
         let desired = store.desired(id)?.ok_or_else(|| ApiError::not_found(id))?;
         let observed = store.observed(id)?;
-        let events = if detailed { store.events(id, DESCRIBE_EVENTS)? } else { Vec::new() };
-        Ok(view::deployment(&self.inner.id, &desired, &observed, events))
+        let events = if detailed {
+            store.events(id, DESCRIBE_EVENTS)?
+        } else {
+            Vec::new()
+        };
+        Ok(view::deployment(
+            &self.inner.id,
+            &desired,
+            &observed,
+            events,
+        ))
     }
 
     /// `GET /deployments`.
@@ -438,7 +588,12 @@ impl Node {
         let mut out = Vec::new();
         for desired in store.list_desired()? {
             let observed = store.observed(&desired.spec.id())?;
-            out.push(view::deployment(&self.inner.id, &desired, &observed, Vec::new()));
+            out.push(view::deployment(
+                &self.inner.id,
+                &desired,
+                &observed,
+                Vec::new(),
+            ));
         }
         Ok(out)
     }
@@ -463,11 +618,15 @@ impl Node {
         let tail = tail.map(|t| t.min(MAX_LOG_LINES)).or(Some(MAX_LOG_LINES));
         let mut lines: Vec<LogLine> = Vec::new();
         for replica in store.observed(id)?.replicas {
-            let Some(handle) = &replica.handle else { continue };
-            let engine = self
-                .registry()
-                .get(&handle.engine)
-                .ok_or_else(|| ApiError::internal(format!("engine {} is not enabled on this node", handle.engine)))?;
+            let Some(handle) = &replica.handle else {
+                continue;
+            };
+            let engine = self.registry().get(&handle.engine).ok_or_else(|| {
+                ApiError::internal(format!(
+                    "engine {} is not enabled on this node",
+                    handle.engine
+                ))
+            })?;
             let got = engine
                 .logs(handle, LogOptions { tail })
                 .await
@@ -492,7 +651,12 @@ impl Node {
 }
 
 /// A replica that never got an instance.
-pub(crate) fn failed_replica(spec: &WorkloadSpec, engine: &str, reason: &str, error: String) -> ReplicaRecord {
+pub(crate) fn failed_replica(
+    spec: &WorkloadSpec,
+    engine: &str,
+    reason: &str,
+    error: String,
+) -> ReplicaRecord {
     ReplicaRecord {
         ordinal: 0,
         phase: Phase::Failed,
@@ -507,9 +671,9 @@ pub(crate) fn failed_replica(spec: &WorkloadSpec, engine: &str, reason: &str, er
     }
 }
 
-/// Why replicas beyond this node's one were not placed. A node runs at most one replica of a
-/// workload; the others go to other capable peers, and with no peers known they wait.
-fn placement_notes(spec: &WorkloadSpec, replicas: u32) -> Vec<String> {
+/// Why replicas beyond this node's one were not placed when the node applies alone. A node
+/// runs at most one replica of a workload; the others go to other capable peers.
+pub(crate) fn local_placement_notes(spec: &WorkloadSpec, replicas: u32) -> Vec<String> {
     if spec.kind == WorkloadKind::DaemonSet || replicas <= 1 {
         return Vec::new();
     }

@@ -6,8 +6,7 @@
 //! - `versions`: `namespace/name \0 version` → `WorkloadSpec` (for rollback and describe);
 //! - `observed`: `namespace/name` → [`Observed`] (replicas on this node, engine handles);
 //! - `pending`: `namespace/name` → [`Pending`] (an apply or delete that has not finished);
-//! - `events`: `namespace/name \0 seq` → `Event`, at most [`MAX_EVENTS_PER_WORKLOAD`] each;
-//! - `meta`: node id.
+//! - `events`: `namespace/name \0 seq` → `Event`, at most [`MAX_EVENTS_PER_WORKLOAD`] each.
 //!
 //! Values are JSON. Writes that must survive a crash (intent before acting, handles after
 //! install) are followed by [`Store::flush`].
@@ -93,7 +92,6 @@ pub struct Store {
     observed: sled::Tree,
     pending: sled::Tree,
     events: sled::Tree,
-    meta: sled::Tree,
 }
 
 fn key(id: &WorkloadId) -> Vec<u8> {
@@ -126,14 +124,16 @@ fn parse_id(key: &[u8]) -> Option<WorkloadId> {
 impl Store {
     /// Opens (or creates) the database in `dir`.
     pub fn open(dir: &Path) -> Result<Self> {
-        let db = sled::Config::new().path(dir).mode(sled::Mode::LowSpace).open()?;
+        let db = sled::Config::new()
+            .path(dir)
+            .mode(sled::Mode::LowSpace)
+            .open()?;
         Ok(Self {
             desired: db.open_tree("desired")?,
             versions: db.open_tree("versions")?,
             observed: db.open_tree("observed")?,
             pending: db.open_tree("pending")?,
             events: db.open_tree("events")?,
-            meta: db.open_tree("meta")?,
             db,
         })
     }
@@ -142,17 +142,6 @@ impl Store {
     pub fn flush(&self) -> Result<()> {
         self.db.flush()?;
         Ok(())
-    }
-
-    /// The node's id, created on first use and stable afterwards.
-    pub fn node_id(&self, make: impl FnOnce() -> String) -> Result<String> {
-        if let Some(v) = self.meta.get("node_id")? {
-            return Ok(String::from_utf8_lossy(&v).into_owned());
-        }
-        let id = make();
-        self.meta.insert("node_id", id.as_bytes())?;
-        self.flush()?;
-        Ok(id)
     }
 
     pub fn put_desired(&self, d: &Desired) -> Result<()> {
@@ -202,7 +191,12 @@ impl Store {
 
     pub fn observed(&self, id: &WorkloadId) -> Result<Observed> {
         let k = key(id);
-        Ok(self.observed.get(&k)?.map(|v| decode(&k, &v)).transpose()?.unwrap_or_default())
+        Ok(self
+            .observed
+            .get(&k)?
+            .map(|v| decode(&k, &v))
+            .transpose()?
+            .unwrap_or_default())
     }
 
     pub fn set_pending(&self, id: &WorkloadId, op: &Pending) -> Result<()> {
@@ -229,12 +223,13 @@ impl Store {
     /// Appends an event, assigning its sequence number, and trims the workload's log.
     pub fn append_event(&self, mut event: Event) -> Result<Event> {
         event.seq = self.db.generate_id()?;
-        let id: WorkloadId = parse_id(event.workload.as_bytes()).unwrap_or_else(|| WorkloadId::new("", &event.workload));
+        let id: WorkloadId = parse_id(event.workload.as_bytes())
+            .unwrap_or_else(|| WorkloadId::new("", &event.workload));
         let mut k = prefix(&id);
         k.extend_from_slice(&event.seq.to_be_bytes());
         self.events.insert(k, encode(&event))?;
         // Trimming scans the workload's log: do it once every few events, not on each.
-        if event.seq % 16 == 0 {
+        if event.seq.is_multiple_of(16) {
             self.trim_events(&id)?;
         }
         Ok(event)
@@ -299,7 +294,13 @@ mod tests {
     use mesh_protocol::{Outcome, Step, WorkloadKind};
 
     fn desired(name: &str) -> Desired {
-        let spec = WorkloadSpec::new(name, DEFAULT_NAMESPACE, WorkloadKind::Pod, SourceFormat::Kubernetes).seal();
+        let spec = WorkloadSpec::new(
+            name,
+            DEFAULT_NAMESPACE,
+            WorkloadKind::Pod,
+            SourceFormat::Kubernetes,
+        )
+        .seal();
         Desired {
             history: vec![VersionRecord {
                 version: spec.version.clone(),
@@ -335,16 +336,22 @@ mod tests {
         let id = d.spec.id();
         {
             let store = Store::open(dir.path()).unwrap();
-            assert_eq!(store.node_id(|| "n1".into()).unwrap(), "n1");
             store.put_desired(&d).unwrap();
-            store.set_pending(&id, &Pending::Delete { since: 5 }).unwrap();
+            store
+                .set_pending(&id, &Pending::Delete { since: 5 })
+                .unwrap();
             store.flush().unwrap();
         }
         let store = Store::open(dir.path()).unwrap();
-        assert_eq!(store.node_id(|| "other".into()).unwrap(), "n1", "node id is stable");
         assert_eq!(store.desired(&id).unwrap(), Some(d.clone()));
-        assert_eq!(store.version(&id, &d.spec.version).unwrap(), Some(d.spec.clone()));
-        assert_eq!(store.list_pending().unwrap(), vec![(id.clone(), Pending::Delete { since: 5 })]);
+        assert_eq!(
+            store.version(&id, &d.spec.version).unwrap(),
+            Some(d.spec.clone())
+        );
+        assert_eq!(
+            store.list_pending().unwrap(),
+            vec![(id.clone(), Pending::Delete { since: 5 })]
+        );
         store.remove_workload(&id).unwrap();
         assert_eq!(store.desired(&id).unwrap(), None);
         assert!(store.list_pending().unwrap().is_empty());
@@ -360,17 +367,33 @@ mod tests {
         }
         store.append_event(event("default/quiet")).unwrap();
         let all = store.events(&id, usize::MAX).unwrap();
-        assert!(all.len() <= MAX_EVENTS_PER_WORKLOAD + 16, "{} events kept", all.len());
+        assert!(
+            all.len() <= MAX_EVENTS_PER_WORKLOAD + 16,
+            "{} events kept",
+            all.len()
+        );
         assert!(all.windows(2).all(|w| w[0].seq < w[1].seq), "oldest first");
-        assert_eq!(store.events(&WorkloadId::new(DEFAULT_NAMESPACE, "quiet"), 10).unwrap().len(), 1);
-        assert_eq!(store.all_events(5).unwrap().last().unwrap().workload, "default/quiet");
+        assert_eq!(
+            store
+                .events(&WorkloadId::new(DEFAULT_NAMESPACE, "quiet"), 10)
+                .unwrap()
+                .len(),
+            1
+        );
+        assert_eq!(
+            store.all_events(5).unwrap().last().unwrap().workload,
+            "default/quiet"
+        );
     }
 
     #[test]
     fn corrupt_records_are_reported_not_panicked() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        store.desired.insert("default/x", &b"{not json"[..]).unwrap();
+        store
+            .desired
+            .insert("default/x", &b"{not json"[..])
+            .unwrap();
         let err = store.desired(&WorkloadId::new("default", "x")).unwrap_err();
         assert!(err.to_string().contains("corrupt record under default/x"));
     }

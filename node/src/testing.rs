@@ -26,19 +26,29 @@ where
         if let Some(v) = probe().await {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(POLL).await;
     }
 }
 
 /// Blocking variant of [`wait_until`] for tests that drive processes.
-pub fn wait_until_blocking<T>(what: &str, timeout: Duration, mut probe: impl FnMut() -> Option<T>) -> T {
+pub fn wait_until_blocking<T>(
+    what: &str,
+    timeout: Duration,
+    mut probe: impl FnMut() -> Option<T>,
+) -> T {
     let deadline = Instant::now() + timeout;
     loop {
         if let Some(v) = probe() {
             return v;
         }
-        assert!(Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         std::thread::sleep(POLL);
     }
 }
@@ -67,7 +77,8 @@ impl TestNode {
 
     /// Starts a node on an existing directory (a restart).
     pub async fn start_in(dir: tempfile::TempDir, adjust: impl FnOnce(&mut Config)) -> Self {
-        let mock = Arc::new(MockEngine::with_state_dir(dir.path().join("mock")).expect("mock state dir"));
+        let mock =
+            Arc::new(MockEngine::with_state_dir(dir.path().join("mock")).expect("mock state dir"));
         let mut config = Config::new(dir.path());
         config.engines = Some(Vec::new());
         config.extra_engines = vec![mock.clone()];
@@ -75,7 +86,9 @@ impl TestNode {
         config.controller.health_timeout = Duration::from_secs(5);
         adjust(&mut config);
         let shutdown = CancellationToken::new();
-        let daemon = crate::daemon::start(config, shutdown.clone()).await.expect("node starts");
+        let daemon = crate::daemon::start(config, shutdown.clone())
+            .await
+            .expect("node starts");
         Self {
             dir,
             mock,

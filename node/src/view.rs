@@ -17,7 +17,10 @@ pub fn overall_phase(replicas: &[Replica]) -> Phase {
     if replicas.iter().all(|r| r.phase == replicas[0].phase) {
         return replicas[0].phase;
     }
-    if replicas.iter().all(|r| matches!(r.phase, Phase::Running | Phase::Succeeded)) {
+    if replicas
+        .iter()
+        .all(|r| matches!(r.phase, Phase::Running | Phase::Succeeded))
+    {
         return Phase::Running;
     }
     replicas
@@ -27,7 +30,12 @@ pub fn overall_phase(replicas: &[Replica]) -> Phase {
         .unwrap_or(Phase::Unknown)
 }
 
-pub fn deployment(node: &str, desired: &Desired, observed: &Observed, events: Vec<Event>) -> Deployment {
+pub fn deployment(
+    node: &str,
+    desired: &Desired,
+    observed: &Observed,
+    events: Vec<Event>,
+) -> Deployment {
     let spec = &desired.spec;
     let replicas: Vec<Replica> = observed
         .replicas

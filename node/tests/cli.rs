@@ -1,6 +1,8 @@
 //! The real binaries: `meshd` killed with SIGKILL and restarted keeps every workload, and
 //! `meshctl` behaves as a command-line tool should (exit codes, one-line errors, -o json).
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::Duration;
@@ -20,7 +22,14 @@ impl Meshd {
     fn start(dir: &Path) -> Self {
         let socket = dir.join("meshd.sock");
         let child = Command::new(MESHD)
-            .args(["--data-dir", dir.to_str().unwrap(), "--engines", "mock", "--log", "warn"])
+            .args([
+                "--data-dir",
+                dir.to_str().unwrap(),
+                "--engines",
+                "mock",
+                "--log",
+                "warn",
+            ])
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()
@@ -65,7 +74,11 @@ fn pod(name: &str) -> String {
 }
 
 fn json(out: &Output) -> serde_json::Value {
-    assert!(out.status.success(), "meshctl failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "meshctl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     serde_json::from_slice(&out.stdout).expect("-o json prints JSON")
 }
 
@@ -76,8 +89,12 @@ fn mock_instances(dir: &Path) -> Vec<(String, u64)> {
         .filter_map(|e| {
             let p = e.unwrap().path();
             (p.extension()? == "json").then(|| {
-                let v: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-                (v["id"].as_str().unwrap().to_string(), v["starts"].as_u64().unwrap())
+                let v: serde_json::Value =
+                    serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+                (
+                    v["id"].as_str().unwrap().to_string(),
+                    v["starts"].as_u64().unwrap(),
+                )
             })
         })
         .collect();
@@ -95,7 +112,11 @@ fn kill_9_and_restart_readopts_without_duplicates() {
     for name in ["alpha", "beta", "gamma"] {
         let f = write(files.path(), &format!("{name}.yaml"), &pod(name));
         let out = meshd.ctl(&["apply", "-f", &f]);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
     let before = mock_instances(dir.path());
     assert_eq!(before.len(), 3);
@@ -110,10 +131,18 @@ fn kill_9_and_restart_readopts_without_duplicates() {
         assert_eq!(d["phase"], "Running", "{d}");
         assert_eq!(d["replicas"].as_array().unwrap().len(), 1, "{d}");
     }
-    assert_eq!(mock_instances(dir.path()), before, "same instances, none restarted or added");
+    assert_eq!(
+        mock_instances(dir.path()),
+        before,
+        "same instances, none restarted or added"
+    );
     let events = json(&meshd.ctl(&["events", "alpha", "-o", "json"]));
     assert!(
-        events.as_array().unwrap().iter().any(|e| e["step"] == "Recover" && e["outcome"] == "ok"),
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["step"] == "Recover" && e["outcome"] == "ok"),
         "{events}"
     );
 }
@@ -125,7 +154,11 @@ fn meshctl_errors_are_one_clear_line() {
     let files = tempfile::tempdir().unwrap();
     let meshd = Meshd::start(dir.path());
 
-    let bad = write(files.path(), "bad.yaml", "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\nspec:\n  containers:\n  - name: c\n");
+    let bad = write(
+        files.path(),
+        "bad.yaml",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: x\nspec:\n  containers:\n  - name: c\n",
+    );
     let out = meshd.ctl(&["apply", "-f", &bad]);
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
@@ -135,18 +168,28 @@ fn meshctl_errors_are_one_clear_line() {
 
     let out = meshd.ctl(&["get", "nothing"]);
     assert!(!out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stderr).trim(), "error: workload nothing not found (meshctl get lists workloads)");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stderr).trim(),
+        "error: workload nothing not found (meshctl get lists workloads)"
+    );
 
     let out = meshd.ctl(&["apply", "-f", "/does/not/exist.yaml"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read /does/not/exist.yaml"));
 
-    let out = Command::new(MESHCTL).args(["--node", "/nonexistent/meshd.sock", "get"]).output().unwrap();
+    let out = Command::new(MESHCTL)
+        .args(["--node", "/nonexistent/meshd.sock", "get"])
+        .output()
+        .unwrap();
     assert!(!out.status.success());
-    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot reach meshd at /nonexistent/meshd.sock"));
+    assert!(String::from_utf8_lossy(&out.stderr)
+        .contains("cannot reach meshd at /nonexistent/meshd.sock"));
 
     // A workload that fails makes apply exit non-zero but still prints the outcome.
-    let failing = pod("boom").replace("    beemesh.io/runtime-engine: mock\n", "    beemesh.io/runtime-engine: mock\n    beemesh.io/mock-start-error: kaboom\n");
+    let failing = pod("boom").replace(
+        "    beemesh.io/runtime-engine: mock\n",
+        "    beemesh.io/runtime-engine: mock\n    beemesh.io/mock-start-error: kaboom\n",
+    );
     let f = write(files.path(), "boom.yaml", &failing);
     let out = meshd.ctl(&["apply", "-f", &f, "-o", "json"]);
     assert!(!out.status.success());
@@ -163,10 +206,17 @@ fn compose_apply_describe_delete() {
     let compose = "x-beemesh:\n  annotations:\n    beemesh.io/runtime-engine: mock\nservices:\n  web:\n    image: localhost/mesh-test:latest\n    ports: [\"8080:80\"]\n  db:\n    image: localhost/mesh-test:latest\n";
     let f = write(files.path(), "shop.yaml", compose);
     let out = meshd.ctl(&["apply", "-f", &f]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let table = String::from_utf8_lossy(&out.stdout);
     assert!(table.starts_with("WORKLOAD"), "{table}");
-    assert!(table.contains("default/shop") && table.contains("created") && table.contains("Running"), "{table}");
+    assert!(
+        table.contains("default/shop") && table.contains("created") && table.contains("Running"),
+        "{table}"
+    );
 
     let d = json(&meshd.ctl(&["get", "shop", "-o", "json"]));
     assert_eq!(d["kind"], "Compose");
@@ -174,7 +224,11 @@ fn compose_apply_describe_delete() {
 
     let out = meshd.ctl(&["describe", "shop"]);
     let text = String::from_utf8_lossy(&out.stdout);
-    assert!(text.contains("Engine reason:") && text.contains("annotation beemesh.io/runtime-engine=mock"), "{text}");
+    assert!(
+        text.contains("Engine reason:")
+            && text.contains("annotation beemesh.io/runtime-engine=mock"),
+        "{text}"
+    );
     assert!(text.contains("HealthCheck"), "{text}");
 
     let out = meshd.ctl(&["get", "shop", "-o", "yaml"]);
@@ -182,6 +236,9 @@ fn compose_apply_describe_delete() {
 
     let out = meshd.ctl(&["delete", "shop"]);
     assert!(out.status.success());
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "default/shop deleted");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "default/shop deleted"
+    );
     assert!(mock_instances(dir.path()).is_empty());
 }

@@ -11,12 +11,14 @@
 //! - [`lifecycle`]: phases, lifecycle steps and events.
 //! - [`api`]: request and response bodies of the local API.
 //! - [`duration`]: parsing of human durations (`500ms`, `10s`, `2m`).
+//! - [`wire`]: request-response messages between nodes and from `meshctl --peer`.
 
 pub mod annotations;
 pub mod api;
 pub mod duration;
 pub mod lifecycle;
 pub mod spec;
+pub mod wire;
 
 pub use lifecycle::{Event, Outcome, Phase, Step};
 pub use spec::{WorkloadId, WorkloadKind, WorkloadSpec};

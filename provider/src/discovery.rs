@@ -27,8 +27,12 @@ pub fn newest_per_provider<'a>(
 ) -> Vec<Discovered> {
     let mut newest: BTreeMap<String, ProviderRecord> = BTreeMap::new();
     for (expected, bytes) in raw {
-        let Ok(signed) = verify_signature(bytes, expected.as_ref()) else { continue };
-        let Record::Provider(record) = signed.record else { continue };
+        let Ok(signed) = verify_signature(bytes, expected.as_ref()) else {
+            continue;
+        };
+        let Record::Provider(record) = signed.record else {
+            continue;
+        };
         if record.workload != workload {
             continue;
         }
@@ -88,10 +92,20 @@ mod tests {
             (pb, rec(&b, "podman", 30, 130, true)), // withdrawn later
             (pc, rec(&c, "mock", 10, 40, false)),   // expired at now=50
         ];
-        let found = newest_per_provider(records.iter().map(|(p, r)| (*p, r.as_slice())), "default/web", None, 50);
+        let found = newest_per_provider(
+            records.iter().map(|(p, r)| (*p, r.as_slice())),
+            "default/web",
+            None,
+            50,
+        );
         assert_eq!(found.len(), 1);
         assert_eq!(found[0].issued_at, 20);
-        let none = newest_per_provider(records.iter().map(|(p, r)| (*p, r.as_slice())), "default/web", Some("podman"), 50);
+        let none = newest_per_provider(
+            records.iter().map(|(p, r)| (*p, r.as_slice())),
+            "default/web",
+            Some("podman"),
+            50,
+        );
         assert!(none.is_empty());
     }
 
@@ -106,7 +120,12 @@ mod tests {
         // b's record stored under a's key.
         let misplaced = rec(&b, "mock", 10, 100, false);
         let pa = Some(a.public().to_peer_id());
-        let found = newest_per_provider([(pa, forged.as_slice()), (pa, misplaced.as_slice())], "default/web", None, 5);
+        let found = newest_per_provider(
+            [(pa, forged.as_slice()), (pa, misplaced.as_slice())],
+            "default/web",
+            None,
+            5,
+        );
         assert!(found.is_empty());
         let found = newest_per_provider([(pa, good.as_slice())], "default/other", None, 5);
         assert!(found.is_empty());

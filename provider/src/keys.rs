@@ -45,7 +45,9 @@ mod tests {
 
     #[test]
     fn record_keys_name_their_signer() {
-        let peer = libp2p_identity::Keypair::generate_ed25519().public().to_peer_id();
+        let peer = libp2p_identity::Keypair::generate_ed25519()
+            .public()
+            .to_peer_id();
         let id = WorkloadId::new("default", "web");
         assert_eq!(signer_of(&provider(&id, &peer)), Some(peer));
         assert_eq!(signer_of(&node(&peer)), Some(peer));

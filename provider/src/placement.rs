@@ -39,12 +39,20 @@ fn short(peer: &str) -> &str {
 }
 
 /// Ranks `candidates` for `replicas` replicas (`None`: one per qualified node, a DaemonSet).
-pub fn rank(candidates: &[NodeCandidate], replicas: Option<u32>, needs: ResourceAmounts) -> Placement {
+pub fn rank(
+    candidates: &[NodeCandidate],
+    replicas: Option<u32>,
+    needs: ResourceAmounts,
+) -> Placement {
     let mut placement = Placement::default();
     let mut qualified: Vec<&NodeCandidate> = Vec::new();
     for c in candidates {
         match &c.engine {
-            Err(why) => placement.passed_over.push(format!("{} (…{}): {why}", label(c), short(&c.peer_id))),
+            Err(why) => {
+                placement
+                    .passed_over
+                    .push(format!("{} (…{}): {why}", label(c), short(&c.peer_id)))
+            }
             Ok(_) => {
                 if let Some(cpu) = needs.cpu_millis.filter(|cpu| *cpu > c.cpu_free_millis) {
                     placement.passed_over.push(format!(
@@ -78,7 +86,10 @@ pub fn rank(candidates: &[NodeCandidate], replicas: Option<u32>, needs: Resource
     let wanted = replicas.map_or(qualified.len(), |r| r as usize);
     for (i, c) in qualified.iter().enumerate() {
         if i < wanted {
-            let engine = c.engine.clone().expect("qualified candidates have an engine");
+            let engine = c
+                .engine
+                .clone()
+                .expect("qualified candidates have an engine");
             placement.chosen.push((c.peer_id.clone(), engine));
         } else {
             placement.passed_over.push(format!(
@@ -124,16 +135,28 @@ mod tests {
             node("peer-d", Ok("mock"), 8000, 1),
         ];
         let p = rank(&nodes, Some(2), ResourceAmounts::default());
-        assert_eq!(p.chosen, vec![("peer-b".into(), "mock".into()), ("self".into(), "mock".into())]);
+        assert_eq!(
+            p.chosen,
+            vec![
+                ("peer-b".into(), "mock".into()),
+                ("self".into(), "mock".into())
+            ]
+        );
         assert_eq!(p.unplaced, 0);
         assert_eq!(p.passed_over.len(), 2);
-        assert!(p.passed_over.iter().any(|r| r.contains("no engine can run Pod")));
+        assert!(p
+            .passed_over
+            .iter()
+            .any(|r| r.contains("no engine can run Pod")));
         assert!(p.passed_over.iter().any(|r| r.contains("not needed")));
     }
 
     #[test]
     fn places_what_fits_and_says_why() {
-        let nodes = [node("self", Ok("mock"), 100, 0), node("peer-b", Ok("mock"), 4000, 0)];
+        let nodes = [
+            node("self", Ok("mock"), 100, 0),
+            node("peer-b", Ok("mock"), 4000, 0),
+        ];
         let needs = ResourceAmounts {
             cpu_millis: Some(500),
             memory_bytes: None,
@@ -141,12 +164,19 @@ mod tests {
         let p = rank(&nodes, Some(3), needs);
         assert_eq!(p.chosen.len(), 1);
         assert_eq!(p.unplaced, 2);
-        assert_eq!(p.passed_over, vec!["this node (…self): needs 500m CPU, 100m free".to_string()]);
+        assert_eq!(
+            p.passed_over,
+            vec!["this node (…self): needs 500m CPU, 100m free".to_string()]
+        );
     }
 
     #[test]
     fn daemonset_goes_everywhere_capable() {
-        let nodes = [node("a", Ok("mock"), 1, 0), node("b", Ok("podman"), 1, 0), node("c", Err("x"), 1, 0)];
+        let nodes = [
+            node("a", Ok("mock"), 1, 0),
+            node("b", Ok("podman"), 1, 0),
+            node("c", Err("x"), 1, 0),
+        ];
         let p = rank(&nodes, None, ResourceAmounts::default());
         assert_eq!(p.chosen.len(), 2);
         assert_eq!(p.unplaced, 0);

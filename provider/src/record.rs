@@ -65,7 +65,10 @@ pub struct NodeRecord {
 impl NodeRecord {
     /// Names of the healthy engines.
     pub fn healthy_engines(&self) -> impl Iterator<Item = &str> {
-        self.engines.iter().filter(|e| e.healthy).map(|e| e.name.as_str())
+        self.engines
+            .iter()
+            .filter(|e| e.healthy)
+            .map(|e| e.name.as_str())
     }
 }
 

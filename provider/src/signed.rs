@@ -60,7 +60,9 @@ pub fn encode(keypair: &Keypair, record: &Record) -> Result<Vec<u8>, RecordError
     let payload = serde_json::to_vec(record).map_err(|e| RecordError::Malformed(e.to_string()))?;
     let mut msg = DOMAIN.to_vec();
     msg.extend_from_slice(&payload);
-    let signature = keypair.sign(&msg).map_err(|e| RecordError::Malformed(e.to_string()))?;
+    let signature = keypair
+        .sign(&msg)
+        .map_err(|e| RecordError::Malformed(e.to_string()))?;
     let key = keypair.public().encode_protobuf();
     let mut out = Vec::with_capacity(4 + 4 + key.len() + signature.len() + payload.len());
     out.extend_from_slice(MAGIC);
@@ -77,7 +79,11 @@ pub fn encode(keypair: &Keypair, record: &Record) -> Result<Vec<u8>, RecordError
 
 /// Decodes and verifies a record: signature, signer = claimed peer (= `expected`, when the
 /// DHT key names one), and not expired at `now`.
-pub fn verify(bytes: &[u8], expected: Option<&PeerId>, now: UnixMillis) -> Result<Signed, RecordError> {
+pub fn verify(
+    bytes: &[u8],
+    expected: Option<&PeerId>,
+    now: UnixMillis,
+) -> Result<Signed, RecordError> {
     let signed = verify_signature(bytes, expected)?;
     if signed.record.expires_at() <= now {
         return Err(RecordError::Expired(signed.record.expires_at()));
@@ -98,14 +104,16 @@ pub fn verify_signature(bytes: &[u8], expected: Option<&PeerId>) -> Result<Signe
     let key = read_chunk(&mut rest)?;
     let signature = read_chunk(&mut rest)?;
     let payload = rest;
-    let public = PublicKey::try_decode_protobuf(key).map_err(|e| RecordError::Malformed(format!("public key: {e}")))?;
+    let public = PublicKey::try_decode_protobuf(key)
+        .map_err(|e| RecordError::Malformed(format!("public key: {e}")))?;
     let mut msg = DOMAIN.to_vec();
     msg.extend_from_slice(payload);
     if !public.verify(&msg, signature) {
         return Err(RecordError::BadSignature);
     }
     let signer = public.to_peer_id();
-    let record: Record = serde_json::from_slice(payload).map_err(|e| RecordError::Malformed(e.to_string()))?;
+    let record: Record =
+        serde_json::from_slice(payload).map_err(|e| RecordError::Malformed(e.to_string()))?;
     if record.peer_id() != signer.to_string() || expected.is_some_and(|p| *p != signer) {
         return Err(RecordError::WrongSigner {
             claimed: expected.map_or_else(|| record.peer_id().to_string(), |p| p.to_string()),
@@ -143,7 +151,11 @@ mod tests {
         let bytes = encode(&k, &provider(&k, 100)).unwrap();
         let signed = verify(&bytes, Some(&k.public().to_peer_id()), 50).unwrap();
         assert_eq!(signed.record, provider(&k, 100));
-        assert!(bytes.len() < 1024, "records stay small: {} bytes", bytes.len());
+        assert!(
+            bytes.len() < 1024,
+            "records stay small: {} bytes",
+            bytes.len()
+        );
     }
 
     #[test]
@@ -169,7 +181,10 @@ mod tests {
         let thief = Keypair::generate_ed25519();
         // The thief signs a record claiming to be the honest peer.
         let bytes = encode(&thief, &provider(&honest, 100)).unwrap();
-        assert!(matches!(verify(&bytes, None, 50), Err(RecordError::WrongSigner { .. })));
+        assert!(matches!(
+            verify(&bytes, None, 50),
+            Err(RecordError::WrongSigner { .. })
+        ));
         // The thief's own record under the honest peer's key is refused too.
         let own = encode(&thief, &provider(&thief, 100)).unwrap();
         assert!(matches!(
@@ -180,7 +195,13 @@ mod tests {
 
     #[test]
     fn garbage_is_malformed_not_a_panic() {
-        for junk in [&b""[..], b"MSR1", b"MSR1\x00\x05abc", b"hello world", &[0xff; 64]] {
+        for junk in [
+            &b""[..],
+            b"MSR1",
+            b"MSR1\x00\x05abc",
+            b"hello world",
+            &[0xff; 64],
+        ] {
             assert!(verify(junk, None, 0).is_err());
         }
         let k = Keypair::generate_ed25519();

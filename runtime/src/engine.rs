@@ -111,9 +111,13 @@ pub enum InstanceState {
     Created,
     Running,
     /// Exited on its own with this code.
-    Exited { code: i32 },
+    Exited {
+        code: i32,
+    },
     /// The engine reports a failure (OOM-killed, trapped, crashed).
-    Failed { reason: String },
+    Failed {
+        reason: String,
+    },
     /// The engine does not know the instance.
     Missing,
 }
@@ -124,7 +128,9 @@ pub enum Health {
     NoCheck,
     Starting,
     Healthy,
-    Unhealthy { reason: String },
+    Unhealthy {
+        reason: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

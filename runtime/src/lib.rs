@@ -6,7 +6,7 @@
 //! # Layout
 //!
 //! - [`engine`]: the `Engine` trait, `Handle`, status and capability types.
-//! - [`error`]: `runtime::Error`.
+//! - [`error`]: the `runtime::Error` type.
 //! - [`registry`]: engines by name plus their periodic fingerprints.
 //! - [`select`]: `(spec, engines, policy) -> (engine, reason)`, sans-IO.
 //! - [`lifecycle`]: Validate → Fetch → Prepare → Install → Activate → HealthCheck → Running,
@@ -23,8 +23,8 @@ pub mod select;
 pub mod testing;
 
 pub use engine::{
-    Capability, Engine, Fingerprint, Handle, Health, InstallContext, InstanceState,
-    InstanceStatus, LogOptions, Recovered,
+    Capability, Engine, Fingerprint, Handle, Health, InstallContext, InstanceState, InstanceStatus,
+    LogOptions, Recovered,
 };
 pub use error::Error;
 pub use lifecycle::{Controller, ControllerConfig, DeployReport, Observer};

@@ -14,7 +14,9 @@ use std::time::{Duration, Instant};
 
 use mesh_protocol::{Outcome, Phase, Step, WorkloadSpec};
 
-use crate::engine::{Engine, Handle, Health, InstallContext, InstanceState, InstanceStatus, Recovered};
+use crate::engine::{
+    Engine, Handle, Health, InstallContext, InstanceState, InstanceStatus, Recovered,
+};
 use crate::error::{Error, Result};
 use crate::registry::Registry;
 
@@ -49,7 +51,15 @@ impl Default for ControllerConfig {
 /// Hears about every step. `installed` must persist the handle before it returns, so that an
 /// instance created just before a crash is re-adopted or cleaned up after the restart.
 pub trait Observer: Send + Sync {
-    fn step(&self, spec: &WorkloadSpec, engine: &str, step: Step, outcome: Outcome, took: Duration, message: &str);
+    fn step(
+        &self,
+        spec: &WorkloadSpec,
+        engine: &str,
+        step: Step,
+        outcome: Outcome,
+        took: Duration,
+        message: &str,
+    );
     fn installed(&self, spec: &WorkloadSpec, handle: &Handle);
 }
 
@@ -116,7 +126,14 @@ impl Controller {
     }
 
     /// Runs one step under the step timeout and reports it.
-    async fn step<T, F>(&self, obs: &dyn Observer, spec: &WorkloadSpec, engine: &str, step: Step, fut: F) -> Result<T>
+    async fn step<T, F>(
+        &self,
+        obs: &dyn Observer,
+        spec: &WorkloadSpec,
+        engine: &str,
+        step: Step,
+        fut: F,
+    ) -> Result<T>
     where
         F: Future<Output = Result<T>>,
     {
@@ -137,38 +154,77 @@ impl Controller {
     }
 
     /// Validate → Fetch → Prepare → Install → Activate → HealthCheck.
-    pub async fn deploy(&self, spec: &WorkloadSpec, engine_name: &str, ctx: &InstallContext, obs: &dyn Observer) -> DeployReport {
+    pub async fn deploy(
+        &self,
+        spec: &WorkloadSpec,
+        engine_name: &str,
+        ctx: &InstallContext,
+        obs: &dyn Observer,
+    ) -> DeployReport {
         let engine = match self.engine(engine_name) {
             Ok(e) => e,
             Err(e) => {
-                obs.step(spec, engine_name, Step::Validate, Outcome::Failed, Duration::ZERO, &e.to_string());
+                obs.step(
+                    spec,
+                    engine_name,
+                    Step::Validate,
+                    Outcome::Failed,
+                    Duration::ZERO,
+                    &e.to_string(),
+                );
                 return DeployReport::failed(Step::Validate, &e, None);
             }
         };
         let e = engine.as_ref();
-        if let Err(err) = self.step(obs, spec, engine_name, Step::Validate, validate(e, spec)).await {
+        if let Err(err) = self
+            .step(obs, spec, engine_name, Step::Validate, validate(e, spec))
+            .await
+        {
             return DeployReport::failed(Step::Validate, &err, None);
         }
-        if let Err(err) = self.step(obs, spec, engine_name, Step::Fetch, e.fetch(spec)).await {
+        if let Err(err) = self
+            .step(obs, spec, engine_name, Step::Fetch, e.fetch(spec))
+            .await
+        {
             return DeployReport::failed(Step::Fetch, &err, None);
         }
-        if let Err(err) = self.step(obs, spec, engine_name, Step::Prepare, e.prepare(spec)).await {
+        if let Err(err) = self
+            .step(obs, spec, engine_name, Step::Prepare, e.prepare(spec))
+            .await
+        {
             return DeployReport::failed(Step::Prepare, &err, None);
         }
-        let handle = match self.step(obs, spec, engine_name, Step::Install, e.install(spec, ctx)).await {
+        let handle = match self
+            .step(obs, spec, engine_name, Step::Install, e.install(spec, ctx))
+            .await
+        {
             Ok(h) => h,
             Err(err) => return DeployReport::failed(Step::Install, &err, None),
         };
         obs.installed(spec, &handle);
-        if let Err(err) = self.step(obs, spec, engine_name, Step::Activate, e.start(&handle)).await {
+        if let Err(err) = self
+            .step(obs, spec, engine_name, Step::Activate, e.start(&handle))
+            .await
+        {
             return DeployReport::failed(Step::Activate, &err, Some(handle));
         }
         let started = Instant::now();
         let checked = self.health_check(e, spec, &handle).await;
         match checked {
             Ok((phase, status)) => {
-                let msg = if phase == Phase::Succeeded { "exited 0" } else { "" };
-                obs.step(spec, engine_name, Step::HealthCheck, Outcome::Ok, started.elapsed(), msg);
+                let msg = if phase == Phase::Succeeded {
+                    "exited 0"
+                } else {
+                    ""
+                };
+                obs.step(
+                    spec,
+                    engine_name,
+                    Step::HealthCheck,
+                    Outcome::Ok,
+                    started.elapsed(),
+                    msg,
+                );
                 DeployReport {
                     phase,
                     handle: Some(handle),
@@ -178,7 +234,14 @@ impl Controller {
                 }
             }
             Err(err) => {
-                obs.step(spec, engine_name, Step::HealthCheck, Outcome::Failed, started.elapsed(), &err.to_string());
+                obs.step(
+                    spec,
+                    engine_name,
+                    Step::HealthCheck,
+                    Outcome::Failed,
+                    started.elapsed(),
+                    &err.to_string(),
+                );
                 DeployReport::failed(Step::HealthCheck, &err, Some(handle))
             }
         }
@@ -187,7 +250,12 @@ impl Controller {
     /// Continues the lifecycle of an instance that was installed when the node stopped:
     /// Activate (if it never started) then HealthCheck. Used by recovery instead of
     /// reinstalling an instance that is already there.
-    pub async fn resume(&self, spec: &WorkloadSpec, handle: &Handle, obs: &dyn Observer) -> DeployReport {
+    pub async fn resume(
+        &self,
+        spec: &WorkloadSpec,
+        handle: &Handle,
+        obs: &dyn Observer,
+    ) -> DeployReport {
         let engine = match self.engine(&handle.engine) {
             Ok(e) => e,
             Err(e) => return DeployReport::failed(Step::Recover, &e, Some(handle.clone())),
@@ -195,7 +263,10 @@ impl Controller {
         let e = engine.as_ref();
         match e.status(handle).await {
             Ok(status) if status.state == InstanceState::Created => {
-                if let Err(err) = self.step(obs, spec, &handle.engine, Step::Activate, e.start(handle)).await {
+                if let Err(err) = self
+                    .step(obs, spec, &handle.engine, Step::Activate, e.start(handle))
+                    .await
+                {
                     return DeployReport::failed(Step::Activate, &err, Some(handle.clone()));
                 }
             }
@@ -205,7 +276,14 @@ impl Controller {
         let started = Instant::now();
         match self.health_check(e, spec, handle).await {
             Ok((phase, status)) => {
-                obs.step(spec, &handle.engine, Step::HealthCheck, Outcome::Ok, started.elapsed(), "");
+                obs.step(
+                    spec,
+                    &handle.engine,
+                    Step::HealthCheck,
+                    Outcome::Ok,
+                    started.elapsed(),
+                    "",
+                );
                 DeployReport {
                     phase,
                     handle: Some(handle.clone()),
@@ -215,7 +293,14 @@ impl Controller {
                 }
             }
             Err(err) => {
-                obs.step(spec, &handle.engine, Step::HealthCheck, Outcome::Failed, started.elapsed(), &err.to_string());
+                obs.step(
+                    spec,
+                    &handle.engine,
+                    Step::HealthCheck,
+                    Outcome::Failed,
+                    started.elapsed(),
+                    &err.to_string(),
+                );
                 DeployReport::failed(Step::HealthCheck, &err, Some(handle.clone()))
             }
         }
@@ -223,28 +308,42 @@ impl Controller {
 
     /// Polls the instance until it is running and healthy (or, for run-to-completion
     /// workloads, has exited 0), within `health_timeout`.
-    pub async fn health_check(&self, engine: &dyn Engine, spec: &WorkloadSpec, handle: &Handle) -> Result<(Phase, InstanceStatus)> {
+    pub async fn health_check(
+        &self,
+        engine: &dyn Engine,
+        spec: &WorkloadSpec,
+        handle: &Handle,
+    ) -> Result<(Phase, InstanceStatus)> {
         let deadline = Instant::now() + self.config.health_timeout;
         let mut pause = FIRST_POLL;
         loop {
             let status = engine.status(handle).await?;
             match (&status.state, &status.health) {
-                (InstanceState::Running, Health::Healthy | Health::NoCheck) => return Ok((Phase::Running, status)),
+                (InstanceState::Running, Health::Healthy | Health::NoCheck) => {
+                    return Ok((Phase::Running, status))
+                }
                 (InstanceState::Running, Health::Unhealthy { reason }) => {
                     return Err(Error::Invalid(format!("unhealthy: {reason}")))
                 }
-                (InstanceState::Exited { code: 0 }, _) if spec.runs_to_completion() => return Ok((Phase::Succeeded, status)),
-                (InstanceState::Exited { code }, _) => {
-                    return Err(Error::Invalid(format!("exited with code {code} before it became healthy")))
+                (InstanceState::Exited { code: 0 }, _) if spec.runs_to_completion() => {
+                    return Ok((Phase::Succeeded, status))
                 }
-                (InstanceState::Failed { reason }, _) => return Err(Error::Invalid(reason.clone())),
+                (InstanceState::Exited { code }, _) => {
+                    return Err(Error::Invalid(format!(
+                        "exited with code {code} before it became healthy"
+                    )))
+                }
+                (InstanceState::Failed { reason }, _) => {
+                    return Err(Error::Invalid(reason.clone()))
+                }
                 (InstanceState::Missing, _) => {
                     return Err(Error::NotFound {
                         engine: engine.name().to_string(),
                         instance: handle.instance.clone(),
                     })
                 }
-                (InstanceState::Created | InstanceState::Running, Health::Starting) | (InstanceState::Created, _) => {}
+                (InstanceState::Created | InstanceState::Running, Health::Starting)
+                | (InstanceState::Created, _) => {}
             }
             let now = Instant::now();
             if now >= deadline {
@@ -280,7 +379,16 @@ impl Controller {
             }
         };
         let grace = self.config.stop_grace;
-        if let Err(err) = self.step(obs, old_spec, &old.engine, Step::Update, old_engine.stop(old, grace)).await {
+        if let Err(err) = self
+            .step(
+                obs,
+                old_spec,
+                &old.engine,
+                Step::Update,
+                old_engine.stop(old, grace),
+            )
+            .await
+        {
             return UpdateReport {
                 new: DeployReport::failed(Step::Update, &err, None),
                 rolled_back: false,
@@ -290,7 +398,15 @@ impl Controller {
         let new = self.deploy(new_spec, new_engine, ctx, obs).await;
         if new.phase != Phase::Failed {
             // The old instance is replaced; a failure to remove it is reported, not fatal.
-            let _ = self.step(obs, old_spec, &old.engine, Step::Uninstall, old_engine.remove(old)).await;
+            let _ = self
+                .step(
+                    obs,
+                    old_spec,
+                    &old.engine,
+                    Step::Uninstall,
+                    old_engine.remove(old),
+                )
+                .await;
             return UpdateReport {
                 new,
                 rolled_back: false,
@@ -302,7 +418,9 @@ impl Controller {
         }
         let rollback = async {
             old_engine.start(old).await?;
-            self.health_check(old_engine.as_ref(), old_spec, old).await.map(|_| ())
+            self.health_check(old_engine.as_ref(), old_spec, old)
+                .await
+                .map(|_| ())
         };
         let rollback_error = self
             .step(obs, old_spec, &old.engine, Step::Rollback, rollback)
@@ -317,27 +435,49 @@ impl Controller {
     }
 
     /// Stop (with the grace period) then remove. Idempotent.
-    pub async fn uninstall(&self, spec: &WorkloadSpec, handle: &Handle, obs: &dyn Observer) -> Result<()> {
+    pub async fn uninstall(
+        &self,
+        spec: &WorkloadSpec,
+        handle: &Handle,
+        obs: &dyn Observer,
+    ) -> Result<()> {
         let engine = self.engine(&handle.engine)?;
         let grace = self.config.stop_grace;
         let work = async {
             engine.stop(handle, grace).await?;
             engine.remove(handle).await
         };
-        self.step(obs, spec, &handle.engine, Step::Uninstall, work).await
+        self.step(obs, spec, &handle.engine, Step::Uninstall, work)
+            .await
     }
 
     /// Re-attaches to an instance after a node restart.
-    pub async fn recover(&self, spec: &WorkloadSpec, handle: &Handle, obs: &dyn Observer) -> Result<Recovered> {
+    pub async fn recover(
+        &self,
+        spec: &WorkloadSpec,
+        handle: &Handle,
+        obs: &dyn Observer,
+    ) -> Result<Recovered> {
         let engine = self.engine(&handle.engine)?;
-        self.step(obs, spec, &handle.engine, Step::Recover, engine.recover(handle)).await
+        self.step(
+            obs,
+            spec,
+            &handle.engine,
+            Step::Recover,
+            engine.recover(handle),
+        )
+        .await
     }
 }
 
 /// Checks common to every engine, then the engine's own.
 async fn validate(engine: &dyn Engine, spec: &WorkloadSpec) -> Result<()> {
     if !engine.kinds().contains(&spec.kind) {
-        return Err(Error::Invalid(format!("engine {} cannot run a {}", engine.name(), spec.kind)));
+        return Err(Error::Invalid(format!(
+            "engine {} cannot run a {}",
+            engine.name(),
+            spec.kind
+        )));
     }
     if spec.version.is_empty() || spec.version != spec.compute_version() {
         return Err(Error::Invalid(

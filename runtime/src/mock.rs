@@ -27,8 +27,8 @@ use mesh_protocol::{WorkloadKind, WorkloadSpec};
 use serde::{Deserialize, Serialize};
 
 use crate::engine::{
-    Capability, Engine, Fingerprint, Handle, Health, InstallContext, InstanceState, InstanceStatus, LogOptions,
-    Recovered,
+    Capability, Engine, Fingerprint, Handle, Health, InstallContext, InstanceState, InstanceStatus,
+    LogOptions, Recovered,
 };
 use crate::error::{Error, Result};
 use crate::now_millis;
@@ -127,12 +127,17 @@ impl MockEngine {
                     Ok(inst) => {
                         instances.insert(inst.id.clone(), inst);
                     }
-                    Err(e) => tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable mock instance"),
+                    Err(e) => {
+                        tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable mock instance")
+                    }
                 }
             }
         }
         let engine = Self::new();
-        *engine.instances.lock().expect("mock lock is never poisoned") = instances;
+        *engine
+            .instances
+            .lock()
+            .expect("mock lock is never poisoned") = instances;
         Ok(Self {
             state_dir: Some(dir),
             ..engine
@@ -159,7 +164,9 @@ impl MockEngine {
     }
 
     fn persist(&self, inst: &MockInstance) -> Result<()> {
-        let Some(dir) = &self.state_dir else { return Ok(()) };
+        let Some(dir) = &self.state_dir else {
+            return Ok(());
+        };
         let path = dir.join(format!("{}.json", inst.id));
         let tmp = dir.join(format!(".{}.tmp", inst.id));
         let bytes = serde_json::to_vec(inst).map_err(|e| Error::engine(NAME, e.to_string()))?;
@@ -169,7 +176,9 @@ impl MockEngine {
     }
 
     fn forget(&self, id: &str) -> Result<()> {
-        let Some(dir) = &self.state_dir else { return Ok(()) };
+        let Some(dir) = &self.state_dir else {
+            return Ok(());
+        };
         match std::fs::remove_file(dir.join(format!("{id}.json"))) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -185,10 +194,16 @@ impl MockEngine {
     }
 
     /// Updates an instance under the lock, then persists it.
-    fn modify<T>(&self, handle: &Handle, f: impl FnOnce(&mut MockInstance) -> Result<T>) -> Result<T> {
+    fn modify<T>(
+        &self,
+        handle: &Handle,
+        f: impl FnOnce(&mut MockInstance) -> Result<T>,
+    ) -> Result<T> {
         let (out, copy) = {
             let mut map = self.lock();
-            let inst = map.get_mut(&handle.instance).ok_or_else(|| Self::not_found(handle))?;
+            let inst = map
+                .get_mut(&handle.instance)
+                .ok_or_else(|| Self::not_found(handle))?;
             let out = f(inst)?;
             (out, inst.clone())
         };
@@ -202,8 +217,13 @@ impl MockEngine {
         let state = match inst.state {
             MockRunState::Created => InstanceState::Created,
             MockRunState::Stopped => InstanceState::Exited { code: 0 },
-            MockRunState::Running => match (annotation_u64(spec, annotations::MOCK_EXIT_AFTER_MS), inst.started_at) {
-                (Some(after), Some(at)) if now.saturating_sub(at) >= after => InstanceState::Exited { code: exit_code },
+            MockRunState::Running => match (
+                annotation_u64(spec, annotations::MOCK_EXIT_AFTER_MS),
+                inst.started_at,
+            ) {
+                (Some(after), Some(at)) if now.saturating_sub(at) >= after => {
+                    InstanceState::Exited { code: exit_code }
+                }
                 _ => InstanceState::Running,
             },
         };
@@ -253,7 +273,10 @@ impl Engine for MockEngine {
 
     async fn fingerprint(&self) -> Fingerprint {
         if self.healthy.load(Ordering::SeqCst) {
-            Fingerprint::healthy(env!("CARGO_PKG_VERSION"), "mock engine (scripted by annotations)")
+            Fingerprint::healthy(
+                env!("CARGO_PKG_VERSION"),
+                "mock engine (scripted by annotations)",
+            )
         } else {
             Fingerprint::unhealthy("mock daemon scripted down")
         }
@@ -267,9 +290,24 @@ impl Engine for MockEngine {
     async fn install(&self, spec: &WorkloadSpec, ctx: &InstallContext) -> Result<Handle> {
         self.counters.installs.fetch_add(1, Ordering::Relaxed);
         let seq = self.next_id.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{}-{}-{}-{:x}{seq}", spec.namespace, spec.name, spec.short_version(), now_millis());
-        let mut logs = vec![log(format!("installed {} version {} on {}", spec.id(), spec.version, ctx.node))];
-        logs.extend(spec.containers.iter().map(|c| log(format!("container {} image {}", c.name, c.image))));
+        let id = format!(
+            "{}-{}-{}-{:x}{seq}",
+            spec.namespace,
+            spec.name,
+            spec.short_version(),
+            now_millis()
+        );
+        let mut logs = vec![log(format!(
+            "installed {} version {} on {}",
+            spec.id(),
+            spec.version,
+            ctx.node
+        ))];
+        logs.extend(
+            spec.containers
+                .iter()
+                .map(|c| log(format!("container {} image {}", c.name, c.image))),
+        );
         let inst = MockInstance {
             id: id.clone(),
             spec: spec.clone(),
@@ -289,7 +327,10 @@ impl Engine for MockEngine {
     }
 
     async fn start(&self, handle: &Handle) -> Result<()> {
-        let spec = self.instance(&handle.instance).ok_or_else(|| Self::not_found(handle))?.spec;
+        let spec = self
+            .instance(&handle.instance)
+            .ok_or_else(|| Self::not_found(handle))?
+            .spec;
         if let Some(ms) = annotation_u64(&spec, annotations::MOCK_START_DELAY_MS) {
             tokio::time::sleep(Duration::from_millis(ms)).await;
         }
@@ -328,7 +369,9 @@ impl Engine for MockEngine {
     }
 
     async fn logs(&self, handle: &Handle, opts: LogOptions) -> Result<Vec<LogLine>> {
-        let inst = self.instance(&handle.instance).ok_or_else(|| Self::not_found(handle))?;
+        let inst = self
+            .instance(&handle.instance)
+            .ok_or_else(|| Self::not_found(handle))?;
         let mut lines = inst.logs.clone();
         if let InstanceState::Exited { code } = Self::status_of(&inst, now_millis()).state {
             if inst.state == MockRunState::Running {

@@ -56,13 +56,14 @@ impl Registry {
     /// Probes every engine once, concurrently, and records the results.
     pub async fn refresh(&self) {
         let probes = self.engines.iter().map(|(name, engine)| async move {
-            let fingerprint = match tokio::time::timeout(FINGERPRINT_TIMEOUT, engine.fingerprint()).await {
-                Ok(fp) => fp,
-                Err(_) => Fingerprint::unhealthy(format!(
-                    "no answer within {}",
-                    mesh_protocol::duration::format(FINGERPRINT_TIMEOUT)
-                )),
-            };
+            let fingerprint =
+                match tokio::time::timeout(FINGERPRINT_TIMEOUT, engine.fingerprint()).await {
+                    Ok(fp) => fp,
+                    Err(_) => Fingerprint::unhealthy(format!(
+                        "no answer within {}",
+                        mesh_protocol::duration::format(FINGERPRINT_TIMEOUT)
+                    )),
+                };
             (name.clone(), fingerprint)
         });
         let results = futures::future::join_all(probes).await;
@@ -110,7 +111,10 @@ impl Registry {
                 Candidate {
                     name: name.clone(),
                     healthy: probe.is_some_and(|p| p.fingerprint.healthy),
-                    detail: probe.map_or_else(|| "not probed yet".to_string(), |p| p.fingerprint.detail.clone()),
+                    detail: probe.map_or_else(
+                        || "not probed yet".to_string(),
+                        |p| p.fingerprint.detail.clone(),
+                    ),
                     kinds: engine.kinds().to_vec(),
                 }
             })
@@ -128,9 +132,16 @@ impl Registry {
                     name: name.clone(),
                     healthy: probe.is_some_and(|p| p.fingerprint.healthy),
                     version: probe.and_then(|p| p.fingerprint.version.clone()),
-                    capabilities: engine.capabilities().iter().map(|c| c.to_string()).collect(),
+                    capabilities: engine
+                        .capabilities()
+                        .iter()
+                        .map(|c| c.to_string())
+                        .collect(),
                     kinds: engine.kinds().to_vec(),
-                    detail: probe.map_or_else(|| "not probed yet".to_string(), |p| p.fingerprint.detail.clone()),
+                    detail: probe.map_or_else(
+                        || "not probed yet".to_string(),
+                        |p| p.fingerprint.detail.clone(),
+                    ),
                     checked_at: probe.map_or(0, |p| p.checked_at),
                 }
             })

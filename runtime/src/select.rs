@@ -83,7 +83,12 @@ fn format_label(spec: &WorkloadSpec) -> String {
 }
 
 /// Why `name` cannot run `spec` here, or `None` when it can.
-fn unusable(name: &str, spec: &WorkloadSpec, engines: &[Candidate], policy: &Policy) -> Option<String> {
+fn unusable(
+    name: &str,
+    spec: &WorkloadSpec,
+    engines: &[Candidate],
+    policy: &Policy,
+) -> Option<String> {
     let Some(c) = engines.iter().find(|c| c.name == name) else {
         return Some(format!("{name} is not available on this node"));
     };
@@ -100,11 +105,19 @@ fn unusable(name: &str, spec: &WorkloadSpec, engines: &[Candidate], policy: &Pol
 }
 
 /// Chooses the engine for `spec`. Pure: same inputs, same answer.
-pub fn select(spec: &WorkloadSpec, engines: &[Candidate], policy: &Policy) -> Result<Selection, NoEngine> {
+pub fn select(
+    spec: &WorkloadSpec,
+    engines: &[Candidate],
+    policy: &Policy,
+) -> Result<Selection, NoEngine> {
     let mut passed_over: Vec<String> = Vec::new();
     let mut tried: BTreeSet<String> = BTreeSet::new();
 
-    if let Some(wanted) = spec.annotation(annotations::RUNTIME_ENGINE).map(str::trim).filter(|s| !s.is_empty()) {
+    if let Some(wanted) = spec
+        .annotation(annotations::RUNTIME_ENGINE)
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
         let wanted = wanted.to_ascii_lowercase();
         tried.insert(wanted.clone());
         match unusable(&wanted, spec, engines, policy) {
@@ -135,7 +148,8 @@ pub fn select(spec: &WorkloadSpec, engines: &[Candidate], policy: &Policy) -> Re
     if tried.insert(inferred.to_string()) {
         match unusable(inferred, spec, engines, policy) {
             None => {
-                let mut reason = format!("inferred from format: {} → {inferred}", format_label(spec));
+                let mut reason =
+                    format!("inferred from format: {} → {inferred}", format_label(spec));
                 let fallback = !passed_over.is_empty();
                 if fallback {
                     reason = format!("{}; fell back to {reason}", passed_over.join("; "));
@@ -146,7 +160,10 @@ pub fn select(spec: &WorkloadSpec, engines: &[Candidate], policy: &Policy) -> Re
                     fallback,
                 });
             }
-            Some(why) => passed_over.push(format!("{} implies {inferred}, but {why}", format_label(spec))),
+            Some(why) => passed_over.push(format!(
+                "{} implies {inferred}, but {why}",
+                format_label(spec)
+            )),
         }
     }
 
@@ -156,7 +173,10 @@ pub fn select(spec: &WorkloadSpec, engines: &[Candidate], policy: &Policy) -> Re
         .collect();
     ordered.sort_by_key(|c| {
         (
-            FALLBACK_ORDER.iter().position(|n| *n == c.name).unwrap_or(FALLBACK_ORDER.len()),
+            FALLBACK_ORDER
+                .iter()
+                .position(|n| *n == c.name)
+                .unwrap_or(FALLBACK_ORDER.len()),
             c.name.clone(),
         )
     });
@@ -216,7 +236,11 @@ mod tests {
         Candidate {
             name: name.to_string(),
             healthy,
-            detail: if healthy { "ok".into() } else { "socket refused".into() },
+            detail: if healthy {
+                "ok".into()
+            } else {
+                "socket refused".into()
+            },
             kinds: kinds.to_vec(),
         }
     }
@@ -262,6 +286,16 @@ mod tests {
     use WorkloadKind as K;
 
     /// (case, spec, engines, policy, expected engine or error substring, fallback, reason substring)
+    type Case<'a> = (
+        &'a str,
+        WorkloadSpec,
+        Vec<Candidate>,
+        Policy,
+        Result<&'a str, &'a str>,
+        bool,
+        &'a str,
+    );
+
     #[test]
     fn selection_table() {
         let eng = annotations::RUNTIME_ENGINE;
@@ -270,7 +304,7 @@ mod tests {
             denied: ["podman".to_string()].into(),
             ..Policy::default()
         };
-        let cases: Vec<(&str, WorkloadSpec, Vec<Candidate>, Policy, Result<&str, &str>, bool, &str)> = vec![
+        let cases: Vec<Case<'_>> = vec![
             ("k8s → podman", spec(Kubernetes, K::Pod, &[]), node(Some(true), Some(true), true, false), Policy::default(), Ok("podman"), false, "inferred from format: Kubernetes manifest → podman"),
             ("compose → docker", spec(Compose, K::Compose, &[]), node(Some(true), Some(true), true, false), Policy::default(), Ok("docker"), false, "Compose file → docker"),
             ("function → wasm", spec(Beemesh, K::Function, &[]), node(Some(true), Some(true), true, false), Policy::default(), Ok("wasm"), false, "beemesh.io/v1 Function → wasm"),
@@ -298,9 +332,15 @@ mod tests {
                 (Ok(name), Ok(sel)) => {
                     assert_eq!(sel.engine, name, "{case}: {}", sel.reason);
                     assert_eq!(sel.fallback, fallback, "{case}: {}", sel.reason);
-                    assert!(sel.reason.contains(reason), "{case}: reason {:?} lacks {reason:?}", sel.reason);
+                    assert!(
+                        sel.reason.contains(reason),
+                        "{case}: reason {:?} lacks {reason:?}",
+                        sel.reason
+                    );
                 }
-                (Err(msg), Err(NoEngine(e))) => assert!(e.contains(msg), "{case}: error {e:?} lacks {msg:?}"),
+                (Err(msg), Err(NoEngine(e))) => {
+                    assert!(e.contains(msg), "{case}: error {e:?} lacks {msg:?}")
+                }
                 (want, got) => panic!("{case}: wanted {want:?}, got {got:?}"),
             }
         }
@@ -310,6 +350,9 @@ mod tests {
     fn is_pure() {
         let s = spec(Kubernetes, K::Pod, &[]);
         let n = node(Some(false), Some(true), false, true);
-        assert_eq!(select(&s, &n, &Policy::default()), select(&s, &n, &Policy::default()));
+        assert_eq!(
+            select(&s, &n, &Policy::default()),
+            select(&s, &n, &Policy::default())
+        );
     }
 }

@@ -1,6 +1,8 @@
 //! The lifecycle controller driving the mock engine: every phase, every scripted failure,
 //! updates with rollback, and recovery from persisted handles.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -18,8 +20,19 @@ struct Recorder {
 }
 
 impl Observer for Recorder {
-    fn step(&self, _: &WorkloadSpec, _: &str, step: Step, outcome: Outcome, _: Duration, message: &str) {
-        self.steps.lock().unwrap().push((step, outcome, message.to_string()));
+    fn step(
+        &self,
+        _: &WorkloadSpec,
+        _: &str,
+        step: Step,
+        outcome: Outcome,
+        _: Duration,
+        message: &str,
+    ) {
+        self.steps
+            .lock()
+            .unwrap()
+            .push((step, outcome, message.to_string()));
     }
     fn installed(&self, _: &WorkloadSpec, handle: &Handle) {
         self.installed.lock().unwrap().push(handle.clone());
@@ -33,7 +46,12 @@ impl Recorder {
 }
 
 fn spec(name: &str, annotations: &[(&str, &str)]) -> WorkloadSpec {
-    let mut s = WorkloadSpec::new(name, DEFAULT_NAMESPACE, WorkloadKind::Pod, SourceFormat::Kubernetes);
+    let mut s = WorkloadSpec::new(
+        name,
+        DEFAULT_NAMESPACE,
+        WorkloadKind::Pod,
+        SourceFormat::Kubernetes,
+    );
     s.containers.push(Container {
         name: "main".into(),
         image: "localhost/mesh-test:latest".into(),
@@ -70,11 +88,23 @@ async fn happy_path_runs_every_phase_in_order() {
     assert_eq!(report.phase, Phase::Running, "{report:?}");
     assert_eq!(
         rec.steps(),
-        vec![Step::Validate, Step::Fetch, Step::Prepare, Step::Install, Step::Activate, Step::HealthCheck]
+        vec![
+            Step::Validate,
+            Step::Fetch,
+            Step::Prepare,
+            Step::Install,
+            Step::Activate,
+            Step::HealthCheck
+        ]
     );
     let handle = report.handle.expect("installed");
-    assert_eq!(rec.installed.lock().unwrap().as_slice(), &[handle.clone()]);
-    let inst = mock.instance(&handle.instance).expect("mock holds the instance");
+    assert_eq!(
+        rec.installed.lock().unwrap().as_slice(),
+        std::slice::from_ref(&handle)
+    );
+    let inst = mock
+        .instance(&handle.instance)
+        .expect("mock holds the instance");
     assert_eq!(inst.spec, s);
     assert_eq!(inst.ctx, ctx());
     assert_eq!(inst.starts, 1);
@@ -85,11 +115,24 @@ async fn happy_path_runs_every_phase_in_order() {
 async fn start_error_fails_at_activate() {
     let (ctl, _) = setup(ControllerConfig::default());
     let rec = Recorder::default();
-    let report = ctl.deploy(&spec("bad", &[(ann::MOCK_START_ERROR, "image exploded")]), "mock", &ctx(), &rec).await;
+    let report = ctl
+        .deploy(
+            &spec("bad", &[(ann::MOCK_START_ERROR, "image exploded")]),
+            "mock",
+            &ctx(),
+            &rec,
+        )
+        .await;
     assert_eq!(report.phase, Phase::Failed);
     assert_eq!(report.failed_step, Some(Step::Activate));
-    assert!(report.error.as_deref().unwrap().contains("image exploded"), "{report:?}");
-    assert!(report.handle.is_some(), "the failed instance stays for its logs");
+    assert!(
+        report.error.as_deref().unwrap().contains("image exploded"),
+        "{report:?}"
+    );
+    assert!(
+        report.handle.is_some(),
+        "the failed instance stays for its logs"
+    );
     assert_eq!(rec.steps().last(), Some(&Step::Activate));
 }
 
@@ -98,7 +141,14 @@ async fn start_error_fails_at_activate() {
 async fn unhealthy_fails_at_health_check() {
     let (ctl, _) = setup(ControllerConfig::default());
     let rec = Recorder::default();
-    let report = ctl.deploy(&spec("sick", &[(ann::MOCK_HEALTH, "fail")]), "mock", &ctx(), &rec).await;
+    let report = ctl
+        .deploy(
+            &spec("sick", &[(ann::MOCK_HEALTH, "fail")]),
+            "mock",
+            &ctx(),
+            &rec,
+        )
+        .await;
     assert_eq!(report.failed_step, Some(Step::HealthCheck));
     assert!(report.error.unwrap().contains("unhealthy"));
 }
@@ -109,7 +159,10 @@ async fn unhealthy_fails_at_health_check() {
 async fn exits_during_health_check() {
     let (ctl, _) = setup(ControllerConfig::default());
     let rec = Recorder::default();
-    let crash = spec("crash", &[(ann::MOCK_EXIT_AFTER_MS, "0"), (ann::MOCK_EXIT_CODE, "3")]);
+    let crash = spec(
+        "crash",
+        &[(ann::MOCK_EXIT_AFTER_MS, "0"), (ann::MOCK_EXIT_CODE, "3")],
+    );
     let report = ctl.deploy(&crash, "mock", &ctx(), &rec).await;
     assert_eq!(report.failed_step, Some(Step::HealthCheck));
     assert!(report.error.unwrap().contains("exited with code 3"));
@@ -133,7 +186,10 @@ async fn health_check_times_out() {
     let s = spec("slow", &[]);
     // An instance that never leaves Created: install it, and health-check without starting.
     let handle = mock.install(&s, &ctx()).await.unwrap();
-    let err = ctl.health_check(mock.as_ref(), &s, &handle).await.unwrap_err();
+    let err = ctl
+        .health_check(mock.as_ref(), &s, &handle)
+        .await
+        .unwrap_err();
     assert!(err.to_string().contains("timed out after 50ms"), "{err}");
 }
 
@@ -143,7 +199,14 @@ async fn start_delay_is_honoured() {
     let (ctl, _) = setup(ControllerConfig::default());
     let rec = Recorder::default();
     let started = std::time::Instant::now();
-    let report = ctl.deploy(&spec("slowstart", &[(ann::MOCK_START_DELAY_MS, "30")]), "mock", &ctx(), &rec).await;
+    let report = ctl
+        .deploy(
+            &spec("slowstart", &[(ann::MOCK_START_DELAY_MS, "30")]),
+            "mock",
+            &ctx(),
+            &rec,
+        )
+        .await;
     assert_eq!(report.phase, Phase::Running);
     assert!(started.elapsed() >= Duration::from_millis(30));
 }
@@ -203,12 +266,21 @@ async fn recover_after_restart_from_state_dir() {
     registry.register(mock.clone());
     let ctl = Controller::new(Arc::new(registry), ControllerConfig::default());
     match ctl.recover(&s, &handle, &rec).await.unwrap() {
-        Recovered::Adopted(status) => assert_eq!(status.state, mesh_runtime::InstanceState::Running),
+        Recovered::Adopted(status) => {
+            assert_eq!(status.state, mesh_runtime::InstanceState::Running)
+        }
         Recovered::Gone => panic!("instance should be adopted"),
     }
     ctl.uninstall(&s, &handle, &rec).await.unwrap();
-    assert_eq!(ctl.recover(&s, &handle, &rec).await.unwrap(), Recovered::Gone);
-    assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 0, "nothing left behind");
+    assert_eq!(
+        ctl.recover(&s, &handle, &rec).await.unwrap(),
+        Recovered::Gone
+    );
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing left behind"
+    );
 }
 
 /// A spec whose version does not match its content is refused at Validate.

@@ -16,12 +16,16 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 /// Runs a mesh node: accepts workloads over the local API, runs them on its engines, and
 /// remembers them across restarts.
 #[derive(Debug, Parser)]
-#[command(name = "meshd", version, after_help = "\
+#[command(
+    name = "meshd",
+    version,
+    after_help = "\
 Examples:
   meshd --engines mock                      a node with the scriptable mock engine
   meshd --data-dir /tmp/n1 --http 127.0.0.1:7070 --engines mock
 
-Talk to it with meshctl (--node DATA_DIR/meshd.sock, or MESH_NODE).")]
+Talk to it with meshctl (--node DATA_DIR/meshd.sock, or MESH_NODE)."
+)]
 struct Args {
     /// Where the node keeps its state (store, engine state, API socket).
     #[arg(long, value_name = "DIR", env = "MESH_DATA_DIR")]
@@ -61,7 +65,10 @@ fn config(args: Args) -> anyhow::Result<Config> {
     if let Some(names) = &args.engines {
         for n in names {
             if !KNOWN_ENGINES.contains(&n.as_str()) {
-                bail!("--engines: unknown engine {n:?} (known: {})", KNOWN_ENGINES.join(", "));
+                bail!(
+                    "--engines: unknown engine {n:?} (known: {})",
+                    KNOWN_ENGINES.join(", ")
+                );
             }
         }
     }
@@ -79,11 +86,17 @@ fn config(args: Args) -> anyhow::Result<Config> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let daemon = mesh_node::start(config, shutdown.clone()).await?;
-    println!("meshd {} node {} listening on {}", env!("CARGO_PKG_VERSION"), daemon.node.id(), daemon.socket.display());
+    println!(
+        "meshd {} node {} listening on {}",
+        env!("CARGO_PKG_VERSION"),
+        daemon.node.id(),
+        daemon.socket.display()
+    );
     if let Some(http) = daemon.http {
         println!("meshd HTTP API on http://{http}");
     }
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).context("cannot watch SIGTERM")?;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .context("cannot watch SIGTERM")?;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
@@ -96,8 +109,12 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
     let result = config(args).and_then(|config| {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -126,7 +126,11 @@ pub fn default_target() -> Target {
 }
 
 fn path_of(name: &str, namespace: &str, suffix: &str) -> String {
-    format!("/deployments/{}{suffix}?namespace={}", encode(name), encode(namespace))
+    format!(
+        "/deployments/{}{suffix}?namespace={}",
+        encode(name),
+        encode(namespace)
+    )
 }
 
 /// Reads the manifest and the variables it references from the environment.
@@ -149,9 +153,17 @@ fn read_manifest(file: &str) -> anyhow::Result<(String, Option<String>)> {
             );
         }
         let bytes = std::fs::read(&path).with_context(|| format!("cannot read {file}"))?;
-        (bytes, file_stem(&path))
+        (
+            bytes,
+            file_stem(&path).map(|s| mesh_manifests::normalize_name(&s)),
+        )
     };
-    let text = String::from_utf8(bytes).map_err(|e| anyhow::anyhow!("{file}: not UTF-8 text (byte {})", e.utf8_error().valid_up_to()))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        anyhow::anyhow!(
+            "{file}: not UTF-8 text (byte {})",
+            e.utf8_error().valid_up_to()
+        )
+    })?;
     Ok((text, stem))
 }
 
@@ -159,7 +171,12 @@ fn file_stem(path: &Path) -> Option<String> {
     let stem = path.file_stem()?.to_string_lossy().to_string();
     // `compose.yaml` and `docker-compose.yml` say nothing: use the directory's name, as Compose does.
     if matches!(stem.as_str(), "compose" | "docker-compose") {
-        let dir = std::fs::canonicalize(path).ok()?.parent()?.file_name()?.to_string_lossy().to_string();
+        let dir = std::fs::canonicalize(path)
+            .ok()?
+            .parent()?
+            .file_name()?
+            .to_string_lossy()
+            .to_string();
         return Some(dir);
     }
     Some(stem)
@@ -175,7 +192,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let fmt = cli.output;
     match cli.command {
         Command::Apply(args) => return apply(&client, fmt, args).await,
-        Command::Get(NameOpt { name: Some(name), namespace }) => {
+        Command::Get(NameOpt {
+            name: Some(name),
+            namespace,
+        }) => {
             let d: Deployment = client.get(&path_of(&name, &namespace, "")).await?;
             output::print_deployments(fmt, std::slice::from_ref(&d), true)?;
         }
@@ -195,7 +215,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 _ => output::print_value(fmt, &d)?,
             }
         }
-        Command::Logs(LogsArgs { name, namespace, tail }) => {
+        Command::Logs(LogsArgs {
+            name,
+            namespace,
+            tail,
+        }) => {
             let mut path = path_of(&name, &namespace, "/logs");
             if let Some(n) = tail {
                 path.push_str(&format!("&tail={n}"));
@@ -207,10 +231,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             let engines: Vec<EngineInfo> = client.get("/plugins").await?;
             output::print_engines(fmt, &engines)?;
         }
-        Command::Events(EventsArgs { name, namespace, limit }) => {
+        Command::Events(EventsArgs {
+            name,
+            namespace,
+            limit,
+        }) => {
             let mut path = format!("/events?limit={limit}");
             if let Some(name) = name {
-                path.push_str(&format!("&name={}&namespace={}", encode(&name), encode(&namespace)));
+                path.push_str(&format!(
+                    "&name={}&namespace={}",
+                    encode(&name),
+                    encode(&namespace)
+                ));
             }
             let events: Vec<Event> = client.get(&path).await?;
             output::print_events(fmt, &events)?;
@@ -219,7 +251,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
-async fn apply(client: &Client, fmt: Format, args: ApplyArgs) -> anyhow::Result<std::process::ExitCode> {
+async fn apply(
+    client: &Client,
+    fmt: Format,
+    args: ApplyArgs,
+) -> anyhow::Result<std::process::ExitCode> {
     let (manifest, stem) = read_manifest(&args.file)?;
     let name = args.name.clone().or(stem.clone());
     let env: BTreeMap<String, String> = mesh_manifests::referenced_env_vars(manifest.as_bytes())
@@ -232,8 +268,13 @@ async fn apply(client: &Client, fmt: Format, args: ApplyArgs) -> anyhow::Result<
         env: env.clone(),
         ..Default::default()
     };
-    let label = if args.file == "-" { "<stdin>" } else { args.file.as_str() };
-    mesh_manifests::parse(manifest.as_bytes(), &opts).map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
+    let label = if args.file == "-" {
+        "<stdin>"
+    } else {
+        args.file.as_str()
+    };
+    mesh_manifests::parse(manifest.as_bytes(), &opts)
+        .map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
     let req = ApplyRequest {
         manifest,
         name: args.name,
@@ -246,13 +287,16 @@ async fn apply(client: &Client, fmt: Format, args: ApplyArgs) -> anyhow::Result<
     if !(answer.status.is_success() || answer.status == hyper::StatusCode::UNPROCESSABLE_ENTITY) {
         bail!("{label}: {}", answer.error_message());
     }
-    let resp: ApplyResponse = serde_json::from_slice(&answer.body).context("the node answered with an unexpected body")?;
+    let resp: ApplyResponse = serde_json::from_slice(&answer.body)
+        .context("the node answered with an unexpected body")?;
     output::print_apply(fmt, &resp)?;
-    let failed = resp.workloads.iter().any(|w| matches!(w.action, ApplyAction::Failed | ApplyAction::RolledBack));
+    let failed = resp
+        .workloads
+        .iter()
+        .any(|w| matches!(w.action, ApplyAction::Failed | ApplyAction::RolledBack));
     Ok(if failed {
         std::process::ExitCode::FAILURE
     } else {
         std::process::ExitCode::SUCCESS
     })
 }
-

@@ -48,7 +48,14 @@ impl Table {
     pub fn render(&self) -> String {
         let cols = self.rows.iter().map(Vec::len).max().unwrap_or(0);
         let widths: Vec<usize> = (0..cols)
-            .map(|c| self.rows.iter().filter_map(|r| r.get(c)).map(|s| s.chars().count()).max().unwrap_or(0))
+            .map(|c| {
+                self.rows
+                    .iter()
+                    .filter_map(|r| r.get(c))
+                    .map(|s| s.chars().count())
+                    .max()
+                    .unwrap_or(0)
+            })
             .collect();
         let mut out = String::new();
         for row in &self.rows {
@@ -105,7 +112,12 @@ fn ready(d: &Deployment) -> String {
     let running = d
         .replicas
         .iter()
-        .filter(|r| matches!(r.phase, mesh_protocol::Phase::Running | mesh_protocol::Phase::Succeeded))
+        .filter(|r| {
+            matches!(
+                r.phase,
+                mesh_protocol::Phase::Running | mesh_protocol::Phase::Succeeded
+            )
+        })
         .count();
     format!("{running}/{}", d.desired_replicas)
 }
@@ -122,7 +134,11 @@ pub fn print_apply(fmt: Format, resp: &ApplyResponse) -> anyhow::Result<()> {
             format!("{}/{}", d.namespace, d.name),
             action_str(w.action).to_string(),
             d.phase.to_string(),
-            if d.engine.is_empty() { "-".into() } else { d.engine.clone() },
+            if d.engine.is_empty() {
+                "-".into()
+            } else {
+                d.engine.clone()
+            },
             short_version(&d.version).to_string(),
             detail,
         ]);
@@ -148,14 +164,27 @@ pub fn print_deployments(fmt: Format, list: &[Deployment], single: bool) -> anyh
         eprintln!("no workloads (meshctl apply -f FILE deploys one)");
         return Ok(());
     }
-    let mut t = Table::new(&["NAME", "NAMESPACE", "KIND", "PHASE", "ENGINE", "READY", "VERSION", "AGE"]);
+    let mut t = Table::new(&[
+        "NAME",
+        "NAMESPACE",
+        "KIND",
+        "PHASE",
+        "ENGINE",
+        "READY",
+        "VERSION",
+        "AGE",
+    ]);
     for d in list {
         t.row(vec![
             d.name.clone(),
             d.namespace.clone(),
             d.kind.to_string(),
             d.phase.to_string(),
-            if d.engine.is_empty() { "-".into() } else { d.engine.clone() },
+            if d.engine.is_empty() {
+                "-".into()
+            } else {
+                d.engine.clone()
+            },
             ready(d),
             short_version(&d.version).to_string(),
             age(d.created_at),
@@ -170,7 +199,8 @@ pub fn print_describe(fmt: Format, d: &Deployment) -> anyhow::Result<()> {
         return print_value(fmt, d);
     }
     let mut s = String::new();
-    let line = |s: &mut String, k: &str, v: &str| s.push_str(&format!("{:<15}{v}\n", format!("{k}:")));
+    let line =
+        |s: &mut String, k: &str, v: &str| s.push_str(&format!("{:<15}{v}\n", format!("{k}:")));
     line(&mut s, "Name", &d.name);
     line(&mut s, "Namespace", &d.namespace);
     line(&mut s, "Kind", d.kind.as_str());
@@ -179,8 +209,20 @@ pub fn print_describe(fmt: Format, d: &Deployment) -> anyhow::Result<()> {
     if let Some(e) = &d.error {
         line(&mut s, "Error", e);
     }
-    line(&mut s, "Engine", if d.engine.is_empty() { "-" } else { &d.engine });
-    line(&mut s, "Engine reason", if d.engine_reason.is_empty() { "-" } else { &d.engine_reason });
+    line(
+        &mut s,
+        "Engine",
+        if d.engine.is_empty() { "-" } else { &d.engine },
+    );
+    line(
+        &mut s,
+        "Engine reason",
+        if d.engine_reason.is_empty() {
+            "-"
+        } else {
+            &d.engine_reason
+        },
+    );
     let mut res = Vec::new();
     if let Some(c) = d.resources.cpu_millis {
         res.push(format!("cpu {c}m"));
@@ -188,10 +230,24 @@ pub fn print_describe(fmt: Format, d: &Deployment) -> anyhow::Result<()> {
     if let Some(m) = d.resources.memory_bytes {
         res.push(format!("memory {}Mi", m / (1024 * 1024)));
     }
-    line(&mut s, "Resources", &if res.is_empty() { "-".to_string() } else { res.join(", ") });
+    line(
+        &mut s,
+        "Resources",
+        &if res.is_empty() {
+            "-".to_string()
+        } else {
+            res.join(", ")
+        },
+    );
     line(&mut s, "Created", &format!("{} ago", age(d.created_at)));
-    line(&mut s, "Replicas", &format!("{} desired, {} ready", d.desired_replicas, ready(d)));
-    let mut t = Table::new(&["NODE", "PHASE", "ENGINE", "VERSION", "INSTANCE", "RESTARTS", "ERROR"]);
+    line(
+        &mut s,
+        "Replicas",
+        &format!("{} desired, {} ready", d.desired_replicas, ready(d)),
+    );
+    let mut t = Table::new(&[
+        "NODE", "PHASE", "ENGINE", "VERSION", "INSTANCE", "RESTARTS", "ERROR",
+    ]);
     for r in &d.replicas {
         t.row(vec![
             r.node.clone(),
@@ -200,7 +256,10 @@ pub fn print_describe(fmt: Format, d: &Deployment) -> anyhow::Result<()> {
             short_version(&r.version).to_string(),
             r.instance.clone().unwrap_or_else(|| "-".into()),
             r.restarts.to_string(),
-            r.error.clone().or(r.exit_code.map(|c| format!("exit code {c}"))).unwrap_or_default(),
+            r.error
+                .clone()
+                .or(r.exit_code.map(|c| format!("exit code {c}")))
+                .unwrap_or_default(),
         ]);
     }
     for l in t.render().lines() {
@@ -226,7 +285,11 @@ pub fn print_describe(fmt: Format, d: &Deployment) -> anyhow::Result<()> {
         t.row(vec![
             short_version(&h.version).to_string(),
             format!("{} ago", age(h.applied_at)),
-            if h.reached_running { "yes".into() } else { "no".into() },
+            if h.reached_running {
+                "yes".into()
+            } else {
+                "no".into()
+            },
         ]);
     }
     for l in t.render().lines() {
@@ -241,7 +304,9 @@ pub fn print_describe(fmt: Format, d: &Deployment) -> anyhow::Result<()> {
 }
 
 fn events_table(events: &[Event]) -> String {
-    let mut t = Table::new(&["AGE", "WORKLOAD", "STEP", "OUTCOME", "ENGINE", "TOOK", "MESSAGE"]);
+    let mut t = Table::new(&[
+        "AGE", "WORKLOAD", "STEP", "OUTCOME", "ENGINE", "TOOK", "MESSAGE",
+    ]);
     for e in events {
         t.row(vec![
             age(e.at),
@@ -286,16 +351,29 @@ pub fn print_engines(fmt: Format, engines: &[EngineInfo]) -> anyhow::Result<()> 
         return print_value(fmt, &engines);
     }
     if engines.is_empty() {
-        eprintln!("no engines enabled on this node (start meshd with --engines, e.g. --engines mock)");
+        eprintln!(
+            "no engines enabled on this node (start meshd with --engines, e.g. --engines mock)"
+        );
         return Ok(());
     }
-    let mut t = Table::new(&["ENGINE", "HEALTHY", "VERSION", "KINDS", "CAPABILITIES", "DETAIL"]);
+    let mut t = Table::new(&[
+        "ENGINE",
+        "HEALTHY",
+        "VERSION",
+        "KINDS",
+        "CAPABILITIES",
+        "DETAIL",
+    ]);
     for e in engines {
         t.row(vec![
             e.name.clone(),
             if e.healthy { "yes".into() } else { "no".into() },
             e.version.clone().unwrap_or_else(|| "-".into()),
-            e.kinds.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(","),
+            e.kinds
+                .iter()
+                .map(|k| k.to_string())
+                .collect::<Vec<_>>()
+                .join(","),
             e.capabilities.join(","),
             e.detail.clone(),
         ]);

@@ -1,0 +1,264 @@
+//! What this node tells the mesh: provider records of its running workloads and its own node
+//! record in the DHT (signed, expiring, renewed at a third of the TTL, withdrawn with a signed
+//! withdrawal on delete), and heartbeats on gossip.
+
+use std::time::{Duration, Instant};
+
+use libp2p::{Multiaddr, PeerId};
+use mesh_protocol::{Phase, WorkloadId};
+use mesh_provider::record::{EngineSummary, NodeRecord, NodeResources, ProviderRecord, Record};
+use mesh_provider::{keys, signed};
+use mesh_runtime::now_millis;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use super::Mesh;
+
+/// CPU and memory of this machine: totals from the OS, free CPU = total minus the CPU the
+/// node's workloads asked for, free memory = `MemAvailable`.
+pub fn machine_resources(cpu_requested_millis: u64) -> NodeResources {
+    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let kib = |field: &str| -> u64 {
+        meminfo
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+            * 1024
+    };
+    NodeResources {
+        cpu_millis: cpus * 1000,
+        cpu_free_millis: (cpus * 1000).saturating_sub(cpu_requested_millis),
+        memory_bytes: kib("MemTotal:"),
+        memory_free_bytes: kib("MemAvailable:"),
+    }
+}
+
+fn with_peer(addr: &Multiaddr, peer: PeerId) -> String {
+    let s = addr.to_string();
+    if s.contains("/p2p/") {
+        s
+    } else {
+        format!("{s}/p2p/{peer}")
+    }
+}
+
+impl Mesh {
+    pub(crate) fn peer_id(&self) -> PeerId {
+        self.inner.keypair.public().to_peer_id()
+    }
+
+    /// This node's listen addresses, each ending in `/p2p/<peer id>`.
+    pub async fn addresses(&self) -> Vec<String> {
+        let me = self.peer_id();
+        self.inner
+            .net
+            .listen_addrs()
+            .await
+            .iter()
+            .map(|a| with_peer(a, me))
+            .collect()
+    }
+
+    /// This node's signed-to-be node record, valid for `ttl`.
+    pub(crate) async fn node_record(&self, ttl: Duration) -> NodeRecord {
+        let node = &self.inner.node;
+        let desired = node.store().list_desired().unwrap_or_default();
+        let cpu_requested: u64 = desired
+            .iter()
+            .filter_map(|d| d.spec.resources.cpu_millis)
+            .sum();
+        let engines = node
+            .registry()
+            .infos()
+            .into_iter()
+            .map(|e| EngineSummary {
+                name: e.name,
+                healthy: e.healthy,
+                version: e.version,
+                kinds: e.kinds.iter().map(|k| k.to_string()).collect(),
+                capabilities: e.capabilities,
+            })
+            .collect();
+        let now = now_millis();
+        NodeRecord {
+            peer_id: self.peer_id().to_string(),
+            addresses: self.addresses().await,
+            engines,
+            resources: machine_resources(cpu_requested),
+            workloads: desired.len() as u32,
+            software_version: env!("CARGO_PKG_VERSION").to_string(),
+            issued_at: now,
+            expires_at: now + ttl.as_millis() as u64,
+        }
+    }
+
+    async fn put(&self, key: Vec<u8>, record: &Record, ttl: Duration) {
+        match signed::encode(&self.inner.keypair, record) {
+            Ok(bytes) => {
+                if let Err(e) = self
+                    .inner
+                    .net
+                    .put_record(key, bytes, Instant::now() + ttl)
+                    .await
+                {
+                    tracing::debug!(error = %e, "record not replicated yet");
+                }
+            }
+            Err(e) => tracing::error!(error = %e, "cannot sign a record"),
+        }
+    }
+
+    /// Announces the workload if a replica runs here, withdraws it otherwise.
+    pub async fn announce(&self, id: &WorkloadId) {
+        let node = &self.inner.node;
+        let ttl = self.inner.config.provider_ttl;
+        let running = node.store().desired(id).ok().flatten().and_then(|d| {
+            let observed = node.store().observed(id).ok()?;
+            let r = observed
+                .replicas
+                .into_iter()
+                .find(|r| matches!(r.phase, Phase::Running | Phase::Succeeded))?;
+            Some((d, r))
+        });
+        let Some((desired, replica)) = running else {
+            self.withdraw(id).await;
+            return;
+        };
+        let now = now_millis();
+        let capabilities = node
+            .registry()
+            .get(&replica.engine)
+            .map(|e| e.capabilities().iter().map(|c| c.to_string()).collect())
+            .unwrap_or_default();
+        let record = Record::Provider(ProviderRecord {
+            workload: id.to_string(),
+            version: replica.version.clone(),
+            peer_id: self.peer_id().to_string(),
+            engine: replica.engine.clone(),
+            capabilities,
+            resources: desired.spec.resources,
+            phase: replica.phase,
+            addresses: self.addresses().await,
+            issued_at: now,
+            expires_at: now + ttl.as_millis() as u64,
+            withdrawn: false,
+        });
+        self.put(keys::provider(id, &self.peer_id()), &record, ttl)
+            .await;
+        if let Err(e) = self.inner.net.start_providing(keys::workload(id)).await {
+            tracing::debug!(workload = %id, error = %e, "provider entry not replicated yet");
+        }
+        self.inner
+            .announced
+            .lock()
+            .expect("announced lock is never poisoned")
+            .insert(id.clone(), replica.version);
+    }
+
+    /// Publishes a signed withdrawal (newer than any announcement, so it wins everywhere) and
+    /// stops providing the workload key.
+    pub async fn withdraw(&self, id: &WorkloadId) {
+        let was = self
+            .inner
+            .announced
+            .lock()
+            .expect("announced lock is never poisoned")
+            .remove(id);
+        let ttl = self.inner.config.provider_ttl;
+        let now = now_millis();
+        let record = Record::Provider(ProviderRecord {
+            workload: id.to_string(),
+            version: was.unwrap_or_default(),
+            peer_id: self.peer_id().to_string(),
+            engine: String::new(),
+            capabilities: Vec::new(),
+            resources: Default::default(),
+            phase: Phase::Deleted,
+            addresses: Vec::new(),
+            issued_at: now,
+            expires_at: now + ttl.as_millis() as u64,
+            withdrawn: true,
+        });
+        self.put(keys::provider(id, &self.peer_id()), &record, ttl)
+            .await;
+        self.inner.net.stop_providing(keys::workload(id)).await;
+    }
+
+    /// Announces this node: its record under its node key, and provider entries for the
+    /// all-nodes key and each healthy engine's key.
+    pub async fn announce_node(&self) {
+        let ttl = self.inner.config.provider_ttl;
+        let record = self.node_record(ttl).await;
+        let engines: Vec<String> = record.healthy_engines().map(str::to_string).collect();
+        self.put(keys::node(&self.peer_id()), &Record::Node(record), ttl)
+            .await;
+        let net = &self.inner.net;
+        let _ = net.start_providing(keys::all_nodes()).await;
+        for name in self.inner.node.registry().names() {
+            if engines.iter().any(|e| e == name) {
+                let _ = net.start_providing(keys::engine(name)).await;
+            } else {
+                net.stop_providing(keys::engine(name)).await;
+            }
+        }
+    }
+
+    /// Renews everything at a third of the TTL; reacts to workload changes at once.
+    pub(crate) async fn run_announcer(
+        self,
+        mut changes: mpsc::Receiver<WorkloadId>,
+        shutdown: CancellationToken,
+    ) {
+        let mut renew = tokio::time::interval(self.inner.config.provider_ttl / 3);
+        renew.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = renew.tick() => {
+                    self.announce_node().await;
+                    let ids: Vec<WorkloadId> = self.inner.node.store().list_desired().unwrap_or_default().iter().map(|d| d.spec.id()).collect();
+                    for id in ids {
+                        self.announce(&id).await;
+                    }
+                }
+                Some(id) = changes.recv() => self.announce(&id).await,
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// Publishes a signed heartbeat (a node record valid for three periods) every period.
+    pub(crate) async fn run_heartbeats(self, shutdown: CancellationToken) {
+        let period = self.inner.config.heartbeat_interval;
+        let mut tick = tokio::time::interval(period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    let record = Record::Node(self.node_record(period * 3).await);
+                    match signed::encode(&self.inner.keypair, &record) {
+                        Ok(bytes) => self.inner.net.publish(bytes).await,
+                        Err(e) => tracing::error!(error = %e, "cannot sign a heartbeat"),
+                    }
+                }
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    /// A heartbeat from gossip: kept only when signed by the peer it names and unexpired.
+    pub(crate) fn on_heartbeat(&self, source: Option<PeerId>, data: &[u8]) {
+        match signed::verify(data, source.as_ref(), now_millis()) {
+            Ok(s) => {
+                if let Record::Node(record) = s.record {
+                    if s.signer != self.peer_id() {
+                        self.inner.peers.insert(s.signer, record);
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(?source, error = %e, "heartbeat refused"),
+        }
+    }
+}

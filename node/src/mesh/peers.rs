@@ -1,0 +1,62 @@
+//! Peers heard from by gossip heartbeat: their signed node records and when they arrived.
+//! Placement and `list` use the fresh ones.
+
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use libp2p::PeerId;
+use mesh_provider::NodeRecord;
+
+#[derive(Debug)]
+pub struct PeerTable {
+    stale_after: Duration,
+    peers: Mutex<HashMap<PeerId, (NodeRecord, Instant)>>,
+}
+
+impl PeerTable {
+    pub fn new(stale_after: Duration) -> Self {
+        Self {
+            stale_after,
+            peers: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Records a verified heartbeat; an older one (by signed issue time) never replaces a newer.
+    pub fn insert(&self, peer: PeerId, record: NodeRecord) {
+        let mut peers = self
+            .peers
+            .lock()
+            .expect("peer table lock is never poisoned");
+        match peers.get(&peer) {
+            Some((have, _)) if have.issued_at > record.issued_at => {}
+            _ => {
+                peers.insert(peer, (record, Instant::now()));
+            }
+        }
+    }
+
+    /// Peers heard from recently whose record has not expired at `now` (Unix ms).
+    pub fn fresh(&self, now: u64) -> Vec<(PeerId, NodeRecord)> {
+        let mut peers = self
+            .peers
+            .lock()
+            .expect("peer table lock is never poisoned");
+        peers.retain(|_, (r, at)| at.elapsed() < self.stale_after * 10 && r.expires_at > now);
+        let mut out: Vec<(PeerId, NodeRecord)> = peers
+            .iter()
+            .filter(|(_, (r, at))| at.elapsed() < self.stale_after && r.expires_at > now)
+            .map(|(p, (r, _))| (*p, r.clone()))
+            .collect();
+        out.sort_by_key(|(p, _)| p.to_string());
+        out
+    }
+
+    pub fn get(&self, peer: &PeerId) -> Option<NodeRecord> {
+        let peers = self
+            .peers
+            .lock()
+            .expect("peer table lock is never poisoned");
+        peers.get(peer).map(|(r, _)| r.clone())
+    }
+}

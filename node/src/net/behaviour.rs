@@ -1,0 +1,133 @@
+//! The composed libp2p behaviour and the swarm built from it.
+
+use std::num::NonZeroUsize;
+use std::time::Duration;
+
+use libp2p::identity::Keypair;
+use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
+use libp2p::request_response::{self, ProtocolSupport};
+use libp2p::swarm::behaviour::toggle::Toggle;
+use libp2p::swarm::NetworkBehaviour;
+use libp2p::{
+    gossipsub, identify, kad, mdns, noise, tcp, yamux, StreamProtocol, Swarm, SwarmBuilder,
+};
+use mesh_protocol::wire::{Request, Response};
+
+use super::{NetConfig, MAX_HEARTBEAT_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
+
+/// Kademlia under the project's own protocol name: nodes of other DHTs never mix with ours.
+pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/mesh/kad/1.0.0");
+/// Quick requests (get, logs, delete, discover, nodes).
+pub const RPC_PROTOCOL: StreamProtocol = StreamProtocol::new("/mesh/rpc/1");
+/// Applies, which answer only once the workload settled.
+pub const DEPLOY_PROTOCOL: StreamProtocol = StreamProtocol::new("/mesh/deploy/1");
+/// Gossip topic of node heartbeats.
+pub const HEARTBEAT_TOPIC: &str = "/mesh/1/heartbeat";
+/// identify's protocol version string.
+pub const IDENTIFY_VERSION: &str = "/mesh/1";
+
+/// Kademlia replication factor: copies of each record and provider entry.
+pub const REPLICATION_FACTOR: usize = 8;
+/// Records a node stores for others.
+pub const MAX_STORED_RECORDS: usize = 65_536;
+
+pub type Rpc = request_response::cbor::Behaviour<Request, Response>;
+
+#[derive(NetworkBehaviour)]
+pub struct Behaviour {
+    pub kad: kad::Behaviour<MemoryStore>,
+    pub gossipsub: gossipsub::Behaviour,
+    pub rpc: Rpc,
+    pub deploy: Rpc,
+    pub identify: identify::Behaviour,
+    pub mdns: Toggle<mdns::tokio::Behaviour>,
+}
+
+fn rpc(protocol: StreamProtocol, timeout: Duration) -> Rpc {
+    let codec = request_response::cbor::codec::Codec::default()
+        .set_request_size_maximum(MAX_REQUEST_BYTES)
+        .set_response_size_maximum(MAX_RESPONSE_BYTES);
+    request_response::Behaviour::with_codec(
+        codec,
+        [(protocol, ProtocolSupport::Full)],
+        request_response::Config::default().with_request_timeout(timeout),
+    )
+}
+
+fn behaviour(key: &Keypair, config: &NetConfig) -> Result<Behaviour, String> {
+    let peer = key.public().to_peer_id();
+    let store = MemoryStore::with_config(
+        peer,
+        MemoryStoreConfig {
+            max_records: MAX_STORED_RECORDS,
+            max_value_bytes: mesh_provider::MAX_RECORD_BYTES,
+            max_providers_per_key: 256,
+            max_provided_keys: MAX_STORED_RECORDS,
+        },
+    );
+    let mut kad_config = kad::Config::new(KAD_PROTOCOL);
+    kad_config
+        .set_query_timeout(config.query_timeout)
+        .set_replication_factor(NonZeroUsize::new(REPLICATION_FACTOR).expect("non-zero"))
+        // Only signed records newer than the stored copy are kept (see the event loop).
+        .set_record_filtering(kad::StoreInserts::FilterBoth)
+        // Records carry their own signed expiry and are renewed by their signer.
+        .set_publication_interval(None)
+        .set_periodic_bootstrap_interval(Some(config.bootstrap_interval));
+    let mut kad = kad::Behaviour::with_config(peer, store, kad_config);
+    // Loopback testnets never see a confirmed external address: serve from the start.
+    kad.set_mode(Some(kad::Mode::Server));
+
+    let gossip_config = gossipsub::ConfigBuilder::default()
+        .heartbeat_interval(Duration::from_millis(500))
+        .validation_mode(gossipsub::ValidationMode::Strict)
+        .max_transmit_size(MAX_HEARTBEAT_BYTES)
+        .build()
+        .map_err(|e| format!("gossipsub config: {e}"))?;
+    let gossipsub = gossipsub::Behaviour::new(
+        gossipsub::MessageAuthenticity::Signed(key.clone()),
+        gossip_config,
+    )?;
+
+    let identify = identify::Behaviour::new(
+        identify::Config::new(IDENTIFY_VERSION.to_string(), key.public())
+            .with_agent_version(format!("meshd/{}", env!("CARGO_PKG_VERSION"))),
+    );
+    let mdns = if config.mdns {
+        Some(
+            mdns::tokio::Behaviour::new(mdns::Config::default(), peer)
+                .map_err(|e| format!("mdns: {e}"))?,
+        )
+    } else {
+        None
+    };
+    Ok(Behaviour {
+        kad,
+        gossipsub,
+        rpc: rpc(RPC_PROTOCOL, config.rpc_timeout),
+        deploy: rpc(DEPLOY_PROTOCOL, config.deploy_timeout),
+        identify,
+        mdns: Toggle::from(mdns),
+    })
+}
+
+/// Builds the swarm: TCP (Noise, Yamux) and QUIC, the behaviour, a long idle timeout (the
+/// default 10 s would drop quiet peers and empty the routing table).
+pub fn build(config: &NetConfig) -> Result<Swarm<Behaviour>, String> {
+    let swarm = SwarmBuilder::with_existing_identity(config.keypair.clone())
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default().nodelay(true),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .map_err(|e| format!("tcp transport: {e}"))?
+        .with_quic()
+        .with_behaviour(|key| {
+            behaviour(key, config).map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+        })
+        .map_err(|e| format!("behaviour: {e}"))?
+        .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
+        .build();
+    Ok(swarm)
+}

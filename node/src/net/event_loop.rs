@@ -1,0 +1,420 @@
+//! The task that owns the swarm. It reacts to commands from [`super::Client`] and to swarm
+//! events, keeps in-flight operations in `pending_*` maps keyed by query or request id, and
+//! fails each pending entry when its operation fails. It never awaits an engine, the store or
+//! a peer's reply inline.
+
+use std::collections::{HashMap, HashSet};
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use libp2p::kad::{self, GetProvidersOk, GetRecordOk, QueryId, QueryResult};
+use libp2p::multiaddr::Protocol;
+use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::swarm::SwarmEvent;
+use libp2p::{gossipsub, identify, mdns, Multiaddr, PeerId, Swarm};
+use mesh_protocol::wire::{Request, Response};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use super::behaviour::{self, Behaviour, BehaviourEvent, HEARTBEAT_TOPIC};
+use super::{Command, Event, FoundRecord, NetConfig};
+
+type Reply<T> = oneshot::Sender<T>;
+
+/// Owns the swarm; run it with [`EventLoop::run`].
+pub struct EventLoop {
+    swarm: Swarm<Behaviour>,
+    commands: mpsc::Receiver<Command>,
+    events: mpsc::Sender<Event>,
+    shutdown: CancellationToken,
+    bootstrap: Vec<Multiaddr>,
+    bootstrap_interval: Duration,
+    topic: gossipsub::IdentTopic,
+    pending_requests: HashMap<OutboundRequestId, Reply<Result<Response, String>>>,
+    pending_get_records: HashMap<QueryId, (Vec<FoundRecord>, Reply<Vec<FoundRecord>>)>,
+    pending_get_providers: HashMap<QueryId, (HashSet<PeerId>, Reply<HashSet<PeerId>>)>,
+    pending_puts: HashMap<QueryId, Reply<Result<(), String>>>,
+    pending_provides: HashMap<QueryId, Reply<Result<(), String>>>,
+}
+
+impl std::fmt::Debug for EventLoop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventLoop")
+            .field("peer", self.swarm.local_peer_id())
+            .finish()
+    }
+}
+
+/// Whether a request goes over the deploy protocol (long timeout) or the quick one.
+fn is_deploy(request: &Request) -> bool {
+    matches!(request, Request::Apply(_) | Request::ApplyReplica(_))
+}
+
+/// The peer id a multiaddr ends with, if any.
+fn peer_of(addr: &Multiaddr) -> Option<PeerId> {
+    addr.iter().find_map(|p| match p {
+        Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    })
+}
+
+impl EventLoop {
+    pub(crate) fn new(
+        config: NetConfig,
+        commands: mpsc::Receiver<Command>,
+        events: mpsc::Sender<Event>,
+        shutdown: CancellationToken,
+    ) -> Result<Self, String> {
+        let mut swarm = behaviour::build(&config)?;
+        for addr in &config.listen {
+            swarm
+                .listen_on(addr.clone())
+                .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+        }
+        let topic = gossipsub::IdentTopic::new(HEARTBEAT_TOPIC);
+        swarm
+            .behaviour_mut()
+            .gossipsub
+            .subscribe(&topic)
+            .map_err(|e| format!("gossipsub subscribe: {e}"))?;
+        Ok(Self {
+            swarm,
+            commands,
+            events,
+            shutdown,
+            bootstrap: config.bootstrap,
+            bootstrap_interval: config.bootstrap_interval,
+            topic,
+            pending_requests: HashMap::new(),
+            pending_get_records: HashMap::new(),
+            pending_get_providers: HashMap::new(),
+            pending_puts: HashMap::new(),
+            pending_provides: HashMap::new(),
+        })
+    }
+
+    /// Runs until the shutdown token is cancelled.
+    pub async fn run(mut self) {
+        self.dial_bootstrap();
+        let mut rebootstrap = tokio::time::interval(self.bootstrap_interval);
+        rebootstrap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        rebootstrap.tick().await;
+        loop {
+            tokio::select! {
+                event = self.swarm.select_next_some() => self.on_swarm_event(event),
+                command = self.commands.recv() => match command {
+                    Some(c) => self.on_command(c),
+                    None => return,
+                },
+                _ = rebootstrap.tick() => self.on_rebootstrap(),
+                _ = self.shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    fn dial_bootstrap(&mut self) {
+        for addr in self.bootstrap.clone() {
+            if let Some(peer) = peer_of(&addr) {
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .add_address(&peer, addr.clone());
+            }
+            if let Err(e) = self.swarm.dial(addr.clone()) {
+                tracing::warn!(%addr, error = %e, "cannot dial bootstrap peer");
+            }
+        }
+    }
+
+    fn on_rebootstrap(&mut self) {
+        if self.swarm.connected_peers().next().is_none() {
+            self.dial_bootstrap();
+        }
+        // NoKnownPeers is expected on a lone node.
+        let _ = self.swarm.behaviour_mut().kad.bootstrap();
+    }
+
+    fn on_command(&mut self, command: Command) {
+        let behaviour = self.swarm.behaviour_mut();
+        match command {
+            Command::ListenAddrs { reply } => {
+                let _ = reply.send(self.swarm.listeners().cloned().collect());
+            }
+            Command::Dial { addr } => {
+                if let Some(peer) = peer_of(&addr) {
+                    behaviour.kad.add_address(&peer, addr.clone());
+                }
+                if let Err(e) = self.swarm.dial(addr.clone()) {
+                    tracing::warn!(%addr, error = %e, "dial failed");
+                }
+            }
+            Command::PutRecord {
+                key,
+                value,
+                expires,
+                reply,
+            } => {
+                let mut record = kad::Record::new(key, value);
+                record.expires = Some(expires);
+                match behaviour.kad.put_record(record, kad::Quorum::One) {
+                    Ok(id) => {
+                        self.pending_puts.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(format!("cannot store record: {e:?}")));
+                    }
+                }
+            }
+            Command::GetRecords { key, reply } => {
+                let id = behaviour.kad.get_record(kad::RecordKey::new(&key));
+                self.pending_get_records.insert(id, (Vec::new(), reply));
+            }
+            Command::StartProviding { key, reply } => {
+                match behaviour.kad.start_providing(kad::RecordKey::new(&key)) {
+                    Ok(id) => {
+                        self.pending_provides.insert(id, reply);
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(format!("cannot provide: {e:?}")));
+                    }
+                }
+            }
+            Command::StopProviding { key } => {
+                behaviour.kad.stop_providing(&kad::RecordKey::new(&key))
+            }
+            Command::GetProviders { key, reply } => {
+                let id = behaviour.kad.get_providers(kad::RecordKey::new(&key));
+                self.pending_get_providers
+                    .insert(id, (HashSet::new(), reply));
+            }
+            Command::Request {
+                peer,
+                addrs,
+                request,
+                reply,
+            } => {
+                let rr = if is_deploy(&request) {
+                    &mut behaviour.deploy
+                } else {
+                    &mut behaviour.rpc
+                };
+                let id = rr.send_request_with_addresses(&peer, request, addrs);
+                self.pending_requests.insert(id, reply);
+            }
+            Command::Respond { channel, response } => {
+                // The channel carries its own connection, whichever protocol it came on; the
+                // requester may have gone, and then there is nothing to do.
+                let _ = behaviour.rpc.send_response(channel, response);
+            }
+            Command::Publish { data } => {
+                // Publishing before anyone subscribed fails with InsufficientPeers: expected on
+                // a lone node, the next heartbeat will go out.
+                if let Err(e) = behaviour.gossipsub.publish(self.topic.clone(), data) {
+                    tracing::trace!(error = %e, "heartbeat not published");
+                }
+            }
+            Command::ConnectedPeers { reply } => {
+                let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+        }
+    }
+
+    fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
+        match event {
+            SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.on_kad(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Rpc(e))
+            | SwarmEvent::Behaviour(BehaviourEvent::Deploy(e)) => self.on_rpc(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                message,
+                ..
+            })) => {
+                let event = Event::Heartbeat {
+                    source: message.source,
+                    data: message.data,
+                };
+                if self.events.try_send(event).is_err() {
+                    tracing::debug!("node service busy: heartbeat dropped");
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {
+                peer_id,
+                info,
+                ..
+            })) => {
+                // Peers that dialled us are only routable once their listen addresses are known.
+                for addr in info.listen_addrs {
+                    self.swarm.behaviour_mut().kad.add_address(&peer_id, addr);
+                }
+            }
+            SwarmEvent::Behaviour(BehaviourEvent::Mdns(mdns::Event::Discovered(found))) => {
+                for (peer, addr) in found {
+                    self.swarm
+                        .behaviour_mut()
+                        .kad
+                        .add_address(&peer, addr.clone());
+                    let _ = self.swarm.dial(addr);
+                }
+            }
+            SwarmEvent::ConnectionEstablished {
+                peer_id, endpoint, ..
+            } if endpoint.is_dialer() => {
+                self.swarm
+                    .behaviour_mut()
+                    .kad
+                    .add_address(&peer_id, endpoint.get_remote_address().clone());
+            }
+            SwarmEvent::NewListenAddr { address, .. } => {
+                tracing::debug!(%address, "listening");
+            }
+            _ => {}
+        }
+    }
+
+    fn on_rpc(&mut self, event: request_response::Event<Request, Response>) {
+        match event {
+            request_response::Event::Message { peer, message, .. } => match message {
+                request_response::Message::Request {
+                    request, channel, ..
+                } => {
+                    if let Err(mpsc::error::TrySendError::Full(Event::Inbound {
+                        channel, ..
+                    })) = self.events.try_send(Event::Inbound {
+                        peer,
+                        request,
+                        channel,
+                    }) {
+                        let busy = Response::Error {
+                            status: 503,
+                            message: "node busy: too many requests in flight".to_string(),
+                        };
+                        let _ = self.swarm.behaviour_mut().rpc.send_response(channel, busy);
+                    }
+                }
+                request_response::Message::Response {
+                    request_id,
+                    response,
+                } => {
+                    if let Some(reply) = self.pending_requests.remove(&request_id) {
+                        let _ = reply.send(Ok(response));
+                    }
+                }
+            },
+            request_response::Event::OutboundFailure {
+                request_id,
+                error,
+                peer,
+                ..
+            } => {
+                if let Some(reply) = self.pending_requests.remove(&request_id) {
+                    let _ = reply.send(Err(format!("request to {peer} failed: {error}")));
+                }
+            }
+            request_response::Event::InboundFailure { peer, error, .. } => {
+                tracing::debug!(%peer, %error, "inbound request failed");
+            }
+            request_response::Event::ResponseSent { .. } => {}
+        }
+    }
+
+    fn on_kad(&mut self, event: kad::Event) {
+        match event {
+            kad::Event::OutboundQueryProgressed {
+                id, result, step, ..
+            } => self.on_query(id, result, step.last),
+            kad::Event::InboundRequest { request } => self.on_kad_inbound(request),
+            _ => {}
+        }
+    }
+
+    /// Records and provider entries from peers: only signed records, newer than the copy we
+    /// hold, are stored (Kademlia itself would take anything).
+    fn on_kad_inbound(&mut self, request: kad::InboundRequest) {
+        let store_ok = |r: Result<(), kad::store::Error>| {
+            if let Err(e) = r {
+                tracing::debug!(error = ?e, "record not stored");
+            }
+        };
+        match request {
+            kad::InboundRequest::PutRecord {
+                record: Some(mut record),
+                source,
+                ..
+            } => {
+                let key = record.key.to_vec();
+                let now = mesh_runtime::now_millis();
+                let Some(signer) = mesh_provider::keys::signer_of(&key) else {
+                    tracing::debug!(%source, "refused a record under a foreign key");
+                    return;
+                };
+                let incoming =
+                    match mesh_provider::signed::verify(&record.value, Some(&signer), now) {
+                        Ok(s) => s,
+                        Err(e) => {
+                            tracing::debug!(%source, error = %e, "refused a record");
+                            return;
+                        }
+                    };
+                let store = self.swarm.behaviour_mut().kad.store_mut();
+                if let Some(existing) = kad::store::RecordStore::get(store, &record.key) {
+                    if let Ok(have) =
+                        mesh_provider::signed::verify_signature(&existing.value, Some(&signer))
+                    {
+                        if have.record.issued_at() >= incoming.record.issued_at() {
+                            return;
+                        }
+                    }
+                }
+                let remaining = incoming.record.expires_at().saturating_sub(now);
+                record.expires = Some(Instant::now() + Duration::from_millis(remaining));
+                store_ok(kad::store::RecordStore::put(store, record));
+            }
+            kad::InboundRequest::AddProvider {
+                record: Some(record),
+            } => {
+                let store = self.swarm.behaviour_mut().kad.store_mut();
+                store_ok(kad::store::RecordStore::add_provider(store, record));
+            }
+            _ => {}
+        }
+    }
+
+    fn on_query(&mut self, id: QueryId, result: QueryResult, last: bool) {
+        match result {
+            QueryResult::GetRecord(Ok(GetRecordOk::FoundRecord(found))) => {
+                if let Some((records, _)) = self.pending_get_records.get_mut(&id) {
+                    records.push(found.record.value);
+                }
+            }
+            QueryResult::GetRecord(_) => {}
+            QueryResult::GetProviders(Ok(GetProvidersOk::FoundProviders { providers, .. })) => {
+                if let Some((found, _)) = self.pending_get_providers.get_mut(&id) {
+                    found.extend(providers);
+                }
+            }
+            QueryResult::GetProviders(_) => {}
+            QueryResult::PutRecord(result) => {
+                if let Some(reply) = self.pending_puts.remove(&id) {
+                    // Stored locally already; a lone node has nobody to replicate to.
+                    let _ = reply.send(match result {
+                        Ok(_) | Err(kad::PutRecordError::QuorumFailed { .. }) => Ok(()),
+                        Err(e) => Err(e.to_string()),
+                    });
+                }
+            }
+            QueryResult::StartProviding(result) => {
+                if let Some(reply) = self.pending_provides.remove(&id) {
+                    let _ = reply.send(result.map(|_| ()).map_err(|e| e.to_string()));
+                }
+            }
+            _ => {}
+        }
+        if last {
+            if let Some((records, reply)) = self.pending_get_records.remove(&id) {
+                let _ = reply.send(records);
+            }
+            if let Some((providers, reply)) = self.pending_get_providers.remove(&id) {
+                let _ = reply.send(providers);
+            }
+        }
+    }
+}

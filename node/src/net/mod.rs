@@ -1,0 +1,273 @@
+//! The node's libp2p swarm: one task owns it ([`EventLoop`]); everything else holds a
+//! cloneable [`Client`] whose methods send a [`Command`] with a `oneshot` reply. The loop
+//! translates swarm events into the small [`Event`] enum for the node service and never
+//! awaits anything but the swarm and its command channel.
+//!
+//! Behaviours: Kademlia (server mode, protocol `/mesh/kad/1.0.0`, records filtered: only
+//! signed, newer records are stored), gossipsub (heartbeats), two request-response protocols
+//! with a CBOR codec (`/mesh/rpc/1` for quick requests, `/mesh/deploy/1` for applies, each with
+//! its own size limits and timeout), identify (feeds listen addresses to Kademlia), and mDNS
+//! when enabled.
+
+mod behaviour;
+mod event_loop;
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use libp2p::identity::Keypair;
+use libp2p::request_response::ResponseChannel;
+use libp2p::{Multiaddr, PeerId};
+use mesh_protocol::wire::{Request, Response};
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+pub use behaviour::{DEPLOY_PROTOCOL, HEARTBEAT_TOPIC, KAD_PROTOCOL, RPC_PROTOCOL};
+pub use event_loop::EventLoop;
+
+/// Commands queued for the network task.
+pub const COMMAND_CHANNEL: usize = 1024;
+/// Events queued for the node service; inbound requests beyond it are answered "busy".
+pub const EVENT_CHANNEL: usize = 1024;
+/// Largest request body (an apply carries a manifest of at most 1 MiB).
+pub const MAX_REQUEST_BYTES: u64 = 2 * 1024 * 1024 + 64 * 1024;
+/// Largest response body (logs, deployment lists).
+pub const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
+/// Largest heartbeat.
+pub const MAX_HEARTBEAT_BYTES: usize = 16 * 1024;
+
+/// Network settings of a node.
+#[derive(Debug, Clone)]
+pub struct NetConfig {
+    pub keypair: Keypair,
+    pub listen: Vec<Multiaddr>,
+    pub bootstrap: Vec<Multiaddr>,
+    pub mdns: bool,
+    /// Timeout of quick requests (get, logs, delete, discover).
+    pub rpc_timeout: Duration,
+    /// Timeout of applies (they answer once the workload settled).
+    pub deploy_timeout: Duration,
+    /// How often the node re-bootstraps (re-dials bootstrap peers, refreshes Kademlia).
+    pub bootstrap_interval: Duration,
+    /// Kademlia query timeout.
+    pub query_timeout: Duration,
+    /// Connections without traffic stay open this long.
+    pub idle_timeout: Duration,
+}
+
+impl NetConfig {
+    pub fn new(keypair: Keypair) -> Self {
+        Self {
+            keypair,
+            listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr")],
+            bootstrap: Vec::new(),
+            mdns: false,
+            rpc_timeout: Duration::from_secs(30),
+            deploy_timeout: Duration::from_secs(600),
+            bootstrap_interval: Duration::from_secs(30),
+            query_timeout: Duration::from_secs(10),
+            idle_timeout: Duration::from_secs(3600),
+        }
+    }
+}
+
+/// What the network tells the node service.
+#[derive(Debug)]
+pub enum Event {
+    /// A peer asks something; answer with [`Client::respond`].
+    Inbound {
+        peer: PeerId,
+        request: Request,
+        channel: ResponseChannel<Response>,
+    },
+    /// A heartbeat arrived on the gossip topic (not yet verified).
+    Heartbeat {
+        source: Option<PeerId>,
+        data: Vec<u8>,
+    },
+}
+
+/// Records found by a lookup: the record and the peer its key names.
+pub type FoundRecord = Vec<u8>;
+
+#[derive(Debug)]
+pub(crate) enum Command {
+    ListenAddrs {
+        reply: oneshot::Sender<Vec<Multiaddr>>,
+    },
+    Dial {
+        addr: Multiaddr,
+    },
+    PutRecord {
+        key: Vec<u8>,
+        value: Vec<u8>,
+        expires: Instant,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    GetRecords {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Vec<FoundRecord>>,
+    },
+    StartProviding {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Result<(), String>>,
+    },
+    StopProviding {
+        key: Vec<u8>,
+    },
+    GetProviders {
+        key: Vec<u8>,
+        reply: oneshot::Sender<HashSet<PeerId>>,
+    },
+    Request {
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: Request,
+        reply: oneshot::Sender<Result<Response, String>>,
+    },
+    Respond {
+        channel: ResponseChannel<Response>,
+        response: Response,
+    },
+    Publish {
+        data: Vec<u8>,
+    },
+    ConnectedPeers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
+}
+
+/// Handle on the network task. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Client {
+    commands: mpsc::Sender<Command>,
+    local: PeerId,
+}
+
+fn gone<T>(_: T) -> String {
+    "the network task has stopped".to_string()
+}
+
+impl Client {
+    pub fn local_peer_id(&self) -> PeerId {
+        self.local
+    }
+
+    async fn send(&self, cmd: Command) -> Result<(), String> {
+        self.commands.send(cmd).await.map_err(gone)
+    }
+
+    pub async fn listen_addrs(&self) -> Vec<Multiaddr> {
+        let (reply, rx) = oneshot::channel();
+        if self.send(Command::ListenAddrs { reply }).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    pub async fn dial(&self, addr: Multiaddr) -> Result<(), String> {
+        self.send(Command::Dial { addr }).await
+    }
+
+    pub async fn put_record(
+        &self,
+        key: Vec<u8>,
+        value: Vec<u8>,
+        expires: Instant,
+    ) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::PutRecord {
+            key,
+            value,
+            expires,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(gone)?
+    }
+
+    /// Every copy of the record the lookup found (the local one included).
+    pub async fn get_records(&self, key: Vec<u8>) -> Vec<FoundRecord> {
+        let (reply, rx) = oneshot::channel();
+        if self.send(Command::GetRecords { key, reply }).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    pub async fn start_providing(&self, key: Vec<u8>) -> Result<(), String> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::StartProviding { key, reply }).await?;
+        rx.await.map_err(gone)?
+    }
+
+    pub async fn stop_providing(&self, key: Vec<u8>) {
+        let _ = self.send(Command::StopProviding { key }).await;
+    }
+
+    pub async fn get_providers(&self, key: Vec<u8>) -> HashSet<PeerId> {
+        let (reply, rx) = oneshot::channel();
+        if self
+            .send(Command::GetProviders { key, reply })
+            .await
+            .is_err()
+        {
+            return HashSet::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// Sends a request and waits for the answer (bounded by the protocol's timeout).
+    pub async fn request(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: Request,
+    ) -> Result<Response, String> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::Request {
+            peer,
+            addrs,
+            request,
+            reply,
+        })
+        .await?;
+        rx.await.map_err(gone)?
+    }
+
+    pub async fn respond(&self, channel: ResponseChannel<Response>, response: Response) {
+        let _ = self.send(Command::Respond { channel, response }).await;
+    }
+
+    pub async fn publish(&self, data: Vec<u8>) {
+        let _ = self.send(Command::Publish { data }).await;
+    }
+
+    pub async fn connected_peers(&self) -> Vec<PeerId> {
+        let (reply, rx) = oneshot::channel();
+        if self.send(Command::ConnectedPeers { reply }).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+}
+
+/// Builds the swarm, starts listening, and returns the client, the event receiver and the
+/// loop to spawn.
+pub fn new(
+    config: NetConfig,
+    shutdown: CancellationToken,
+) -> Result<(Client, mpsc::Receiver<Event>, EventLoop), String> {
+    let local = config.keypair.public().to_peer_id();
+    let (cmd_tx, cmd_rx) = mpsc::channel(COMMAND_CHANNEL);
+    let (ev_tx, ev_rx) = mpsc::channel(EVENT_CHANNEL);
+    let event_loop = EventLoop::new(config, cmd_rx, ev_tx, shutdown)?;
+    Ok((
+        Client {
+            commands: cmd_tx,
+            local,
+        },
+        ev_rx,
+        event_loop,
+    ))
+}

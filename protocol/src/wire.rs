@@ -1,0 +1,151 @@
+//! Messages between nodes, and between `meshctl --peer` and a node, over libp2p
+//! request-response (CBOR). `docs/protocol.md` documents them with their limits.
+//!
+//! Two families share one enum:
+//! - *client* requests, which a node serves for the whole mesh (the same operations as the
+//!   local API: apply with placement, get, delete, logs, discover, nodes);
+//! - *replica* requests, which one node sends another about the replica that node runs
+//!   (apply one replica here, its status, its logs, delete it).
+
+use serde::{Deserialize, Serialize};
+
+use crate::api::{ApplyRequest, ApplyResponse, Deployment, EngineInfo, Logs};
+use crate::WorkloadId;
+
+/// A request to a node.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Request {
+    // Client requests: the node acts for the mesh.
+    Apply(Box<ApplyRequest>),
+    Get {
+        id: WorkloadId,
+        events: bool,
+    },
+    List,
+    Delete {
+        id: WorkloadId,
+    },
+    Logs {
+        id: WorkloadId,
+        tail: Option<usize>,
+    },
+    Discover {
+        id: WorkloadId,
+        engine: Option<String>,
+    },
+    Nodes {
+        engine: Option<String>,
+    },
+    Engines,
+
+    // Replica requests: about the replica on the receiving node only.
+    ApplyReplica(Box<ReplicaApply>),
+    ReplicaGet {
+        id: WorkloadId,
+        events: bool,
+    },
+    ReplicaList,
+    ReplicaDelete {
+        id: WorkloadId,
+    },
+    ReplicaLogs {
+        id: WorkloadId,
+        tail: Option<usize>,
+    },
+}
+
+impl Request {
+    /// Short name for logs and errors.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Request::Apply(_) => "apply",
+            Request::Get { .. } => "get",
+            Request::List => "list",
+            Request::Delete { .. } => "delete",
+            Request::Logs { .. } => "logs",
+            Request::Discover { .. } => "discover",
+            Request::Nodes { .. } => "nodes",
+            Request::Engines => "engines",
+            Request::ApplyReplica(_) => "apply-replica",
+            Request::ReplicaGet { .. } => "replica-get",
+            Request::ReplicaList => "replica-list",
+            Request::ReplicaDelete { .. } => "replica-delete",
+            Request::ReplicaLogs { .. } => "replica-logs",
+        }
+    }
+}
+
+/// "Run one replica of this manifest's workload here."
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReplicaApply {
+    /// The original apply, so the target parses and validates the manifest itself.
+    pub apply: ApplyRequest,
+    /// Which workload of the manifest (`namespace/name`).
+    pub workload: WorkloadId,
+    /// Replicas wanted across the mesh.
+    pub desired_replicas: u32,
+    /// Why replicas were not placed, as decided by the entry node.
+    pub placement: Vec<String>,
+    /// The entry node that placed it.
+    pub entry: String,
+}
+
+/// A node's answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum Response {
+    Applied(ApplyResponse),
+    Deployment(Box<Deployment>),
+    Deployments(Vec<Deployment>),
+    Logs(Logs),
+    Providers(Vec<Provider>),
+    Nodes(Vec<NodeInfo>),
+    Engines(Vec<EngineInfo>),
+    /// The request failed; `status` follows HTTP (400 bad input, 404 not found, 422 apply
+    /// failed, 500/503 node trouble).
+    Error {
+        status: u16,
+        message: String,
+    },
+}
+
+/// One provider of a workload, from its signed, unexpired DHT record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Provider {
+    pub peer_id: String,
+    pub workload: String,
+    pub engine: String,
+    pub version: String,
+    pub phase: crate::Phase,
+    pub capabilities: Vec<String>,
+    pub resources: crate::spec::ResourceAmounts,
+    pub addresses: Vec<String>,
+    pub issued_at: crate::UnixMillis,
+    pub expires_at: crate::UnixMillis,
+}
+
+/// One node of the mesh.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NodeInfo {
+    pub peer_id: String,
+    pub addresses: Vec<String>,
+    pub engines: Vec<NodeEngine>,
+    pub cpu_millis: u64,
+    pub cpu_free_millis: u64,
+    pub memory_bytes: u64,
+    pub memory_free_bytes: u64,
+    pub workloads: u32,
+    pub software_version: String,
+    /// When this information was signed by the node.
+    pub seen_at: crate::UnixMillis,
+    /// The node answering the query.
+    #[serde(default)]
+    pub local: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeEngine {
+    pub name: String,
+    pub healthy: bool,
+    #[serde(default)]
+    pub version: Option<String>,
+}
