@@ -19,7 +19,7 @@ use crate::service::Node;
 use crate::store::Store;
 
 /// Engines this build of `meshd` can enable by name.
-pub const KNOWN_ENGINES: &[&str] = &["mock"];
+pub const KNOWN_ENGINES: &[&str] = &["podman", "docker", "mock"];
 
 /// Everything a node needs to start. `Config::new(dir)` gives the defaults.
 #[derive(Debug, Clone)]
@@ -46,6 +46,10 @@ pub struct Config {
     pub mesh: MeshConfig,
     /// How often the node re-bootstraps.
     pub bootstrap_interval: Duration,
+    /// Podman API socket (default: `CONTAINER_HOST`, /run/podman/podman.sock, $XDG_RUNTIME_DIR/podman/podman.sock).
+    pub podman_socket: Option<PathBuf>,
+    /// Docker API socket (default: `DOCKER_HOST`, /var/run/docker.sock).
+    pub docker_socket: Option<PathBuf>,
 }
 
 impl Config {
@@ -65,6 +69,8 @@ impl Config {
             mdns: false,
             mesh: MeshConfig::default(),
             bootstrap_interval: Duration::from_secs(30),
+            podman_socket: None,
+            docker_socket: None,
         }
     }
 
@@ -83,15 +89,27 @@ pub fn default_data_dir() -> PathBuf {
 }
 
 /// Builds the engines named on the command line.
-pub fn build_engines(names: &[String], data_dir: &Path) -> anyhow::Result<Vec<Arc<dyn Engine>>> {
+pub fn build_engines(names: &[String], config: &Config) -> anyhow::Result<Vec<Arc<dyn Engine>>> {
     let mut out: Vec<Arc<dyn Engine>> = Vec::new();
     for name in names {
         match name.as_str() {
             "mock" => {
-                let dir = data_dir.join("mock");
+                let dir = config.data_dir.join("mock");
                 let engine = MockEngine::with_state_dir(&dir)
                     .with_context(|| format!("cannot open mock state in {}", dir.display()))?;
                 out.push(Arc::new(engine));
+            }
+            "podman" => out.push(podman_engine(config)),
+            "docker" => {
+                let socket = config
+                    .docker_socket
+                    .clone()
+                    .unwrap_or_else(mesh_engine_docker::default_socket);
+                out.push(Arc::new(mesh_engine_docker::DockerEngine::connect(
+                    "docker",
+                    &socket,
+                    config.data_dir.join("docker"),
+                )));
             }
             other => bail!(
                 "unknown engine {other:?} (this meshd knows: {})",
@@ -102,12 +120,41 @@ pub fn build_engines(names: &[String], data_dir: &Path) -> anyhow::Result<Vec<Ar
     Ok(out)
 }
 
-/// Detects the real engines available on this machine.
-fn detect_engines() -> Vec<Arc<dyn Engine>> {
-    tracing::warn!(
-        "no real engine is built into this meshd yet; enable the mock engine with --engines mock"
+/// Podman runs Kubernetes kinds through kube play, and Compose through its Docker-compatible
+/// API (the Docker engine pointed at Podman's socket).
+fn podman_engine(config: &Config) -> Arc<dyn Engine> {
+    let socket = mesh_engine_podman::PodmanEngine::default_socket(config.podman_socket.as_deref());
+    let compose = mesh_engine_docker::DockerEngine::connect(
+        "podman",
+        &socket,
+        config.data_dir.join("podman-compose"),
     );
-    Vec::new()
+    Arc::new(mesh_engine_podman::PodmanEngine::connect(&socket).with_compose(Arc::new(compose)))
+}
+
+/// The real engines whose daemon socket exists on this machine. Availability after that is
+/// the periodic fingerprint's business: a daemon that stops later turns its engine unhealthy.
+fn detect_engines(config: &Config) -> Vec<Arc<dyn Engine>> {
+    let mut names = Vec::new();
+    if mesh_engine_podman::PodmanEngine::default_socket(config.podman_socket.as_deref()).exists() {
+        names.push("podman".to_string());
+    }
+    if config
+        .docker_socket
+        .clone()
+        .unwrap_or_else(mesh_engine_docker::default_socket)
+        .exists()
+    {
+        names.push("docker".to_string());
+    }
+    if names.is_empty() {
+        tracing::warn!(
+            "no container engine found (no Podman or Docker socket); name engines with --engines"
+        );
+    } else {
+        tracing::info!(engines = ?names, "detected engines");
+    }
+    build_engines(&names, config).unwrap_or_default()
 }
 
 /// A started node. Stop it by cancelling the token given to [`start`], then [`Daemon::wait`].
@@ -163,8 +210,8 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 
     let mut registry = Registry::new();
     let engines = match &config.engines {
-        Some(names) => build_engines(names, &config.data_dir)?,
-        None => detect_engines(),
+        Some(names) => build_engines(names, &config)?,
+        None => detect_engines(&config),
     };
     for engine in engines
         .into_iter()

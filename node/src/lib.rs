@@ -14,6 +14,7 @@
 //! - [`client`]: the client of that API.
 //! - [`cli`]: `meshctl`'s commands and output.
 //! - [`view`], [`error`]: API views of stored records, API errors.
+//! - [`testnet`]: local testnets of `meshd` processes.
 //! - [`testing`]: in-process test nodes and bounded waits, for this crate's and `tests/`'s tests.
 
 pub mod api;
@@ -28,6 +29,7 @@ pub mod recovery;
 pub mod service;
 pub mod store;
 pub mod testing;
+pub mod testnet;
 pub mod view;
 
 pub use daemon::{run, start, Config, Daemon};

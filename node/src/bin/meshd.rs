@@ -21,8 +21,12 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     version,
     after_help = "\
 Examples:
+  meshd                                     detect Podman and Docker, listen on every interface
   meshd --engines mock                      a node with the scriptable mock engine
-  meshd --data-dir /tmp/n1 --http 127.0.0.1:7070 --engines mock
+  meshd --data-dir /tmp/n2 --listen /ip4/127.0.0.1/tcp/0 \
+        --bootstrap /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW…   join a mesh through a known peer
+
+Its peer id and addresses are printed at start and written to DATA_DIR/node.json.
 
 Talk to it with meshctl (--node DATA_DIR/meshd.sock, or MESH_NODE)."
 )]
@@ -51,6 +55,30 @@ struct Args {
     /// How often running instances are checked for exits.
     #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
     monitor_interval: Duration,
+    /// libp2p listen address, repeatable (port 0 picks a free port).
+    #[arg(long, value_name = "MULTIADDR", default_values_t = ["/ip4/0.0.0.0/tcp/0".to_string(), "/ip4/0.0.0.0/udp/0/quic-v1".to_string()])]
+    listen: Vec<String>,
+    /// Peer to join the mesh through, repeatable (e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3Koo…).
+    #[arg(long, value_name = "MULTIADDR")]
+    bootstrap: Vec<String>,
+    /// Find peers on the local network with mDNS.
+    #[arg(long)]
+    mdns: bool,
+    /// Lifetime of this node's provider and capability records; renewed at a third of it.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
+    provider_ttl: Duration,
+    /// Period of gossip heartbeats.
+    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    heartbeat_interval: Duration,
+    /// How often the node re-bootstraps (re-dials bootstrap peers, refreshes its routing table).
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    bootstrap_interval: Duration,
+    /// Podman API socket [default: $CONTAINER_HOST, /run/podman/podman.sock, $XDG_RUNTIME_DIR/podman/podman.sock].
+    #[arg(long, value_name = "PATH")]
+    podman_socket: Option<PathBuf>,
+    /// Docker API socket [default: $DOCKER_HOST, /var/run/docker.sock].
+    #[arg(long, value_name = "PATH")]
+    docker_socket: Option<PathBuf>,
     /// Log filter (also RUST_LOG), e.g. info, debug, mesh_node=debug.
     #[arg(long, default_value = "info")]
     log: String,
@@ -72,7 +100,24 @@ fn config(args: Args) -> anyhow::Result<Config> {
             }
         }
     }
+    let parse_addrs = |flag: &str, list: &[String]| -> anyhow::Result<Vec<libp2p::Multiaddr>> {
+        list.iter()
+            .map(|a| {
+                a.parse().with_context(|| {
+                    format!("{flag} {a:?} is not a multiaddr (e.g. /ip4/127.0.0.1/tcp/4001)")
+                })
+            })
+            .collect()
+    };
     let mut config = Config::new(args.data_dir.unwrap_or_else(default_data_dir));
+    config.listen = parse_addrs("--listen", &args.listen)?;
+    config.bootstrap = parse_addrs("--bootstrap", &args.bootstrap)?;
+    config.mdns = args.mdns;
+    config.mesh.provider_ttl = args.provider_ttl;
+    config.mesh.heartbeat_interval = args.heartbeat_interval;
+    config.bootstrap_interval = args.bootstrap_interval;
+    config.podman_socket = args.podman_socket;
+    config.docker_socket = args.docker_socket;
     config.api_socket = args.api_socket;
     config.http = args.http;
     config.engines = args.engines;

@@ -5,9 +5,13 @@
 //! # Layout
 //!
 //! - this file: the command-line grammar and dispatch;
-//! - [`output`]: tables, JSON and YAML rendering.
+//! - [`backend`]: the local API or a remote peer over libp2p (`--peer`);
+//! - [`output`]: tables, JSON and YAML rendering;
+//! - [`testnet`]: `meshctl testnet up|status|down`.
 
+pub mod backend;
 pub mod output;
+pub mod testnet;
 
 use std::collections::BTreeMap;
 use std::io::Read;
@@ -15,10 +19,11 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use mesh_protocol::api::{ApplyAction, ApplyRequest, ApplyResponse, Deployment, EngineInfo, Logs};
-use mesh_protocol::Event;
+use mesh_protocol::api::{ApplyAction, ApplyRequest};
 
-use crate::client::{encode, Client, Target};
+use crate::client::{Client, Target};
+use backend::{Backend, PeerClient};
+use mesh_protocol::WorkloadId;
 use output::Format;
 
 const AFTER_HELP: &str = "\
@@ -32,8 +37,13 @@ Examples:
   meshctl logs web --tail 20
   meshctl delete web
   meshctl engines                           engines of the node and their health
+  meshctl discover web --engine podman      who runs web with podman, from signed DHT records
+  meshctl nodes --engine docker             nodes of the mesh with a healthy docker
+  meshctl --peer /ip4/10.0.0.7/tcp/4001/p2p/12D3KooW… get    ask any node, no local daemon
+  meshctl testnet up --nodes 3              a local mesh of 3 meshd processes
 
-The node is found at --node, else $MESH_NODE, else the default socket of a local meshd.";
+The node is found at --node, else $MESH_NODE, else the default socket of a local meshd;
+--peer talks to any node over libp2p instead.";
 
 #[derive(Debug, Parser)]
 #[command(name = "meshctl", version, about = "Control a mesh of meshd nodes: apply, inspect and delete workloads", after_help = AFTER_HELP)]
@@ -41,6 +51,11 @@ pub struct Cli {
     /// Node to talk to: the path of its API socket, or http://127.0.0.1:PORT.
     #[arg(long, global = true, env = "MESH_NODE", value_name = "SOCKET_OR_URL")]
     pub node: Option<String>,
+
+    /// Talk to this node over libp2p instead (no local daemon needed; wins over --node):
+    /// /ip4/HOST/tcp/PORT/p2p/PEER_ID.
+    #[arg(long, global = true, value_name = "MULTIADDR")]
+    pub peer: Option<String>,
 
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Table)]
@@ -68,8 +83,32 @@ pub enum Command {
     Logs(LogsArgs),
     /// List the node's engines, their health and what they can run.
     Engines,
-    /// Show recent lifecycle events (all workloads, or one).
+    /// Show recent lifecycle events of the node (all workloads, or one).
     Events(EventsArgs),
+    /// Who provides a workload: signature-checked, unexpired records from the DHT.
+    Discover(DiscoverArgs),
+    /// Nodes of the mesh with their engines and free capacity.
+    Nodes(NodesArgs),
+    /// Run a local mesh of meshd processes on loopback.
+    #[command(subcommand)]
+    Testnet(testnet::TestnetCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct DiscoverArgs {
+    pub name: String,
+    #[arg(short = 'n', long, default_value = mesh_protocol::spec::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// Only providers running it with this engine.
+    #[arg(long)]
+    pub engine: Option<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct NodesArgs {
+    /// Only nodes with this engine, healthy.
+    #[arg(long)]
+    pub engine: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -125,14 +164,6 @@ pub fn default_target() -> Target {
     Target::Unix(crate::daemon::default_data_dir().join("meshd.sock"))
 }
 
-fn path_of(name: &str, namespace: &str, suffix: &str) -> String {
-    format!(
-        "/deployments/{}{suffix}?namespace={}",
-        encode(name),
-        encode(namespace)
-    )
-}
-
 /// Reads the manifest and the variables it references from the environment.
 fn read_manifest(file: &str) -> anyhow::Result<(String, Option<String>)> {
     let (bytes, stem) = if file == "-" {
@@ -184,34 +215,42 @@ fn file_stem(path: &Path) -> Option<String> {
 
 /// Runs one command; `Err` is printed as one line by the binary.
 pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
-    let target = match &cli.node {
-        Some(node) => Target::parse(node)?,
-        None => default_target(),
-    };
-    let client = Client::new(target);
     let fmt = cli.output;
-    match cli.command {
-        Command::Apply(args) => return apply(&client, fmt, args).await,
+    let command = match cli.command {
+        Command::Testnet(cmd) => return testnet::run(cmd, fmt).await,
+        other => other,
+    };
+    let backend = match (&cli.peer, &cli.node) {
+        (Some(peer), _) => Backend::Peer(PeerClient::connect(peer).await?),
+        (None, Some(node)) => Backend::Local(Client::new(Target::parse(node)?)),
+        (None, None) => Backend::Local(Client::new(default_target())),
+    };
+    let id = |name: &str, ns: &str| WorkloadId::new(ns, name);
+    match command {
+        Command::Apply(args) => return apply(&backend, fmt, args).await,
         Command::Get(NameOpt {
             name: Some(name),
             namespace,
         }) => {
-            let d: Deployment = client.get(&path_of(&name, &namespace, "")).await?;
+            let d = backend.get(&id(&name, &namespace), false).await?;
             output::print_deployments(fmt, std::slice::from_ref(&d), true)?;
         }
         Command::Get(NameOpt { name: None, .. }) => {
-            let list: Vec<Deployment> = client.get("/deployments").await?;
-            output::print_deployments(fmt, &list, false)?;
+            output::print_deployments(fmt, &backend.list().await?, false)?;
         }
         Command::Describe(Name { name, namespace }) => {
-            let path = format!("{}&events=true", path_of(&name, &namespace, ""));
-            let d: Deployment = client.get(&path).await?;
-            output::print_describe(fmt, &d)?;
+            output::print_describe(fmt, &backend.get(&id(&name, &namespace), true).await?)?;
         }
         Command::Delete(Name { name, namespace }) => {
-            let d: Deployment = client.delete(&path_of(&name, &namespace, "")).await?;
+            let d = backend.delete(&id(&name, &namespace)).await?;
             match fmt {
-                Format::Table => println!("{}/{} deleted", d.namespace, d.name),
+                Format::Table => println!(
+                    "{}/{} deleted ({} replica{})",
+                    d.namespace,
+                    d.name,
+                    d.replicas.len(),
+                    if d.replicas.len() == 1 { "" } else { "s" }
+                ),
                 _ => output::print_value(fmt, &d)?,
             }
         }
@@ -220,39 +259,37 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             namespace,
             tail,
         }) => {
-            let mut path = path_of(&name, &namespace, "/logs");
-            if let Some(n) = tail {
-                path.push_str(&format!("&tail={n}"));
-            }
-            let logs: Logs = client.get(&path).await?;
-            output::print_logs(fmt, &logs)?;
+            output::print_logs(fmt, &backend.logs(&id(&name, &namespace), tail).await?)?;
         }
-        Command::Engines => {
-            let engines: Vec<EngineInfo> = client.get("/plugins").await?;
-            output::print_engines(fmt, &engines)?;
-        }
+        Command::Engines => output::print_engines(fmt, &backend.engines().await?)?,
         Command::Events(EventsArgs {
             name,
             namespace,
             limit,
         }) => {
-            let mut path = format!("/events?limit={limit}");
-            if let Some(name) = name {
-                path.push_str(&format!(
-                    "&name={}&namespace={}",
-                    encode(&name),
-                    encode(&namespace)
-                ));
-            }
-            let events: Vec<Event> = client.get(&path).await?;
-            output::print_events(fmt, &events)?;
+            let wid = name.map(|n| id(&n, &namespace));
+            output::print_events(fmt, &backend.events(wid.as_ref(), limit).await?)?;
         }
+        Command::Discover(DiscoverArgs {
+            name,
+            namespace,
+            engine,
+        }) => {
+            let providers = backend
+                .discover(&id(&name, &namespace), engine.as_deref())
+                .await?;
+            output::print_providers(fmt, &providers)?;
+        }
+        Command::Nodes(NodesArgs { engine }) => {
+            output::print_nodes(fmt, &backend.nodes(engine.as_deref()).await?)?;
+        }
+        Command::Testnet(_) => unreachable!("testnet commands return before a node is chosen"),
     }
     Ok(std::process::ExitCode::SUCCESS)
 }
 
 async fn apply(
-    client: &Client,
+    backend: &Backend,
     fmt: Format,
     args: ApplyArgs,
 ) -> anyhow::Result<std::process::ExitCode> {
@@ -283,12 +320,10 @@ async fn apply(
         env,
         signature: None,
     };
-    let answer = client.post("/deployments", &req).await?;
-    if !(answer.status.is_success() || answer.status == hyper::StatusCode::UNPROCESSABLE_ENTITY) {
-        bail!("{label}: {}", answer.error_message());
-    }
-    let resp: ApplyResponse = serde_json::from_slice(&answer.body)
-        .context("the node answered with an unexpected body")?;
+    let resp = backend
+        .apply(req)
+        .await
+        .map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
     output::print_apply(fmt, &resp)?;
     let failed = resp
         .workloads

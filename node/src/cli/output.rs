@@ -5,6 +5,7 @@ use std::io::Write;
 use clap::ValueEnum;
 use mesh_protocol::api::{ApplyAction, ApplyResponse, Deployment, EngineInfo, Logs};
 use mesh_protocol::spec::short_version;
+use mesh_protocol::wire::{NodeInfo, Provider};
 use mesh_protocol::{Event, Outcome};
 use serde::Serialize;
 
@@ -376,6 +377,98 @@ pub fn print_engines(fmt: Format, engines: &[EngineInfo]) -> anyhow::Result<()> 
                 .join(","),
             e.capabilities.join(","),
             e.detail.clone(),
+        ]);
+    }
+    print!("{}", t.render());
+    Ok(())
+}
+
+fn short_peer(peer: &str) -> String {
+    if peer.len() > 16 {
+        format!("…{}", &peer[peer.len() - 12..])
+    } else {
+        peer.to_string()
+    }
+}
+
+fn until(at: u64) -> String {
+    let now = mesh_runtime::now_millis();
+    if at <= now {
+        "expired".to_string()
+    } else {
+        format!("{}s", (at - now).div_ceil(1000))
+    }
+}
+
+pub fn print_providers(fmt: Format, providers: &[Provider]) -> anyhow::Result<()> {
+    if fmt != Format::Table {
+        return print_value(fmt, &providers);
+    }
+    if providers.is_empty() {
+        eprintln!("no providers");
+        return Ok(());
+    }
+    let mut t = Table::new(&[
+        "PEER",
+        "ENGINE",
+        "PHASE",
+        "VERSION",
+        "EXPIRES IN",
+        "CAPABILITIES",
+    ]);
+    for p in providers {
+        t.row(vec![
+            short_peer(&p.peer_id),
+            p.engine.clone(),
+            p.phase.to_string(),
+            short_version(&p.version).to_string(),
+            until(p.expires_at),
+            p.capabilities.join(","),
+        ]);
+    }
+    print!("{}", t.render());
+    Ok(())
+}
+
+pub fn print_nodes(fmt: Format, nodes: &[NodeInfo]) -> anyhow::Result<()> {
+    if fmt != Format::Table {
+        return print_value(fmt, &nodes);
+    }
+    let mut t = Table::new(&[
+        "PEER",
+        "ENGINES",
+        "CPU FREE",
+        "MEM FREE",
+        "WORKLOADS",
+        "ADDRESS",
+    ]);
+    for n in nodes {
+        let engines: Vec<String> = n
+            .engines
+            .iter()
+            .map(|e| {
+                if e.healthy {
+                    e.name.clone()
+                } else {
+                    format!("{}(down)", e.name)
+                }
+            })
+            .collect();
+        t.row(vec![
+            if n.local {
+                format!("{} (this node)", short_peer(&n.peer_id))
+            } else {
+                short_peer(&n.peer_id)
+            },
+            if engines.is_empty() {
+                "-".into()
+            } else {
+                engines.join(",")
+            },
+            format!("{}m/{}m", n.cpu_free_millis, n.cpu_millis),
+            format!("{}Mi", n.memory_free_bytes >> 20),
+            n.workloads.to_string(),
+            n.addresses.first().cloned().unwrap_or_default(),
         ]);
     }
     print!("{}", t.render());

@@ -111,8 +111,9 @@ impl Mesh {
         }
     }
 
-    /// Announces the workload if a replica runs here, withdraws it otherwise.
-    pub async fn announce(&self, id: &WorkloadId) {
+    /// Announces the workload if a replica runs here, withdraws it otherwise. Unless `renew`,
+    /// a version announced less than a third of the TTL ago is not announced again.
+    pub async fn announce(&self, id: &WorkloadId, renew: bool) {
         let node = &self.inner.node;
         let ttl = self.inner.config.provider_ttl;
         let running = node.store().desired(id).ok().flatten().and_then(|d| {
@@ -127,6 +128,19 @@ impl Mesh {
             self.withdraw(id).await;
             return;
         };
+        if !renew {
+            let announced = self
+                .inner
+                .announced
+                .lock()
+                .expect("announced lock is never poisoned");
+            if announced
+                .get(id)
+                .is_some_and(|(v, at)| *v == replica.version && at.elapsed() < ttl / 3)
+            {
+                return;
+            }
+        }
         let now = now_millis();
         let capabilities = node
             .registry()
@@ -155,7 +169,7 @@ impl Mesh {
             .announced
             .lock()
             .expect("announced lock is never poisoned")
-            .insert(id.clone(), replica.version);
+            .insert(id.clone(), (replica.version, Instant::now()));
     }
 
     /// Publishes a signed withdrawal (newer than any announcement, so it wins everywhere) and
@@ -171,7 +185,7 @@ impl Mesh {
         let now = now_millis();
         let record = Record::Provider(ProviderRecord {
             workload: id.to_string(),
-            version: was.unwrap_or_default(),
+            version: was.map(|(v, _)| v).unwrap_or_default(),
             peer_id: self.peer_id().to_string(),
             engine: String::new(),
             capabilities: Vec::new(),
@@ -220,10 +234,10 @@ impl Mesh {
                     self.announce_node().await;
                     let ids: Vec<WorkloadId> = self.inner.node.store().list_desired().unwrap_or_default().iter().map(|d| d.spec.id()).collect();
                     for id in ids {
-                        self.announce(&id).await;
+                        self.announce(&id, true).await;
                     }
                 }
-                Some(id) = changes.recv() => self.announce(&id).await,
+                Some(id) = changes.recv() => self.announce(&id, false).await,
                 _ = shutdown.cancelled() => return,
             }
         }

@@ -67,8 +67,8 @@ struct Inner {
     keypair: Keypair,
     config: MeshConfig,
     peers: PeerTable,
-    /// Workloads this node announced, with the version announced.
-    announced: Mutex<HashMap<WorkloadId, String>>,
+    /// Workloads this node announced, with the version announced and when.
+    announced: Mutex<HashMap<WorkloadId, (String, std::time::Instant)>>,
     inbound: Arc<Semaphore>,
 }
 

@@ -331,7 +331,9 @@ impl Mesh {
                     .parse()
                     .map_err(|_| ApiError::internal(format!("bad peer id {peer}")))?;
                 if peer == me {
-                    return self.inner.node.apply_replica(r).await;
+                    let outcome = self.inner.node.apply_replica(r).await?;
+                    self.announce(&outcome_id(&outcome), false).await;
+                    return Ok(outcome);
                 }
                 match self.ask(peer, Request::ApplyReplica(Box::new(r))).await? {
                     Response::Applied(mut resp) if !resp.workloads.is_empty() => {
@@ -386,7 +388,9 @@ impl Mesh {
 
     async fn delete_replica(&self, peer: PeerId, id: &WorkloadId) -> Result<Deployment, ApiError> {
         if peer == self.peer_id() {
-            return self.inner.node.delete(id).await;
+            let d = self.inner.node.delete(id).await?;
+            self.withdraw(id).await;
+            return Ok(d);
         }
         match self
             .ask(peer, Request::ReplicaDelete { id: id.clone() })
@@ -551,6 +555,10 @@ impl Mesh {
             lines,
         })
     }
+}
+
+fn outcome_id(outcome: &ApplyOutcome) -> WorkloadId {
+    WorkloadId::new(&outcome.deployment.namespace, &outcome.deployment.name)
 }
 
 /// The view of a replica that could not be reached or run.

@@ -37,19 +37,31 @@ impl Mesh {
             )),
             Request::Nodes { engine } => Ok(Response::Nodes(self.nodes(engine.as_deref()).await)),
             Request::Engines => Ok(Response::Engines(node.registry().infos())),
-            Request::ApplyReplica(r) => node.apply_replica(*r).await.map(|outcome| {
-                Response::Applied(ApplyResponse {
-                    workloads: vec![outcome],
-                })
-            }),
+            Request::ApplyReplica(r) => {
+                let id = r.workload.clone();
+                match node.apply_replica(*r).await {
+                    Ok(outcome) => {
+                        // Discoverable before the entry node hears back.
+                        self.announce(&id, false).await;
+                        Ok(Response::Applied(ApplyResponse {
+                            workloads: vec![outcome],
+                        }))
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             Request::ReplicaGet { id, events } => node
                 .view(&id, events)
                 .map(|d| Response::Deployment(Box::new(d))),
             Request::ReplicaList => node.list().map(Response::Deployments),
-            Request::ReplicaDelete { id } => node
-                .delete(&id)
-                .await
-                .map(|d| Response::Deployment(Box::new(d))),
+            Request::ReplicaDelete { id } => match node.delete(&id).await {
+                Ok(d) => {
+                    // Withdrawn before the requester hears back.
+                    self.withdraw(&id).await;
+                    Ok(Response::Deployment(Box::new(d)))
+                }
+                Err(e) => Err(e),
+            },
             Request::ReplicaLogs { id, tail } => node.logs(&id, tail).await.map(Response::Logs),
         };
         result.unwrap_or_else(|e| {

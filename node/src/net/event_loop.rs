@@ -33,8 +33,6 @@ pub struct EventLoop {
     pending_requests: HashMap<OutboundRequestId, Reply<Result<Response, String>>>,
     pending_get_records: HashMap<QueryId, (Vec<FoundRecord>, Reply<Vec<FoundRecord>>)>,
     pending_get_providers: HashMap<QueryId, (HashSet<PeerId>, Reply<HashSet<PeerId>>)>,
-    pending_puts: HashMap<QueryId, Reply<Result<(), String>>>,
-    pending_provides: HashMap<QueryId, Reply<Result<(), String>>>,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -88,8 +86,6 @@ impl EventLoop {
             pending_requests: HashMap::new(),
             pending_get_records: HashMap::new(),
             pending_get_providers: HashMap::new(),
-            pending_puts: HashMap::new(),
-            pending_provides: HashMap::new(),
         })
     }
 
@@ -156,28 +152,26 @@ impl EventLoop {
             } => {
                 let mut record = kad::Record::new(key, value);
                 record.expires = Some(expires);
-                match behaviour.kad.put_record(record, kad::Quorum::One) {
-                    Ok(id) => {
-                        self.pending_puts.insert(id, reply);
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(format!("cannot store record: {e:?}")));
-                    }
-                }
+                // Answered once stored locally (readable here at once); replication to the
+                // closest peers goes on in the background.
+                let stored = behaviour.kad.put_record(record, kad::Quorum::One);
+                let _ = reply.send(
+                    stored
+                        .map(|_| ())
+                        .map_err(|e| format!("cannot store record: {e:?}")),
+                );
             }
             Command::GetRecords { key, reply } => {
                 let id = behaviour.kad.get_record(kad::RecordKey::new(&key));
                 self.pending_get_records.insert(id, (Vec::new(), reply));
             }
             Command::StartProviding { key, reply } => {
-                match behaviour.kad.start_providing(kad::RecordKey::new(&key)) {
-                    Ok(id) => {
-                        self.pending_provides.insert(id, reply);
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(format!("cannot provide: {e:?}")));
-                    }
-                }
+                let stored = behaviour.kad.start_providing(kad::RecordKey::new(&key));
+                let _ = reply.send(
+                    stored
+                        .map(|_| ())
+                        .map_err(|e| format!("cannot provide: {e:?}")),
+                );
             }
             Command::StopProviding { key } => {
                 behaviour.kad.stop_providing(&kad::RecordKey::new(&key))
@@ -392,19 +386,11 @@ impl EventLoop {
                 }
             }
             QueryResult::GetProviders(_) => {}
-            QueryResult::PutRecord(result) => {
-                if let Some(reply) = self.pending_puts.remove(&id) {
-                    // Stored locally already; a lone node has nobody to replicate to.
-                    let _ = reply.send(match result {
-                        Ok(_) | Err(kad::PutRecordError::QuorumFailed { .. }) => Ok(()),
-                        Err(e) => Err(e.to_string()),
-                    });
-                }
+            QueryResult::PutRecord(Err(e)) => {
+                tracing::debug!(error = %e, "record replication incomplete")
             }
-            QueryResult::StartProviding(result) => {
-                if let Some(reply) = self.pending_provides.remove(&id) {
-                    let _ = reply.send(result.map(|_| ()).map_err(|e| e.to_string()));
-                }
+            QueryResult::StartProviding(Err(e)) => {
+                tracing::debug!(error = %e, "provider replication incomplete")
             }
             _ => {}
         }

@@ -1,0 +1,179 @@
+//! Where the runner's events go: frames to the host (while it listens), guest output as
+//! lines to the log file, and the status file. All writes of one runner go through one
+//! [`Sink`], so events are never interleaved mid-frame.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use mesh_protocol::api::LogStream;
+
+use crate::logs::{self, LineSplitter, LogWriter};
+use crate::protocol::{self, Event, MAX_OUTPUT_CHUNK};
+use crate::state::{self, RunPhase, RunStatus};
+
+struct Inner {
+    /// The host's pipe; `None` once a write failed (the node went away).
+    host: Option<Box<dyn Write + Send>>,
+    log: Option<LogWriter>,
+    stdout: LineSplitter,
+    stderr: LineSplitter,
+    finished: bool,
+}
+
+/// The runner's single writer.
+pub struct Sink {
+    inner: Mutex<Inner>,
+    status_path: Option<PathBuf>,
+    pid: u32,
+}
+
+impl std::fmt::Debug for Sink {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sink").field("pid", &self.pid).finish()
+    }
+}
+
+impl Sink {
+    /// `host` receives frames; `log_path` and `status_path` are the instance's files.
+    pub fn new(
+        host: Option<Box<dyn Write + Send>>,
+        log_path: Option<PathBuf>,
+        status_path: Option<PathBuf>,
+    ) -> Self {
+        let log = log_path.and_then(|p| match LogWriter::open(&p) {
+            Ok(w) => Some(w),
+            Err(e) => {
+                eprintln!("mesh-wasm-runner: cannot open log {}: {e}", p.display());
+                None
+            }
+        });
+        Self {
+            inner: Mutex::new(Inner {
+                host,
+                log,
+                stdout: LineSplitter::default(),
+                stderr: LineSplitter::default(),
+                finished: false,
+            }),
+            status_path,
+            pid: std::process::id(),
+        }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        // A panic while holding the lock leaves plain data behind: keep going.
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn send(inner: &mut Inner, event: &Event) {
+        if let Some(host) = inner.host.as_mut() {
+            if protocol::write_frame(host, event).is_err() {
+                // EPIPE: the node went away (restart). The guest keeps running; its output
+                // still reaches the log file and the status file.
+                inner.host = None;
+            }
+        }
+    }
+
+    /// Sends a non-final event.
+    pub fn event(&self, event: &Event) {
+        let mut inner = self.lock();
+        if !inner.finished {
+            Self::send(&mut inner, event);
+        }
+    }
+
+    /// Guest output: chunked frames to the host, whole lines to the log file.
+    pub fn output(&self, stream: LogStream, bytes: &[u8]) {
+        let mut inner = self.lock();
+        if inner.finished {
+            return;
+        }
+        for chunk in bytes.chunks(MAX_OUTPUT_CHUNK) {
+            let data = String::from_utf8_lossy(chunk).into_owned();
+            let event = match stream {
+                LogStream::Stdout => Event::Stdout { data },
+                LogStream::Stderr => Event::Stderr { data },
+            };
+            Self::send(&mut inner, &event);
+        }
+        let lines = match stream {
+            LogStream::Stdout => inner.stdout.push(bytes),
+            LogStream::Stderr => inner.stderr.push(bytes),
+        };
+        Self::log_lines(&mut inner, stream, lines);
+    }
+
+    fn log_lines(inner: &mut Inner, stream: LogStream, lines: Vec<String>) {
+        if let Some(log) = inner.log.as_mut() {
+            for text in lines {
+                if log.append(&logs::line(stream, text)).is_err() {
+                    inner.log = None;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Records the guest as running (after compile).
+    pub fn running(&self, compile_ms: f64, cached: bool) {
+        self.event(&Event::Started { compile_ms, cached });
+        self.write_status(RunStatus {
+            phase: RunPhase::Running,
+            pid: self.pid,
+            code: None,
+            message: None,
+            compile_ms: Some(compile_ms),
+            cached: Some(cached),
+            at: logs::now_millis(),
+        });
+    }
+
+    fn write_status(&self, status: RunStatus) {
+        if let Some(path) = &self.status_path {
+            if let Err(e) = state::write_json(path, &status) {
+                eprintln!("mesh-wasm-runner: cannot write {}: {e}", path.display());
+            }
+        }
+    }
+
+    /// Ends the run: flushes partial lines, records the final status, sends the final
+    /// event. Only the first call counts (the watchdog and the guest thread may race);
+    /// returns whether this call was it.
+    pub fn finish(&self, event: Event) -> bool {
+        let mut inner = self.lock();
+        if inner.finished {
+            return false;
+        }
+        for stream in [LogStream::Stdout, LogStream::Stderr] {
+            let rest = match stream {
+                LogStream::Stdout => inner.stdout.finish(),
+                LogStream::Stderr => inner.stderr.finish(),
+            };
+            Self::log_lines(&mut inner, stream, rest.into_iter().collect());
+        }
+        let (phase, code, message) = match &event {
+            Event::Exited { code } => (RunPhase::Exited, Some(*code), None),
+            Event::Trapped { message } => (RunPhase::Trapped, None, Some(message.clone())),
+            Event::Failed { message } => (RunPhase::Failed, None, Some(message.clone())),
+            _ => (RunPhase::Stopped, None, None),
+        };
+        let previous: Option<RunStatus> = self
+            .status_path
+            .as_deref()
+            .and_then(|p| state::read_json(p).ok().flatten());
+        self.write_status(RunStatus {
+            phase,
+            pid: self.pid,
+            code,
+            message,
+            compile_ms: previous.as_ref().and_then(|s| s.compile_ms),
+            cached: previous.as_ref().and_then(|s| s.cached),
+            at: logs::now_millis(),
+        });
+        Self::send(&mut inner, &event);
+        inner.finished = true;
+        true
+    }
+}

@@ -1,0 +1,262 @@
+//! Where `meshctl` sends its commands: a node's local API (socket or loopback HTTP), or any
+//! node of the mesh over libp2p (`--peer MULTIADDR`), with no local daemon.
+
+use anyhow::{anyhow, bail, Context};
+use libp2p::multiaddr::Protocol;
+use libp2p::{Multiaddr, PeerId};
+use mesh_protocol::api::{ApplyRequest, ApplyResponse, Deployment, EngineInfo, Logs};
+use mesh_protocol::wire::{NodeInfo, Provider, Request, Response};
+use mesh_protocol::{Event, WorkloadId};
+use tokio_util::sync::CancellationToken;
+
+use crate::client::{encode, Client};
+use crate::net;
+
+/// A node reached over libp2p by an ephemeral identity.
+#[derive(Debug)]
+pub struct PeerClient {
+    net: net::Client,
+    peer: PeerId,
+    addr: Multiaddr,
+    stop: CancellationToken,
+}
+
+impl Drop for PeerClient {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+impl PeerClient {
+    /// Starts a throwaway swarm (no listener) and dials the node.
+    pub async fn connect(addr: &str) -> anyhow::Result<Self> {
+        let addr: Multiaddr = addr
+            .parse()
+            .with_context(|| format!("--peer {addr:?} is not a multiaddr"))?;
+        let peer = addr
+            .iter()
+            .find_map(|p| match p {
+                Protocol::P2p(peer) => Some(peer),
+                _ => None,
+            })
+            .ok_or_else(|| {
+                anyhow!("--peer {addr} needs the node's peer id: …/p2p/12D3KooW… (meshd prints it at start and writes it to DATA_DIR/node.json)")
+            })?;
+        let mut config = net::NetConfig::new(libp2p::identity::Keypair::generate_ed25519());
+        config.listen.clear();
+        let stop = CancellationToken::new();
+        let (client, mut events, event_loop) =
+            net::new(config, stop.clone()).map_err(|e| anyhow!(e))?;
+        tokio::spawn(event_loop.run());
+        // This client serves nobody: drain whatever arrives.
+        tokio::spawn(async move { while events.recv().await.is_some() {} });
+        client.dial(addr.clone()).await.map_err(|e| anyhow!(e))?;
+        Ok(Self {
+            net: client,
+            peer,
+            addr,
+            stop,
+        })
+    }
+
+    async fn ask(&self, request: Request) -> anyhow::Result<Response> {
+        match self
+            .net
+            .request(self.peer, vec![self.addr.clone()], request)
+            .await
+        {
+            Ok(Response::Error { message, .. }) => Err(anyhow!(message)),
+            Ok(r) => Ok(r),
+            Err(e) => Err(anyhow!("cannot reach {}: {e}", self.addr)),
+        }
+    }
+}
+
+fn unexpected() -> anyhow::Error {
+    anyhow!("the node answered with an unexpected message")
+}
+
+/// The node `meshctl` talks to.
+#[derive(Debug)]
+pub enum Backend {
+    Local(Client),
+    Peer(PeerClient),
+}
+
+fn path_of(id: &WorkloadId, suffix: &str) -> String {
+    format!(
+        "/deployments/{}{suffix}?namespace={}",
+        encode(&id.name),
+        encode(&id.namespace)
+    )
+}
+
+impl Backend {
+    /// The apply's outcome, even when a workload failed (the caller sets the exit status).
+    pub async fn apply(&self, req: ApplyRequest) -> anyhow::Result<ApplyResponse> {
+        match self {
+            Backend::Local(c) => {
+                let answer = c.post("/deployments", &req).await?;
+                if !(answer.status.is_success()
+                    || answer.status == hyper::StatusCode::UNPROCESSABLE_ENTITY)
+                {
+                    bail!("{}", answer.error_message());
+                }
+                serde_json::from_slice(&answer.body)
+                    .context("the node answered with an unexpected body")
+            }
+            Backend::Peer(p) => match p.ask(Request::Apply(Box::new(req))).await? {
+                Response::Applied(r) => Ok(r),
+                _ => Err(unexpected()),
+            },
+        }
+    }
+
+    pub async fn get(&self, id: &WorkloadId, events: bool) -> anyhow::Result<Deployment> {
+        match self {
+            Backend::Local(c) => {
+                let mut path = path_of(id, "");
+                if events {
+                    path.push_str("&events=true");
+                }
+                c.get(&path).await
+            }
+            Backend::Peer(p) => match p
+                .ask(Request::Get {
+                    id: id.clone(),
+                    events,
+                })
+                .await?
+            {
+                Response::Deployment(d) => Ok(*d),
+                _ => Err(unexpected()),
+            },
+        }
+    }
+
+    pub async fn list(&self) -> anyhow::Result<Vec<Deployment>> {
+        match self {
+            Backend::Local(c) => c.get("/deployments").await,
+            Backend::Peer(p) => match p.ask(Request::List).await? {
+                Response::Deployments(d) => Ok(d),
+                _ => Err(unexpected()),
+            },
+        }
+    }
+
+    pub async fn delete(&self, id: &WorkloadId) -> anyhow::Result<Deployment> {
+        match self {
+            Backend::Local(c) => c.delete(&path_of(id, "")).await,
+            Backend::Peer(p) => match p.ask(Request::Delete { id: id.clone() }).await? {
+                Response::Deployment(d) => Ok(*d),
+                _ => Err(unexpected()),
+            },
+        }
+    }
+
+    pub async fn logs(&self, id: &WorkloadId, tail: Option<usize>) -> anyhow::Result<Logs> {
+        match self {
+            Backend::Local(c) => {
+                let mut path = path_of(id, "/logs");
+                if let Some(n) = tail {
+                    path.push_str(&format!("&tail={n}"));
+                }
+                c.get(&path).await
+            }
+            Backend::Peer(p) => match p
+                .ask(Request::Logs {
+                    id: id.clone(),
+                    tail,
+                })
+                .await?
+            {
+                Response::Logs(l) => Ok(l),
+                _ => Err(unexpected()),
+            },
+        }
+    }
+
+    pub async fn discover(
+        &self,
+        id: &WorkloadId,
+        engine: Option<&str>,
+    ) -> anyhow::Result<Vec<Provider>> {
+        match self {
+            Backend::Local(c) => {
+                let mut path = format!(
+                    "/discover/{}?namespace={}",
+                    encode(&id.name),
+                    encode(&id.namespace)
+                );
+                if let Some(e) = engine {
+                    path.push_str(&format!("&engine={}", encode(e)));
+                }
+                c.get(&path).await
+            }
+            Backend::Peer(p) => {
+                let req = Request::Discover {
+                    id: id.clone(),
+                    engine: engine.map(str::to_string),
+                };
+                match p.ask(req).await? {
+                    Response::Providers(list) => Ok(list),
+                    _ => Err(unexpected()),
+                }
+            }
+        }
+    }
+
+    pub async fn nodes(&self, engine: Option<&str>) -> anyhow::Result<Vec<NodeInfo>> {
+        match self {
+            Backend::Local(c) => {
+                let path = match engine {
+                    Some(e) => format!("/nodes?engine={}", encode(e)),
+                    None => "/nodes".to_string(),
+                };
+                c.get(&path).await
+            }
+            Backend::Peer(p) => {
+                let req = Request::Nodes {
+                    engine: engine.map(str::to_string),
+                };
+                match p.ask(req).await? {
+                    Response::Nodes(list) => Ok(list),
+                    _ => Err(unexpected()),
+                }
+            }
+        }
+    }
+
+    pub async fn engines(&self) -> anyhow::Result<Vec<EngineInfo>> {
+        match self {
+            Backend::Local(c) => c.get("/plugins").await,
+            Backend::Peer(p) => match p.ask(Request::Engines).await? {
+                Response::Engines(list) => Ok(list),
+                _ => Err(unexpected()),
+            },
+        }
+    }
+
+    pub async fn events(
+        &self,
+        id: Option<&WorkloadId>,
+        limit: usize,
+    ) -> anyhow::Result<Vec<Event>> {
+        match self {
+            Backend::Local(c) => {
+                let mut path = format!("/events?limit={limit}");
+                if let Some(id) = id {
+                    path.push_str(&format!(
+                        "&name={}&namespace={}",
+                        encode(&id.name),
+                        encode(&id.namespace)
+                    ));
+                }
+                c.get(&path).await
+            }
+            Backend::Peer(_) => {
+                bail!("events are kept per node: use the node's local API (--node)")
+            }
+        }
+    }
+}
