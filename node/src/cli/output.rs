@@ -148,7 +148,9 @@ pub fn print_apply(fmt: Format, resp: &ApplyResponse) -> anyhow::Result<()> {
     let mut err = std::io::stderr().lock();
     for w in &resp.workloads {
         let d = &w.deployment;
-        for warning in d.warnings.iter().chain(d.placement.iter()) {
+        // Describe lists every placement note; apply only says when replicas are missing.
+        let shortfall = d.placement.iter().filter(|p| p.starts_with("placed "));
+        for warning in d.warnings.iter().chain(shortfall) {
             writeln!(err, "warning: {}/{}: {warning}", d.namespace, d.name)?;
         }
     }

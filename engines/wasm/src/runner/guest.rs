@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use mesh_protocol::api::LogStream;
 use wasmtime::{Config, Engine, Linker, Module, ResourceLimiter, Store, Trap, UpdateDeadline};
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
-use wasmtime_wasi::{DirPerms, FilePerms, I32Exit, WasiCtxBuilder};
+use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
 use super::output::GuestOutput;
 use super::sink::Sink;
@@ -158,12 +158,7 @@ fn run_inner(
         .envs(&start.env)
         .stdout(GuestOutput::new(LogStream::Stdout, sink.clone()))
         .stderr(GuestOutput::new(LogStream::Stderr, sink.clone()));
-    wasi.preopened_dir(
-        &start.scratch_dir,
-        SCRATCH_GUEST_PATH,
-        DirPerms::all(),
-        FilePerms::all(),
-    )
+    wasi.preopened_dir(&start.scratch_dir, SCRATCH_GUEST_PATH, FsPerms::ReadWrite)
     .map_err(|e| e.context(format!("cannot preopen {}", start.scratch_dir.display())))?;
     let host = Host {
         wasi: wasi.build_p1(),
