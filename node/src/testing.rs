@@ -115,3 +115,70 @@ impl TestNode {
         self.dir
     }
 }
+
+/// Several in-process nodes on loopback, bootstrapped to the first one, each with its own
+/// mock engine and temporary directory.
+#[derive(Debug)]
+pub struct TestNet {
+    pub nodes: Vec<TestNode>,
+}
+
+impl TestNet {
+    /// Starts `n` nodes with fast heartbeats; `adjust(index, config)` can change each node's
+    /// configuration before it starts (bootstrap addresses are filled in afterwards).
+    pub async fn start(n: usize, adjust: impl Fn(usize, &mut Config)) -> Self {
+        let first = TestNode::start_with(|c| {
+            c.mesh.heartbeat_interval = Duration::from_millis(500);
+            adjust(0, c);
+        })
+        .await;
+        let seed: libp2p::Multiaddr = first.daemon().addresses[0].parse().expect("a multiaddr");
+        let mut nodes = vec![first];
+        let rest = (1..n).map(|i| {
+            let seed = seed.clone();
+            let adjust = &adjust;
+            async move {
+                TestNode::start_with(|c| {
+                    c.mesh.heartbeat_interval = Duration::from_millis(500);
+                    c.bootstrap = vec![seed];
+                    adjust(i, c);
+                })
+                .await
+            }
+        });
+        nodes.extend(futures::future::join_all(rest).await);
+        Self { nodes }
+    }
+
+    /// Waits until every node has fresh heartbeats from every other node.
+    pub async fn wait_connected(&self, timeout: Duration) {
+        let n = self.nodes.len();
+        let deadline = Instant::now() + timeout;
+        loop {
+            let now = mesh_runtime::now_millis();
+            let heard: Vec<usize> = self
+                .nodes
+                .iter()
+                .map(|node| node.daemon().mesh.peers().fresh(now).len())
+                .collect();
+            if heard.iter().all(|h| h + 1 >= n) {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "timed out after {timeout:?} waiting for every node to hear the {} others; peers heard per node: {heard:?}",
+                n - 1
+            );
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
+    pub fn node(&self, i: usize) -> &TestNode {
+        &self.nodes[i]
+    }
+
+    /// Stops every node.
+    pub async fn stop(self) {
+        futures::future::join_all(self.nodes.into_iter().map(TestNode::stop)).await;
+    }
+}

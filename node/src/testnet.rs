@@ -45,6 +45,8 @@ pub struct Options {
     pub meshd: PathBuf,
     /// More `meshd` arguments for every node.
     pub extra_args: Vec<String>,
+    /// `--engines` of the first node when it differs (e.g. `none` for a pure entry node).
+    pub first_engines: Option<String>,
 }
 
 /// The `meshd` next to the running executable, else `meshd` on PATH.
@@ -99,7 +101,11 @@ fn start_node(
     cmd.arg("--data-dir")
         .arg(&dir)
         .args(["--listen", "/ip4/127.0.0.1/tcp/0"]);
-    if let Some(engines) = &opts.engines {
+    let engines = match index {
+        0 => opts.first_engines.as_ref().or(opts.engines.as_ref()),
+        _ => opts.engines.as_ref(),
+    };
+    if let Some(engines) = engines {
         cmd.args(["--engines", engines]);
     }
     for b in bootstrap {

@@ -238,7 +238,7 @@ fn compose_apply_describe_delete() {
     assert!(out.status.success());
     assert_eq!(
         String::from_utf8_lossy(&out.stdout).trim(),
-        "default/shop deleted"
+        "default/shop deleted (1 replica)"
     );
     assert!(mock_instances(dir.path()).is_empty());
 }

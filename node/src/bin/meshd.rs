@@ -40,7 +40,7 @@ struct Args {
     /// Also serve the local API over HTTP on this loopback address (e.g. 127.0.0.1:7070).
     #[arg(long, value_name = "ADDR")]
     http: Option<SocketAddr>,
-    /// Engines to enable, comma-separated [default: detect every real engine].
+    /// Engines to enable, comma-separated, or `none` [default: detect every real engine].
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     engines: Option<Vec<String>>,
     /// How long a started workload may take to become healthy.
@@ -90,16 +90,22 @@ fn config(args: Args) -> anyhow::Result<Config> {
             bail!("--http {addr}: the local API has no authentication; bind it to a loopback address (127.0.0.1)");
         }
     }
-    if let Some(names) = &args.engines {
-        for n in names {
-            if !KNOWN_ENGINES.contains(&n.as_str()) {
-                bail!(
-                    "--engines: unknown engine {n:?} (known: {})",
-                    KNOWN_ENGINES.join(", ")
-                );
+    let engines = match args.engines {
+        // A node with no engine still places, discovers and answers for the mesh.
+        Some(names) if names == ["none"] => Some(Vec::new()),
+        Some(names) => {
+            for n in &names {
+                if !KNOWN_ENGINES.contains(&n.as_str()) {
+                    bail!(
+                        "--engines: unknown engine {n:?} (known: {}, or none)",
+                        KNOWN_ENGINES.join(", ")
+                    );
+                }
             }
+            Some(names)
         }
-    }
+        None => None,
+    };
     let parse_addrs = |flag: &str, list: &[String]| -> anyhow::Result<Vec<libp2p::Multiaddr>> {
         list.iter()
             .map(|a| {
@@ -120,7 +126,7 @@ fn config(args: Args) -> anyhow::Result<Config> {
     config.docker_socket = args.docker_socket;
     config.api_socket = args.api_socket;
     config.http = args.http;
-    config.engines = args.engines;
+    config.engines = engines;
     config.controller.health_timeout = args.health_timeout;
     config.controller.stop_grace = args.stop_grace;
     config.fingerprint_period = args.fingerprint_interval;

@@ -60,6 +60,7 @@ pub async fn run(cmd: TestnetCommand, fmt: Format) -> anyhow::Result<std::proces
                 engines: args.engines,
                 meshd: args.meshd.unwrap_or_else(testnet::default_meshd),
                 extra_args: args.meshd_args,
+                first_engines: None,
             };
             if fmt == Format::Table {
                 eprintln!("starting {} nodes in {} …", opts.nodes, opts.dir.display());

@@ -95,13 +95,15 @@ impl Mesh {
         }
     }
 
-    async fn put(&self, key: Vec<u8>, record: &Record, ttl: Duration) {
+    /// Signs and stores a record; with `replicated`, returns once the closest peers were asked
+    /// to store it too.
+    async fn put(&self, key: Vec<u8>, record: &Record, ttl: Duration, replicated: bool) {
         match signed::encode(&self.inner.keypair, record) {
             Ok(bytes) => {
                 if let Err(e) = self
                     .inner
                     .net
-                    .put_record(key, bytes, Instant::now() + ttl)
+                    .put_record(key, bytes, Instant::now() + ttl, replicated)
                     .await
                 {
                     tracing::debug!(error = %e, "record not replicated yet");
@@ -160,9 +162,21 @@ impl Mesh {
             expires_at: now + ttl.as_millis() as u64,
             withdrawn: false,
         });
-        self.put(keys::provider(id, &self.peer_id()), &record, ttl)
-            .await;
-        if let Err(e) = self.inner.net.start_providing(keys::workload(id)).await {
+        // A first announcement is replicated before the apply is answered, so that any node
+        // discovers it right away; renewals go out in the background.
+        let replicated = !renew;
+        let (_, provided) = futures::join!(
+            self.put(
+                keys::provider(id, &self.peer_id()),
+                &record,
+                ttl,
+                replicated
+            ),
+            self.inner
+                .net
+                .start_providing(keys::workload(id), replicated)
+        );
+        if let Err(e) = provided {
             tracing::debug!(workload = %id, error = %e, "provider entry not replicated yet");
         }
         self.inner
@@ -196,7 +210,7 @@ impl Mesh {
             expires_at: now + ttl.as_millis() as u64,
             withdrawn: true,
         });
-        self.put(keys::provider(id, &self.peer_id()), &record, ttl)
+        self.put(keys::provider(id, &self.peer_id()), &record, ttl, true)
             .await;
         self.inner.net.stop_providing(keys::workload(id)).await;
     }
@@ -207,13 +221,18 @@ impl Mesh {
         let ttl = self.inner.config.provider_ttl;
         let record = self.node_record(ttl).await;
         let engines: Vec<String> = record.healthy_engines().map(str::to_string).collect();
-        self.put(keys::node(&self.peer_id()), &Record::Node(record), ttl)
-            .await;
+        self.put(
+            keys::node(&self.peer_id()),
+            &Record::Node(record),
+            ttl,
+            false,
+        )
+        .await;
         let net = &self.inner.net;
-        let _ = net.start_providing(keys::all_nodes()).await;
+        let _ = net.start_providing(keys::all_nodes(), false).await;
         for name in self.inner.node.registry().names() {
             if engines.iter().any(|e| e == name) {
-                let _ = net.start_providing(keys::engine(name)).await;
+                let _ = net.start_providing(keys::engine(name), false).await;
             } else {
                 net.stop_providing(keys::engine(name)).await;
             }
@@ -243,7 +262,8 @@ impl Mesh {
         }
     }
 
-    /// Publishes a signed heartbeat (a node record valid for three periods) every period.
+    /// Publishes a signed heartbeat (a node record valid for three periods plus slack) every
+    /// period.
     pub(crate) async fn run_heartbeats(self, shutdown: CancellationToken) {
         let period = self.inner.config.heartbeat_interval;
         let mut tick = tokio::time::interval(period);
@@ -251,7 +271,8 @@ impl Mesh {
         loop {
             tokio::select! {
                 _ = tick.tick() => {
-                    let record = Record::Node(self.node_record(period * 3).await);
+                    let validity = self.inner.config.heartbeat_validity();
+                    let record = Record::Node(self.node_record(validity).await);
                     match signed::encode(&self.inner.keypair, &record) {
                         Ok(bytes) => self.inner.net.publish(bytes).await,
                         Err(e) => tracing::error!(error = %e, "cannot sign a heartbeat"),

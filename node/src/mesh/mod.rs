@@ -45,6 +45,17 @@ pub struct MeshConfig {
     pub heartbeat_interval: Duration,
 }
 
+/// Slack added to three heartbeat periods before a peer counts as gone: a loaded machine
+/// delays heartbeats, and a peer must not flap in and out of placement because of it.
+pub const HEARTBEAT_SLACK: Duration = Duration::from_secs(2);
+
+impl MeshConfig {
+    /// How long a heartbeat stays valid, and a peer fresh: three periods plus slack.
+    pub fn heartbeat_validity(&self) -> Duration {
+        self.heartbeat_interval * 3 + HEARTBEAT_SLACK
+    }
+}
+
 impl Default for MeshConfig {
     fn default() -> Self {
         Self {
@@ -85,7 +96,7 @@ impl Mesh {
     ) -> Self {
         let mesh = Mesh {
             inner: Arc::new(Inner {
-                peers: PeerTable::new(config.heartbeat_interval * 3),
+                peers: PeerTable::new(config.heartbeat_validity()),
                 node,
                 net,
                 keypair,

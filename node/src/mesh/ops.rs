@@ -144,8 +144,9 @@ impl Mesh {
             .collect()
     }
 
-    /// Nodes of the mesh (this one included), optionally only those with a healthy `engine`.
-    pub async fn nodes(&self, engine: Option<&str>) -> Vec<NodeInfo> {
+    /// Other nodes of the mesh: those heard from by heartbeat and those whose signed node
+    /// record the DHT holds (under the all-nodes key, or `engine`'s key), newest per node.
+    pub async fn known_nodes(&self, engine: Option<&str>) -> Vec<(PeerId, NodeRecord)> {
         let me = self.peer_id();
         let now = now_millis();
         let key = engine.map_or_else(keys::all_nodes, keys::engine);
@@ -170,9 +171,9 @@ impl Mesh {
                 .max_by_key(|n| n.issued_at);
             (peer, newest)
         });
-        let mut records: Vec<(NodeRecord, bool)> = Vec::new();
+        let mut out = Vec::new();
         for (peer, newest) in join_all(lookups).await {
-            // A heartbeat is newer than the DHT record when both exist.
+            // A heartbeat is usually newer than the DHT record; the newest wins.
             let heartbeat = heard
                 .iter()
                 .find(|(p, _)| *p == peer)
@@ -182,9 +183,21 @@ impl Mesh {
                 (a, b) => a.or(b),
             };
             if let Some(r) = best {
-                records.push((r, false));
+                out.push((peer, r));
             }
         }
+        out.sort_by_key(|(p, _)| p.to_string());
+        out
+    }
+
+    /// Nodes of the mesh (this one included), optionally only those with a healthy `engine`.
+    pub async fn nodes(&self, engine: Option<&str>) -> Vec<NodeInfo> {
+        let mut records: Vec<(NodeRecord, bool)> = self
+            .known_nodes(engine)
+            .await
+            .into_iter()
+            .map(|(_, r)| (r, false))
+            .collect();
         records.push((self.node_record(self.inner.config.provider_ttl).await, true));
         let mut out: Vec<NodeInfo> = records
             .into_iter()
@@ -265,7 +278,13 @@ impl Mesh {
             memory_free_bytes: super::announce::machine_resources(0).memory_free_bytes,
             replicas_here: u32::from(current.contains(&me)),
         }];
-        for (peer, record) in self.inner.peers.fresh(now) {
+        // Heartbeats are enough when they name enough nodes; otherwise (a node that just
+        // started, a DaemonSet) the DHT's node records fill in.
+        let mut peers = self.inner.peers.fresh(now);
+        if daemonset || peers.len() + 1 < wanted as usize {
+            peers = self.known_nodes(None).await;
+        }
+        for (peer, record) in peers {
             candidates.push(NodeCandidate {
                 peer_id: peer.to_string(),
                 is_self: false,

@@ -21,6 +21,12 @@ use super::{Command, Event, FoundRecord, NetConfig};
 
 type Reply<T> = oneshot::Sender<T>;
 
+/// Providers found so far, how many peers answered with some, and who waits for them.
+type PendingProviders = (HashSet<PeerId>, usize, Reply<HashSet<PeerId>>);
+
+/// Copies of a record (or answers listing providers) after which a lookup stops.
+const ENOUGH_COPIES: usize = 2;
+
 /// Owns the swarm; run it with [`EventLoop::run`].
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
@@ -32,7 +38,10 @@ pub struct EventLoop {
     topic: gossipsub::IdentTopic,
     pending_requests: HashMap<OutboundRequestId, Reply<Result<Response, String>>>,
     pending_get_records: HashMap<QueryId, (Vec<FoundRecord>, Reply<Vec<FoundRecord>>)>,
-    pending_get_providers: HashMap<QueryId, (HashSet<PeerId>, Reply<HashSet<PeerId>>)>,
+    /// Providers found so far and how many peers answered with some.
+    pending_get_providers: HashMap<QueryId, PendingProviders>,
+    pending_puts: HashMap<QueryId, Reply<Result<(), String>>>,
+    pending_provides: HashMap<QueryId, Reply<Result<(), String>>>,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -86,6 +95,8 @@ impl EventLoop {
             pending_requests: HashMap::new(),
             pending_get_records: HashMap::new(),
             pending_get_providers: HashMap::new(),
+            pending_puts: HashMap::new(),
+            pending_provides: HashMap::new(),
         })
     }
 
@@ -148,38 +159,51 @@ impl EventLoop {
                 key,
                 value,
                 expires,
+                replicated,
                 reply,
             } => {
                 let mut record = kad::Record::new(key, value);
                 record.expires = Some(expires);
-                // Answered once stored locally (readable here at once); replication to the
-                // closest peers goes on in the background.
-                let stored = behaviour.kad.put_record(record, kad::Quorum::One);
-                let _ = reply.send(
-                    stored
-                        .map(|_| ())
-                        .map_err(|e| format!("cannot store record: {e:?}")),
-                );
+                // Stored locally at once (readable here); replication goes on in the background
+                // unless the caller waits for it.
+                match behaviour.kad.put_record(record, kad::Quorum::One) {
+                    Ok(id) if replicated => {
+                        self.pending_puts.insert(id, reply);
+                    }
+                    Ok(_) => {
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(format!("cannot store record: {e:?}")));
+                    }
+                }
             }
             Command::GetRecords { key, reply } => {
                 let id = behaviour.kad.get_record(kad::RecordKey::new(&key));
                 self.pending_get_records.insert(id, (Vec::new(), reply));
             }
-            Command::StartProviding { key, reply } => {
-                let stored = behaviour.kad.start_providing(kad::RecordKey::new(&key));
-                let _ = reply.send(
-                    stored
-                        .map(|_| ())
-                        .map_err(|e| format!("cannot provide: {e:?}")),
-                );
-            }
+            Command::StartProviding {
+                key,
+                replicated,
+                reply,
+            } => match behaviour.kad.start_providing(kad::RecordKey::new(&key)) {
+                Ok(id) if replicated => {
+                    self.pending_provides.insert(id, reply);
+                }
+                Ok(_) => {
+                    let _ = reply.send(Ok(()));
+                }
+                Err(e) => {
+                    let _ = reply.send(Err(format!("cannot provide: {e:?}")));
+                }
+            },
             Command::StopProviding { key } => {
                 behaviour.kad.stop_providing(&kad::RecordKey::new(&key))
             }
             Command::GetProviders { key, reply } => {
                 let id = behaviour.kad.get_providers(kad::RecordKey::new(&key));
                 self.pending_get_providers
-                    .insert(id, (HashSet::new(), reply));
+                    .insert(id, (HashSet::new(), 0, reply));
             }
             Command::Request {
                 peer,
@@ -372,25 +396,54 @@ impl EventLoop {
         }
     }
 
+    /// Ends a lookup early; Kademlia then reports its last step, which answers the caller.
+    fn finish(&mut self, id: QueryId) {
+        if let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
+            query.finish();
+        }
+    }
+
     fn on_query(&mut self, id: QueryId, result: QueryResult, last: bool) {
         match result {
             QueryResult::GetRecord(Ok(GetRecordOk::FoundRecord(found))) => {
                 if let Some((records, _)) = self.pending_get_records.get_mut(&id) {
                     records.push(found.record.value);
+                    // One writer per key, and renewals reach every holder: two copies are
+                    // enough to take the newest, without walking the rest of the DHT.
+                    if records.len() >= ENOUGH_COPIES {
+                        self.finish(id);
+                    }
                 }
             }
             QueryResult::GetRecord(_) => {}
             QueryResult::GetProviders(Ok(GetProvidersOk::FoundProviders { providers, .. })) => {
-                if let Some((found, _)) = self.pending_get_providers.get_mut(&id) {
+                if let Some((found, answers, _)) = self.pending_get_providers.get_mut(&id) {
                     found.extend(providers);
+                    *answers += 1;
+                    // Every provider announces to the same closest peers of the key, so each
+                    // of them holds the whole list: two answers are enough.
+                    if *answers >= ENOUGH_COPIES {
+                        self.finish(id);
+                    }
                 }
             }
             QueryResult::GetProviders(_) => {}
-            QueryResult::PutRecord(Err(e)) => {
-                tracing::debug!(error = %e, "record replication incomplete")
+            QueryResult::PutRecord(result) => {
+                if let Err(e) = &result {
+                    // Stored locally anyway; a lone node has nobody to replicate to.
+                    tracing::debug!(error = %e, "record replication incomplete");
+                }
+                if let Some(reply) = self.pending_puts.remove(&id) {
+                    let _ = reply.send(Ok(()));
+                }
             }
-            QueryResult::StartProviding(Err(e)) => {
-                tracing::debug!(error = %e, "provider replication incomplete")
+            QueryResult::StartProviding(result) => {
+                if let Err(e) = &result {
+                    tracing::debug!(error = %e, "provider replication incomplete");
+                }
+                if let Some(reply) = self.pending_provides.remove(&id) {
+                    let _ = reply.send(Ok(()));
+                }
             }
             _ => {}
         }
@@ -398,7 +451,7 @@ impl EventLoop {
             if let Some((records, reply)) = self.pending_get_records.remove(&id) {
                 let _ = reply.send(records);
             }
-            if let Some((providers, reply)) = self.pending_get_providers.remove(&id) {
+            if let Some((providers, _, reply)) = self.pending_get_providers.remove(&id) {
                 let _ = reply.send(providers);
             }
         }

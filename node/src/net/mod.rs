@@ -102,6 +102,8 @@ pub(crate) enum Command {
         key: Vec<u8>,
         value: Vec<u8>,
         expires: Instant,
+        /// Answer once the closest peers were asked to store it, not just the local store.
+        replicated: bool,
         reply: oneshot::Sender<Result<(), String>>,
     },
     GetRecords {
@@ -110,6 +112,7 @@ pub(crate) enum Command {
     },
     StartProviding {
         key: Vec<u8>,
+        replicated: bool,
         reply: oneshot::Sender<Result<(), String>>,
     },
     StopProviding {
@@ -169,17 +172,21 @@ impl Client {
         self.send(Command::Dial { addr }).await
     }
 
+    /// Stores a record locally and in the DHT. With `replicated`, answers once the lookup of
+    /// the closest peers finished and they were asked to store it; otherwise at once.
     pub async fn put_record(
         &self,
         key: Vec<u8>,
         value: Vec<u8>,
         expires: Instant,
+        replicated: bool,
     ) -> Result<(), String> {
         let (reply, rx) = oneshot::channel();
         self.send(Command::PutRecord {
             key,
             value,
             expires,
+            replicated,
             reply,
         })
         .await?;
@@ -195,9 +202,15 @@ impl Client {
         rx.await.unwrap_or_default()
     }
 
-    pub async fn start_providing(&self, key: Vec<u8>) -> Result<(), String> {
+    /// Provides a key; `replicated` as for [`Client::put_record`].
+    pub async fn start_providing(&self, key: Vec<u8>, replicated: bool) -> Result<(), String> {
         let (reply, rx) = oneshot::channel();
-        self.send(Command::StartProviding { key, reply }).await?;
+        self.send(Command::StartProviding {
+            key,
+            replicated,
+            reply,
+        })
+        .await?;
         rx.await.map_err(gone)?
     }
 

@@ -1,0 +1,229 @@
+//! Mesh benchmark on real `meshd` processes (mock engine, loopback), at several mesh sizes:
+//! apply→Running on a remote node, discovery latency, time until a new provider is visible
+//! from every node, and resident memory of an idle `meshd`. Writes its figures into
+//! `docs/benchmarks.md` between the `mesh` markers.
+//!
+//! Run: `cargo bench -p mesh-node --bench mesh` (`MESH_BENCH_SIZES=5,10` to choose sizes).
+
+#![allow(clippy::unwrap_used)] // a bench: a panic is the failure report
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use futures::future::join_all;
+use mesh_node::client::{Client, Target};
+use mesh_node::testnet;
+use mesh_protocol::api::{ApplyRequest, ApplyResponse};
+use mesh_protocol::wire::{NodeInfo, Provider};
+
+fn pct(sorted: &[Duration], p: f64) -> Duration {
+    sorted[(((sorted.len() as f64 - 1.0) * p).round() as usize).min(sorted.len() - 1)]
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1e3)
+}
+
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn pod(name: &str) -> ApplyRequest {
+    ApplyRequest {
+        manifest: format!(
+            "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  annotations:\n    beemesh.io/runtime-engine: mock\nspec:\n  containers:\n  - name: main\n    image: localhost/mesh-test:latest\n"
+        ),
+        ..ApplyRequest::default()
+    }
+}
+
+async fn wait<T, F: std::future::Future<Output = Option<T>>>(
+    what: &str,
+    timeout: Duration,
+    mut f: impl FnMut() -> F,
+) -> T {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if let Some(v) = f().await {
+            return v;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+struct Row {
+    n: usize,
+    apply: Vec<Duration>,
+    discover: Vec<Duration>,
+    visible: Vec<Duration>,
+    rss_mean_kib: u64,
+    rss_max_kib: u64,
+}
+
+async fn measure(n: usize, meshd: &Path) -> Row {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = testnet::Options {
+        dir: dir.path().to_path_buf(),
+        nodes: n,
+        engines: Some("mock".to_string()),
+        meshd: meshd.to_path_buf(),
+        extra_args: vec!["--log".into(), "warn".into()],
+        // The entry node runs nothing, so every apply lands on a remote node.
+        first_engines: Some("none".to_string()),
+    };
+    let net = tokio::task::spawn_blocking(move || testnet::up(&opts))
+        .await
+        .unwrap()
+        .unwrap();
+    let clients: Vec<Client> = net
+        .nodes
+        .iter()
+        .map(|n| Client::new(Target::Unix(n.api_socket.clone())))
+        .collect();
+    let entry = &clients[0];
+    wait(
+        "the entry node to know every capable node",
+        Duration::from_secs(120),
+        || async {
+            let nodes: Vec<NodeInfo> = entry.get("/nodes?engine=mock").await.ok()?;
+            (nodes.len() + 1 >= n).then_some(())
+        },
+    )
+    .await;
+    // Idle memory: connected, no workload yet.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss: Vec<u64> = net.nodes.iter().map(|n| rss_kib(n.pid)).collect();
+
+    let applies = 20;
+    let mut apply = Vec::new();
+    let mut visible = Vec::new();
+    for i in 0..applies {
+        let name = format!("b{i}");
+        let t = Instant::now();
+        let answer = entry.post("/deployments", &pod(&name)).await.unwrap();
+        apply.push(t.elapsed());
+        let resp: ApplyResponse = serde_json::from_slice(&answer.body).unwrap();
+        assert!(
+            answer.status.is_success(),
+            "{:?}",
+            resp.workloads[0].deployment.error
+        );
+        assert_ne!(
+            resp.workloads[0].deployment.replicas[0].node,
+            net.nodes[0].peer_id
+        );
+        // From the answer to the moment the last node sees the provider.
+        let t = Instant::now();
+        let path = format!("/discover/{name}");
+        join_all(clients.iter().map(|c| {
+            let path = path.clone();
+            async move {
+                wait(
+                    "the provider to be visible",
+                    Duration::from_secs(30),
+                    || async {
+                        let p: Vec<Provider> = c.get(&path).await.ok()?;
+                        (!p.is_empty()).then_some(())
+                    },
+                )
+                .await
+            }
+        }))
+        .await;
+        visible.push(t.elapsed());
+    }
+    let mut discover = Vec::new();
+    for i in 0..100usize {
+        let c = &clients[(i * 7 + 1) % n];
+        let path = format!("/discover/b{}", i % applies);
+        let t = Instant::now();
+        let p: Vec<Provider> = c.get(&path).await.unwrap();
+        discover.push(t.elapsed());
+        assert_eq!(p.len(), 1);
+    }
+    let dir_path = dir.path().to_path_buf();
+    tokio::task::spawn_blocking(move || testnet::down(&dir_path))
+        .await
+        .unwrap()
+        .unwrap();
+    for v in [&mut apply, &mut discover, &mut visible] {
+        v.sort();
+    }
+    Row {
+        n,
+        apply,
+        discover,
+        visible,
+        rss_mean_kib: rss.iter().sum::<u64>() / rss.len() as u64,
+        rss_max_kib: rss.iter().copied().max().unwrap_or(0),
+    }
+}
+
+fn update_section(path: &Path, name: &str, body: &str) {
+    let start = format!("<!-- {name}:start -->");
+    let end = format!("<!-- {name}:end -->");
+    let doc = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_string());
+    let block = format!("{start}\n{body}{end}");
+    let new = match (doc.find(&start), doc.find(&end)) {
+        (Some(a), Some(b)) if a < b => format!("{}{block}{}", &doc[..a], &doc[b + end.len()..]),
+        _ => format!("{}\n\n{block}\n", doc.trim_end()),
+    };
+    std::fs::write(path, new).unwrap();
+}
+
+fn main() {
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let sizes: Vec<usize> = std::env::var("MESH_BENCH_SIZES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
+        .unwrap_or_else(|| if quick { vec![3] } else { vec![5, 10, 25, 50] });
+    let meshd = Path::new(env!("CARGO_BIN_EXE_meshd"));
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let mut table = String::from(
+        "| nodes | apply→Running remote p50 / p99 ms | discovery p50 / p99 ms | visible everywhere p50 / max ms | idle RSS mean / max MiB |\n|---:|---:|---:|---:|---:|\n",
+    );
+    for n in sizes {
+        eprintln!("mesh bench: {n} nodes");
+        let r = rt.block_on(measure(n, meshd));
+        let row = format!(
+            "| {} | {} / {} | {} / {} | {} / {} | {:.1} / {:.1} |\n",
+            r.n,
+            ms(pct(&r.apply, 0.5)),
+            ms(pct(&r.apply, 0.99)),
+            ms(pct(&r.discover, 0.5)),
+            ms(pct(&r.discover, 0.99)),
+            ms(pct(&r.visible, 0.5)),
+            ms(*r.visible.last().unwrap()),
+            r.rss_mean_kib as f64 / 1024.0,
+            r.rss_max_kib as f64 / 1024.0,
+        );
+        eprint!("{row}");
+        table.push_str(&row);
+    }
+    let body = format!(
+        "Real `meshd` processes (release build) on 127.0.0.1, started by `testnet::up`; node 0 runs no engine so every\n\
+         apply lands on a remote node (mock engine). Per size: 20 applies through node 0's local API (time of the whole\n\
+         `POST /deployments`, which answers when the remote replica is Running and announced); after each, the time until\n\
+         every node's `/discover` lists the provider (all nodes polled concurrently every 20 ms, so figures are rounded up\n\
+         to that); 100 discoveries from varying nodes; RSS of every `meshd` after the mesh formed, before any workload.\n\n{table}\n"
+    );
+    print!("{body}");
+    if quick {
+        println!("(quick run: docs/benchmarks.md not updated)");
+        return;
+    }
+    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md");
+    update_section(&doc, "mesh", &body);
+}

@@ -1,0 +1,164 @@
+//! The mesh through the real binaries: a `meshd` testnet, `meshctl` against any node or over
+//! libp2p with `--peer`, and the records of a node killed with SIGKILL expiring within one TTL.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use mesh_node::testing::wait_until_blocking;
+use mesh_node::testnet;
+
+const MESHD: &str = env!("CARGO_BIN_EXE_meshd");
+const MESHCTL: &str = env!("CARGO_BIN_EXE_meshctl");
+
+fn ctl(args: &[&str]) -> Output {
+    Command::new(MESHCTL).args(args).output().unwrap()
+}
+
+fn json(out: Output) -> serde_json::Value {
+    assert!(
+        out.status.success(),
+        "meshctl failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+fn sock(node: &testnet::TestnetNode) -> &str {
+    node.api_socket.to_str().unwrap()
+}
+
+#[test]
+fn testnet_discover_peer_mode_and_kill_9_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let ttl = Duration::from_secs(3);
+    let net = testnet::up(&testnet::Options {
+        dir: dir.path().to_path_buf(),
+        nodes: 3,
+        engines: Some("mock".into()),
+        meshd: MESHD.into(),
+        extra_args: vec![
+            "--provider-ttl=3s".into(),
+            "--heartbeat-interval=500ms".into(),
+            "--log=warn".into(),
+        ],
+        first_engines: None,
+    })
+    .unwrap();
+    let guard = Down(dir.path());
+    let (a, c) = (&net.nodes[0], &net.nodes[2]);
+    wait_until_blocking("every node to be known", Duration::from_secs(30), || {
+        let nodes = json(ctl(&[
+            "--node",
+            sock(a),
+            "nodes",
+            "--engine",
+            "mock",
+            "-o",
+            "json",
+        ]));
+        (nodes.as_array().unwrap().len() == 3).then_some(())
+    });
+
+    let files = tempfile::tempdir().unwrap();
+    let manifest = files.path().join("web.yaml");
+    std::fs::write(
+        &manifest,
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n  template:\n    metadata:\n      annotations:\n        beemesh.io/runtime-engine: mock\n    spec:\n      containers:\n      - name: main\n        image: localhost/mesh-test:latest\n",
+    )
+    .unwrap();
+    let applied = json(ctl(&[
+        "--node",
+        sock(a),
+        "apply",
+        "-f",
+        manifest.to_str().unwrap(),
+        "-o",
+        "json",
+    ]));
+    assert_eq!(
+        applied["workloads"][0]["deployment"]["replicas"]
+            .as_array()
+            .unwrap()
+            .len(),
+        3
+    );
+
+    let providers = json(ctl(&[
+        "--node",
+        sock(c),
+        "discover",
+        "web",
+        "--engine",
+        "mock",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(providers.as_array().unwrap().len(), 3, "{providers}");
+    for p in providers.as_array().unwrap() {
+        for field in [
+            "peer_id",
+            "engine",
+            "version",
+            "expires_at",
+            "capabilities",
+            "resources",
+        ] {
+            assert!(p.get(field).is_some(), "discover lacks {field}: {p}");
+        }
+    }
+    let none = json(ctl(&[
+        "--node",
+        sock(c),
+        "discover",
+        "web",
+        "--engine",
+        "podman",
+        "-o",
+        "json",
+    ]));
+    assert!(none.as_array().unwrap().is_empty());
+
+    // No local daemon needed: any node over libp2p.
+    let via_peer = json(ctl(&[
+        "--peer",
+        &c.addresses[0],
+        "get",
+        "web",
+        "-o",
+        "json",
+    ]));
+    assert_eq!(via_peer["replicas"].as_array().unwrap().len(), 3);
+
+    // kill -9 of a provider: its record disappears from discovery within one TTL.
+    let victim = &net.nodes[1];
+    testnet::kill9(victim);
+    let killed_at = Instant::now();
+    wait_until_blocking(
+        "the killed node's record to expire",
+        ttl + Duration::from_secs(2),
+        || {
+            let providers = json(ctl(&["--node", sock(c), "discover", "web", "-o", "json"]));
+            let ids: Vec<&str> = providers
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|p| p["peer_id"].as_str().unwrap())
+                .collect();
+            (!ids.contains(&victim.peer_id.as_str())).then_some(ids.len())
+        },
+    );
+    assert!(killed_at.elapsed() <= ttl + Duration::from_secs(2));
+    drop(guard);
+}
+
+/// Stops the testnet even when an assertion failed.
+struct Down<'a>(&'a Path);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        let _ = testnet::down(self.0);
+    }
+}
