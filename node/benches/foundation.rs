@@ -135,17 +135,6 @@ async fn bench_apply(n: usize) -> String {
 }
 
 /// Replaces the text between `<!-- NAME:start -->` and `<!-- NAME:end -->`, or appends it.
-fn update_section(path: &Path, name: &str, body: &str) {
-    let start = format!("<!-- {name}:start -->");
-    let end = format!("<!-- {name}:end -->");
-    let doc = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_string());
-    let block = format!("{start}\n{body}{end}");
-    let new = match (doc.find(&start), doc.find(&end)) {
-        (Some(a), Some(b)) if a < b => format!("{}{block}{}", &doc[..a], &doc[b + end.len()..]),
-        _ => format!("{}\n{block}\n", doc.trim_end()),
-    };
-    std::fs::write(path, new).unwrap();
-}
 
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
@@ -199,7 +188,6 @@ fn main() {
         println!("(quick run: docs/benchmarks.md not updated)");
         return;
     }
-    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md");
-    update_section(&doc, "foundation", &body);
+    let doc = mesh_node::testing::update_benchmark_section("foundation", &body).unwrap();
     println!("updated {}", doc.display());
 }

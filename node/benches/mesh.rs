@@ -168,18 +168,6 @@ async fn measure(n: usize, meshd: &Path) -> Row {
     }
 }
 
-fn update_section(path: &Path, name: &str, body: &str) {
-    let start = format!("<!-- {name}:start -->");
-    let end = format!("<!-- {name}:end -->");
-    let doc = std::fs::read_to_string(path).unwrap_or_else(|_| "# Benchmarks\n".to_string());
-    let block = format!("{start}\n{body}{end}");
-    let new = match (doc.find(&start), doc.find(&end)) {
-        (Some(a), Some(b)) if a < b => format!("{}{block}{}", &doc[..a], &doc[b + end.len()..]),
-        _ => format!("{}\n\n{block}\n", doc.trim_end()),
-    };
-    std::fs::write(path, new).unwrap();
-}
-
 fn main() {
     let quick = !std::env::args().any(|a| a == "--bench");
     let sizes: Vec<usize> = std::env::var("MESH_BENCH_SIZES")
@@ -224,6 +212,5 @@ fn main() {
         println!("(quick run: docs/benchmarks.md not updated)");
         return;
     }
-    let doc = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md");
-    update_section(&doc, "mesh", &body);
+    mesh_node::testing::update_benchmark_section("mesh", &body).unwrap();
 }

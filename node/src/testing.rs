@@ -182,3 +182,20 @@ impl TestNet {
         futures::future::join_all(self.nodes.into_iter().map(TestNode::stop)).await;
     }
 }
+
+/// Replaces the text between `<!-- NAME:start -->` and `<!-- NAME:end -->` in
+/// `docs/benchmarks.md` (appending the section when it is missing). Benchmarks write their
+/// figures with it, each into its own section.
+pub fn update_benchmark_section(name: &str, body: &str) -> std::io::Result<std::path::PathBuf> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md");
+    let start = format!("<!-- {name}:start -->");
+    let end = format!("<!-- {name}:end -->");
+    let doc = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".to_string());
+    let block = format!("{start}\n{body}{end}");
+    let new = match (doc.find(&start), doc.find(&end)) {
+        (Some(a), Some(b)) if a < b => format!("{}{block}{}", &doc[..a], &doc[b + end.len()..]),
+        _ => format!("{}\n\n{block}\n", doc.trim_end()),
+    };
+    std::fs::write(&path, new)?;
+    Ok(path)
+}

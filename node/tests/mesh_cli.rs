@@ -86,17 +86,25 @@ fn testnet_discover_peer_mode_and_kill_9_expiry() {
         3
     );
 
-    let providers = json(ctl(&[
-        "--node",
-        sock(c),
-        "discover",
-        "web",
-        "--engine",
-        "mock",
-        "-o",
-        "json",
-    ]));
-    assert_eq!(providers.as_array().unwrap().len(), 3, "{providers}");
+    // Announcements replicate in the background: C sees all three within moments.
+    let providers = wait_until_blocking(
+        "C to discover the 3 providers",
+        Duration::from_secs(5),
+        || {
+            let args = [
+                "--node",
+                sock(c),
+                "discover",
+                "web",
+                "--engine",
+                "mock",
+                "-o",
+                "json",
+            ];
+            let p = json(ctl(&args));
+            (p.as_array().unwrap().len() == 3).then_some(p)
+        },
+    );
     for p in providers.as_array().unwrap() {
         for field in [
             "peer_id",

@@ -46,7 +46,16 @@ async fn three_nodes_place_discover_and_withdraw() {
     let placed: BTreeSet<&str> = d.replicas.iter().map(|r| r.node.as_str()).collect();
     assert_eq!(placed.len(), 2, "replicas on distinct nodes");
 
-    let found = c.discover(&id("web"), Some("mock")).await;
+    // Announcements replicate in the background: C sees both within moments.
+    let found = wait_until(
+        "C to discover both providers",
+        Duration::from_secs(5),
+        || async {
+            let found = c.discover(&id("web"), Some("mock")).await;
+            (found.len() == 2).then_some(found)
+        },
+    )
+    .await;
     let providers: BTreeSet<&str> = found.iter().map(|p| p.peer_id.as_str()).collect();
     assert_eq!(providers, placed, "C discovers exactly the placed nodes");
     let now = mesh_runtime::now_millis();

@@ -1,1 +1,232 @@
-fn main() {}
+//! Start-to-exit latency of a hello-world Function through the wasm engine (runner process
+//! included), cold (compiled on start) and warm (compile cache hit), against a baseline that
+//! runs the same module in-process with the wasmtime API (no runner, module compiled once).
+//!
+//! `cargo bench -p mesh-engine-wasm --bench start` (`BENCH_RUNS=N` to change the 50 runs).
+//! Prints p50/p99 and writes them into `docs/benchmarks.md` between the `wasm` markers.
+
+#![allow(clippy::unwrap_used)] // bench: a panic is the failure report
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::*;
+use mesh_engine_wasm::protocol::Start;
+use mesh_engine_wasm::runner::{self, Sink, Watch};
+use mesh_engine_wasm::WasmEngine;
+use mesh_runtime::{Engine, InstanceState};
+
+const START: &str = "<!-- wasm:start -->";
+const END: &str = "<!-- wasm:end -->";
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i].as_secs_f64() * 1000.0
+}
+
+struct Row {
+    name: &'static str,
+    p50: f64,
+    p99: f64,
+    extra: String,
+}
+
+fn row(name: &'static str, mut samples: Vec<Duration>, extra: String) -> Row {
+    samples.sort();
+    let r = Row {
+        name,
+        p50: percentile(&samples, 0.5),
+        p99: percentile(&samples, 0.99),
+        extra,
+    };
+    println!(
+        "{:<44} p50 {:>7.2} ms  p99 {:>7.2} ms  {}",
+        r.name, r.p50, r.p99, r.extra
+    );
+    r
+}
+
+/// install → start → Exited 0, timed from `start` to the observed exit.
+async fn engine_run(
+    engine: &WasmEngine,
+    spec: &mesh_protocol::WorkloadSpec,
+) -> (Duration, f64, bool) {
+    let handle = engine.install(spec, &ctx()).await.unwrap();
+    let began = Instant::now();
+    engine.start(&handle).await.unwrap();
+    loop {
+        let st = engine.status(&handle).await.unwrap();
+        match st.state {
+            InstanceState::Exited { code: 0 } => break,
+            InstanceState::Running | InstanceState::Created => tokio::task::yield_now().await,
+            other => panic!("hello world ended with {other:?}"),
+        }
+    }
+    let took = began.elapsed();
+    let info = engine.start_info(&handle).unwrap();
+    engine.remove(&handle).await.unwrap();
+    (took, info.compile_ms, info.cached)
+}
+
+fn clear_cache(dir: &Path) {
+    for e in std::fs::read_dir(dir).unwrap() {
+        std::fs::remove_file(e.unwrap().path()).unwrap();
+    }
+}
+
+fn in_process(runs: usize, dir: &Path) -> Vec<Duration> {
+    let engine = runner::engine().unwrap();
+    let bytes = wat::parse_str(HELLO).unwrap();
+    let module = wasmtime::Module::new(&engine, &bytes).unwrap();
+    let scratch = dir.join("scratch");
+    std::fs::create_dir_all(&scratch).unwrap();
+    let start = Start {
+        name: "hello".into(),
+        module_path: dir.join("unused"),
+        digest: mesh_engine_wasm::Digest::of(&bytes),
+        args: vec!["a".into()],
+        env: vec![("GREETING".into(), "hi".into())],
+        memory_limit_bytes: 64 * 1024 * 1024,
+        timeout_ms: None,
+        epoch_tick_ms: 10,
+        scratch_dir: scratch,
+        cache_dir: dir.join("cache"),
+        log_path: None,
+        status_path: None,
+    };
+    let watch = Watch {
+        stop: Arc::new(AtomicBool::new(false)),
+        timeout: None,
+    };
+    (0..runs)
+        .map(|_| {
+            let sink = Arc::new(Sink::new(None, None, None));
+            let began = Instant::now();
+            let ev = runner::run(&engine, &module, &start, &sink, &watch);
+            let took = began.elapsed();
+            assert_eq!(ev, mesh_engine_wasm::protocol::Event::Exited { code: 0 });
+            took
+        })
+        .collect()
+}
+
+/// The 1-minute load average, to tell a quiet machine from a shared, busy one.
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "unknown".to_string())
+}
+
+fn write_doc(rows: &[Row], runs: usize, load: &str) {
+    let mut s = String::new();
+    writeln!(s, "{START}").unwrap();
+    writeln!(s, "## WASM engine: hello world start → exit\n").unwrap();
+    writeln!(
+        s,
+        "`cargo bench -p mesh-engine-wasm --bench start`, release build, {runs} runs each, {} cores, load average {load} when it started. \
+         Engine rows time `start` (spawning `mesh-wasm-runner`, Start frame, compile or cache load, \
+         WASI setup, the guest's run) until `status` reports Exited 0. The baseline runs the same \
+         module in-process with the wasmtime API (engine and compiled module reused, a new store \
+         and WASI context per run).\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
+    )
+    .unwrap();
+    writeln!(s, "| path | p50 ms | p99 ms | notes |\n|---|---:|---:|---|").unwrap();
+    for r in rows {
+        writeln!(
+            s,
+            "| {} | {:.2} | {:.2} | {} |",
+            r.name, r.p50, r.p99, r.extra
+        )
+        .unwrap();
+    }
+    writeln!(
+        s,
+        "\nTarget: warm start-to-exit ≤ 10 ms including the runner process."
+    )
+    .unwrap();
+    write!(s, "{END}").unwrap();
+
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/benchmarks.md");
+    let doc = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".to_string());
+    let doc = match (doc.find(START), doc.find(END)) {
+        (Some(a), Some(b)) if b > a => format!("{}{s}{}", &doc[..a], &doc[b + END.len()..]),
+        _ => format!("{}\n\n{s}\n", doc.trim_end()),
+    };
+    std::fs::write(&path, doc).unwrap();
+    println!("wrote {}", path.display());
+}
+
+fn main() {
+    let load = load_average();
+    let runs: usize = std::env::var("BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(50);
+    let dir = tempfile::tempdir().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let rows = rt.block_on(async {
+        let engine = engine(dir.path());
+        let digest = put(&engine, HELLO);
+        let spec = function(
+            "hello",
+            &digest,
+            Opts {
+                args: vec!["a".into()],
+                env: vec![("GREETING".into(), "hi".into())],
+                ..Opts::default()
+            },
+        );
+        let mut cold = Vec::new();
+        let mut cold_compile = Vec::new();
+        for _ in 0..runs {
+            clear_cache(engine.cache_dir());
+            let (took, compile_ms, cached) = engine_run(&engine, &spec).await;
+            assert!(!cached);
+            cold.push(took);
+            cold_compile.push(compile_ms);
+        }
+        let mut warm = Vec::new();
+        let mut warm_compile = Vec::new();
+        engine_run(&engine, &spec).await; // fill the cache
+        for _ in 0..runs {
+            let (took, compile_ms, cached) = engine_run(&engine, &spec).await;
+            assert!(cached);
+            warm.push(took);
+            warm_compile.push(compile_ms);
+        }
+        let median = |mut v: Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            v[v.len() / 2]
+        };
+        vec![
+            row(
+                "engine, cold (compile on start)",
+                cold,
+                format!("compile p50 {:.2} ms", median(cold_compile)),
+            ),
+            row(
+                "engine, warm (compile cache hit)",
+                warm,
+                format!("cache load p50 {:.2} ms", median(warm_compile)),
+            ),
+        ]
+    });
+    let mut rows = rows;
+    rows.push(row(
+        "in-process wasmtime baseline (no runner)",
+        in_process(runs, dir.path()),
+        "instantiate + run only".into(),
+    ));
+    write_doc(&rows, runs, &load);
+}

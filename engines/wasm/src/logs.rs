@@ -203,12 +203,15 @@ mod tests {
             w.append(&line(LogStream::Stdout, format!("{i} {big}")))
                 .expect("appends");
         }
-        let on_disk = fs::metadata(&path).expect("file").len() + fs::metadata(rotated(&path)).expect("rotated").len();
+        let on_disk = fs::metadata(&path).expect("file").len()
+            + fs::metadata(rotated(&path)).expect("rotated").len();
         assert!(on_disk <= 2 * MAX_LOG_FILE_BYTES, "{on_disk}");
         let last = read_log_file(&path, Some(2)).expect("reads");
         assert_eq!(last.len(), 2);
         assert!(last[1].line.starts_with(&format!("{} ", n - 1)));
-        assert!(read_log_file(&dir.path().join("none"), None).expect("empty").is_empty());
+        assert!(read_log_file(&dir.path().join("none"), None)
+            .expect("empty")
+            .is_empty());
     }
 
     #[test]

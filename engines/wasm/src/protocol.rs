@@ -208,7 +208,10 @@ mod tests {
             read_frame::<Event>(&mut r).expect("reads"),
             Some(Event::Exited { code: 3 })
         );
-        assert_eq!(read_frame::<Event>(&mut r).expect("reads"), Some(Event::Stopped));
+        assert_eq!(
+            read_frame::<Event>(&mut r).expect("reads"),
+            Some(Event::Stopped)
+        );
         assert_eq!(read_frame::<Event>(&mut r).expect("eof"), None);
 
         let mut huge = ((MAX_FRAME_BYTES + 1) as u32).to_be_bytes().to_vec();

@@ -14,7 +14,7 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-use mesh_protocol::RestartPolicy;
+use mesh_protocol::spec::RestartPolicy;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 

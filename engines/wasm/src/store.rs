@@ -99,8 +99,8 @@ impl ModuleStore {
             file.sync_all().map_err(io_err(&tmp))?;
             drop(file);
             // Re-read what reached the disk: the name is a promise about those bytes.
-            let written = Digest::of_reader(File::open(&tmp).map_err(io_err(&tmp))?)
-                .map_err(io_err(&tmp))?;
+            let written =
+                Digest::of_reader(File::open(&tmp).map_err(io_err(&tmp))?).map_err(io_err(&tmp))?;
             if &written != digest {
                 return Err(Error::Mismatch {
                     expected: *digest,

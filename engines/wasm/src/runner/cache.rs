@@ -103,13 +103,11 @@ pub fn load(
         ));
     }
     let started = Instant::now();
-    let module = Module::new(engine, &bytes).map_err(|e| format!("invalid module: {e:#}"))?;
+    let module = Module::new(engine, &bytes)
+        .map_err(|e| format!("invalid module: {}", super::guest::one_line(&e)))?;
     let compile_ms = started.elapsed().as_secs_f64() * 1000.0;
     if let Err(e) = store(&module, &path, cache_dir) {
-        eprintln!(
-            "mesh-wasm-runner: cannot cache {}: {e}",
-            path.display()
-        );
+        eprintln!("mesh-wasm-runner: cannot cache {}: {e}", path.display());
     }
     Ok(Loaded {
         module,
@@ -151,7 +149,7 @@ pub fn evict(cache_dir: &Path, max_files: usize, max_bytes: u64) {
             Some((meta.modified().ok()?, meta.len(), e.path()))
         })
         .collect();
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
     let mut kept_bytes = 0u64;
     for (i, (_, len, path)) in files.iter().enumerate() {
         kept_bytes += len;

@@ -13,8 +13,7 @@ use wasmtime::{Config, Engine, Linker, Module, ResourceLimiter, Store, Trap, Upd
 use wasmtime_wasi::p1::{self, WasiP1Ctx};
 use wasmtime_wasi::{FsPerms, I32Exit, WasiCtxBuilder};
 
-use super::output::GuestOutput;
-use super::sink::Sink;
+use super::sink::{GuestOutput, Sink};
 use crate::protocol::{Event, Start};
 
 /// Guest path of the scratch directory.
@@ -29,7 +28,6 @@ pub fn engine() -> wasmtime::Result<Engine> {
     config.epoch_interruption(true);
     // One linear memory per guest, so the per-memory limit is the guest's limit.
     config.wasm_multi_memory(false);
-    config.wasm_threads(false);
     Engine::new(&config)
 }
 
@@ -78,7 +76,7 @@ impl std::error::Error for MemoryLimitExceeded {}
 /// `16 MiB (16777216 bytes)`.
 pub fn human_bytes(n: u64) -> String {
     const MIB: u64 = 1024 * 1024;
-    if n % MIB == 0 {
+    if n.is_multiple_of(MIB) {
         format!("{} MiB ({n} bytes)", n / MIB)
     } else {
         format!("{:.1} MiB ({n} bytes)", n as f64 / MIB as f64)
@@ -138,7 +136,13 @@ pub struct Watch {
 
 /// Runs the guest's `_start` to its end and says how it ended (a final [`Event`]).
 /// Output goes to `sink`; the guest sees only what `start` grants it.
-pub fn run(engine: &Engine, module: &Module, start: &Start, sink: &Arc<Sink>, watch: &Watch) -> Event {
+pub fn run(
+    engine: &Engine,
+    module: &Module,
+    start: &Start,
+    sink: &Arc<Sink>,
+    watch: &Watch,
+) -> Event {
     match run_inner(engine, module, start, sink, watch) {
         Ok(()) => Event::Exited { code: 0 },
         Err(e) => classify(&e),
@@ -159,7 +163,7 @@ fn run_inner(
         .stdout(GuestOutput::new(LogStream::Stdout, sink.clone()))
         .stderr(GuestOutput::new(LogStream::Stderr, sink.clone()));
     wasi.preopened_dir(&start.scratch_dir, SCRATCH_GUEST_PATH, FsPerms::ReadWrite)
-    .map_err(|e| e.context(format!("cannot preopen {}", start.scratch_dir.display())))?;
+        .map_err(|e| e.context(format!("cannot preopen {}", start.scratch_dir.display())))?;
     let host = Host {
         wasi: wasi.build_p1(),
         limiter: Limiter {
@@ -185,7 +189,9 @@ fn run_inner(
     });
     let mut linker: Linker<Host> = Linker::new(engine);
     p1::add_to_linker_sync(&mut linker, |h| &mut h.wasi)?;
-    let instance = linker.instantiate(&mut store, module)?;
+    let instance = linker
+        .instantiate(&mut store, module)
+        .map_err(|e| e.context("cannot instantiate the module"))?;
     let entry = instance
         .get_typed_func::<(), ()>(&mut store, "_start")
         .map_err(|_| {
@@ -219,9 +225,34 @@ pub fn classify(e: &wasmtime::Error) -> Event {
             };
         }
     }
-    let message = format!("{e:#}");
+    let message = one_line(e);
     if message.contains("table limit") {
         return Event::Trapped { message };
     }
-    Event::Failed { message }
+    if message.starts_with("cannot instantiate") {
+        return Event::Failed { message };
+    }
+    Event::Failed {
+        message: format!("guest error: {message}"),
+    }
+}
+
+/// The error chain on one line, without wasm backtraces.
+pub(crate) fn one_line(e: &wasmtime::Error) -> String {
+    let parts: Vec<String> = e
+        .chain()
+        .map(|c| c.to_string())
+        .filter(|t| !t.contains("wasm backtrace"))
+        .map(|t| t.lines().next().unwrap_or_default().trim().to_string())
+        .filter(|t| !t.is_empty())
+        .collect();
+    if parts.is_empty() {
+        e.to_string()
+            .lines()
+            .next()
+            .unwrap_or("unknown error")
+            .to_string()
+    } else {
+        parts.join(": ")
+    }
 }

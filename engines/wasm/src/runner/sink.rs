@@ -1,10 +1,20 @@
 //! Where the runner's events go: frames to the host (while it listens), guest output as
 //! lines to the log file, and the status file. All writes of one runner go through one
-//! [`Sink`], so events are never interleaved mid-frame.
+//! [`Sink`], so events are never interleaved mid-frame. [`GuestOutput`] is the guest's
+//! stdout and stderr: WASI output streams that hand every write to the sink synchronously
+//! (the write returns once the frame is on the host's pipe, so a slow host slows the guest
+//! instead of growing a buffer).
 
-use std::io::Write;
+use std::io::{self, Write};
 use std::path::PathBuf;
-use std::sync::Mutex;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use tokio::io::AsyncWrite;
+use wasmtime_wasi::cli::{IsTerminal, StdoutStream};
+use wasmtime_wasi::p2::{OutputStream, Pollable, StreamResult};
 
 use mesh_protocol::api::LogStream;
 
@@ -19,6 +29,8 @@ struct Inner {
     stdout: LineSplitter,
     stderr: LineSplitter,
     finished: bool,
+    /// `(compile_ms, cached)` once the guest started, kept for the final status.
+    started: Option<(f64, bool)>,
 }
 
 /// The runner's single writer.
@@ -55,6 +67,7 @@ impl Sink {
                 stdout: LineSplitter::default(),
                 stderr: LineSplitter::default(),
                 finished: false,
+                started: None,
             }),
             status_path,
             pid: std::process::id(),
@@ -118,6 +131,7 @@ impl Sink {
 
     /// Records the guest as running (after compile).
     pub fn running(&self, compile_ms: f64, cached: bool) {
+        self.lock().started = Some((compile_ms, cached));
         self.event(&Event::Started { compile_ms, cached });
         self.write_status(RunStatus {
             phase: RunPhase::Running,
@@ -159,21 +173,88 @@ impl Sink {
             Event::Failed { message } => (RunPhase::Failed, None, Some(message.clone())),
             _ => (RunPhase::Stopped, None, None),
         };
-        let previous: Option<RunStatus> = self
-            .status_path
-            .as_deref()
-            .and_then(|p| state::read_json(p).ok().flatten());
         self.write_status(RunStatus {
             phase,
             pid: self.pid,
             code,
             message,
-            compile_ms: previous.as_ref().and_then(|s| s.compile_ms),
-            cached: previous.as_ref().and_then(|s| s.cached),
+            compile_ms: inner.started.map(|s| s.0),
+            cached: inner.started.map(|s| s.1),
             at: logs::now_millis(),
         });
         Self::send(&mut inner, &event);
         inner.finished = true;
         true
+    }
+}
+
+/// Largest write the guest is invited to make at once.
+const WRITE_BUDGET: usize = 64 * 1024;
+
+/// One of the guest's output streams.
+#[derive(Debug, Clone)]
+pub struct GuestOutput {
+    stream: LogStream,
+    sink: Arc<Sink>,
+}
+
+impl GuestOutput {
+    pub fn new(stream: LogStream, sink: Arc<Sink>) -> Self {
+        Self { stream, sink }
+    }
+}
+
+impl IsTerminal for GuestOutput {
+    fn is_terminal(&self) -> bool {
+        false
+    }
+}
+
+impl StdoutStream for GuestOutput {
+    fn p2_stream(&self) -> Box<dyn OutputStream> {
+        Box::new(self.clone())
+    }
+
+    fn async_stream(&self) -> Box<dyn AsyncWrite + Send + Sync> {
+        Box::new(self.clone())
+    }
+}
+
+#[async_trait::async_trait]
+impl Pollable for GuestOutput {
+    async fn ready(&mut self) {}
+}
+
+impl OutputStream for GuestOutput {
+    fn write(&mut self, bytes: Bytes) -> StreamResult<()> {
+        self.sink.output(self.stream, &bytes);
+        Ok(())
+    }
+
+    fn flush(&mut self) -> StreamResult<()> {
+        Ok(())
+    }
+
+    fn check_write(&mut self) -> StreamResult<usize> {
+        Ok(WRITE_BUDGET)
+    }
+}
+
+impl AsyncWrite for GuestOutput {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        self.sink.output(self.stream, buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
     }
 }
