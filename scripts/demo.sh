@@ -1,29 +1,34 @@
 #!/usr/bin/env bash
-# Quickstart: builds meshd and meshctl, starts a node with the mock engine in a temporary
-# directory, deploys examples/hello-pod.yaml and examples/shop-compose.yaml, shows what the
-# CLI shows, then deletes the workloads and stops the node.
+# Quickstart: builds meshd and meshctl, starts a local mesh of 3 nodes with the mock engine,
+# deploys examples/hello-pod.yaml with 2 replicas and examples/shop-compose.yaml, shows what
+# the CLI shows from different nodes, then deletes the workloads and stops the mesh.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
 cargo build -q --bin meshd --bin meshctl
-bin=target/debug
+ctl=target/debug/meshctl
 dir=$(mktemp -d)
-trap 'kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null; rm -rf "$dir"' EXIT
+trap '"$ctl" testnet down --dir "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT
 
-"$bin/meshd" --data-dir "$dir" --engines mock --log warn &
-pid=$!
-export MESH_NODE="$dir/meshd.sock"
-for _ in $(seq 1 300); do "$bin/meshctl" engines >/dev/null 2>&1 && break; sleep 0.1; done
+run() { printf '\n$ meshctl %s\n' "$*"; "$ctl" "$@"; }
+run testnet up --nodes 3 --dir "$dir" --engines mock
+export MESH_NODE="$dir/node-0/meshd.sock"
+other="$dir/node-2/meshd.sock"
+# Wait until the first node hears both others (heartbeats), bounded.
+for _ in $(seq 1 100); do
+  [ "$("$ctl" nodes -o json | grep -c '"peer_id"')" -ge 3 ] && break
+  sleep 0.1
+done
 
-run() { printf '\n$ meshctl %s\n' "$*"; "$bin/meshctl" "$@"; }
-run engines
-run apply -f examples/hello-pod.yaml
+run nodes
+run apply -f examples/hello-pod.yaml --replicas 2
 run apply -f examples/shop-compose.yaml
-run apply -f examples/hello-pod.yaml
-run get
+run apply -f examples/hello-pod.yaml --replicas 2
+run --node "$other" get
+run --node "$other" discover hello --engine mock
 run describe hello
-run logs hello --tail 5
-run get hello -o json
-run delete hello
+run --node "$other" logs hello --tail 4
+run --node "$other" delete hello
 run delete shop
+run --node "$other" discover hello
