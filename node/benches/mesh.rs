@@ -60,6 +60,14 @@ async fn wait<T, F: std::future::Future<Output = Option<T>>>(
     }
 }
 
+struct Down(std::path::PathBuf);
+
+impl Drop for Down {
+    fn drop(&mut self) {
+        let _ = testnet::down(&self.0);
+    }
+}
+
 struct Row {
     n: usize,
     apply: Vec<Duration>,
@@ -84,6 +92,8 @@ async fn measure(n: usize, meshd: &Path) -> Row {
         .await
         .unwrap()
         .unwrap();
+    // Stops the testnet even when a measurement panics: no meshd outlives the bench.
+    let down = Down(dir.path().to_path_buf());
     let clients: Vec<Client> = net
         .nodes
         .iter()
@@ -150,11 +160,7 @@ async fn measure(n: usize, meshd: &Path) -> Row {
         discover.push(t.elapsed());
         assert_eq!(p.len(), 1);
     }
-    let dir_path = dir.path().to_path_buf();
-    tokio::task::spawn_blocking(move || testnet::down(&dir_path))
-        .await
-        .unwrap()
-        .unwrap();
+    tokio::task::spawn_blocking(move || drop(down)).await.unwrap();
     for v in [&mut apply, &mut discover, &mut visible] {
         v.sort();
     }
