@@ -9,7 +9,6 @@
 
 #![allow(clippy::unwrap_used)] // a bench: a panic is the failure report
 
-use std::path::Path;
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
