@@ -418,8 +418,12 @@ impl EventLoop {
             QueryResult::GetRecord(_) => {}
             QueryResult::GetProviders(Ok(GetProvidersOk::FoundProviders { providers, .. })) => {
                 if let Some((found, answers, _)) = self.pending_get_providers.get_mut(&id) {
+                    // Only answers that name providers count: peers far from the key answer
+                    // with none, and stopping on those would miss every provider.
+                    if !providers.is_empty() {
+                        *answers += 1;
+                    }
                     found.extend(providers);
-                    *answers += 1;
                     // Every provider announces to the same closest peers of the key, so each
                     // of them holds the whole list: two answers are enough.
                     if *answers >= ENOUGH_COPIES {
