@@ -36,7 +36,7 @@ fn run(cmd: &str, args: &[&str]) {
 }
 
 fn pod(name: &str) -> String {
-    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: main\n    image: localhost/mesh-test:latest\n    imagePullPolicy: Never\n    command: [\"sleep\", \"3600\"]\n")
+    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: main\n    image: localhost/mesh-test:latest\n    imagePullPolicy: Never\n    command: [\"/bin/sleep\", \"3600\"]\n")
 }
 
 fn compose() -> String {
