@@ -137,14 +137,13 @@ fn config(args: Args) -> anyhow::Result<Config> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let daemon = mesh_node::start(config, shutdown.clone()).await?;
-    println!(
-        "meshd {} node {} listening on {}",
-        env!("CARGO_PKG_VERSION"),
-        daemon.node.id(),
-        daemon.socket.display()
-    );
+    println!("meshd {} peer {}", env!("CARGO_PKG_VERSION"), daemon.node.id());
+    println!("api socket {}", daemon.socket.display());
     if let Some(http) = daemon.http {
-        println!("meshd HTTP API on http://{http}");
+        println!("api http   http://{http}");
+    }
+    for addr in &daemon.addresses {
+        println!("listening  {addr}");
     }
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot watch SIGTERM")?;
