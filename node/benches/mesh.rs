@@ -160,7 +160,9 @@ async fn measure(n: usize, meshd: &Path) -> Row {
         discover.push(t.elapsed());
         assert_eq!(p.len(), 1);
     }
-    tokio::task::spawn_blocking(move || drop(down)).await.unwrap();
+    tokio::task::spawn_blocking(move || drop(down))
+        .await
+        .unwrap();
     for v in [&mut apply, &mut discover, &mut visible] {
         v.sort();
     }

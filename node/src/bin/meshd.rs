@@ -137,7 +137,11 @@ fn config(args: Args) -> anyhow::Result<Config> {
 async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
     let daemon = mesh_node::start(config, shutdown.clone()).await?;
-    println!("meshd {} peer {}", env!("CARGO_PKG_VERSION"), daemon.node.id());
+    println!(
+        "meshd {} peer {}",
+        env!("CARGO_PKG_VERSION"),
+        daemon.node.id()
+    );
     println!("api socket {}", daemon.socket.display());
     if let Some(http) = daemon.http {
         println!("api http   http://{http}");
