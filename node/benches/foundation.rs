@@ -134,8 +134,6 @@ async fn bench_apply(n: usize) -> String {
     )
 }
 
-/// Replaces the text between `<!-- NAME:start -->` and `<!-- NAME:end -->`, or appends it.
-
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()
