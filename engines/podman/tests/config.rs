@@ -8,7 +8,7 @@ use std::time::Duration;
 use common::{labelled, parse_one, wait_for, wait_status, Cleanup, IMAGE};
 use mesh_engine_podman::names::workload_label;
 use mesh_engine_podman::InstanceData;
-use mesh_runtime::{Engine, InstallContext, LogOptions};
+use mesh_runtime::{Engine, LogOptions};
 
 /// The container echoes what it received; the test reads it back from the logs.
 #[tokio::test]
@@ -88,19 +88,7 @@ spec:
         "ConfigMap and Secret travel with the workload"
     );
     let cleanup = Cleanup::new(&engine);
-    engine.prepare(&spec).await.expect("prepare");
-    let handle = engine
-        .install(
-            &spec,
-            &InstallContext {
-                node: "node-a".into(),
-                replica: 0,
-            },
-        )
-        .await
-        .expect("install");
-    cleanup.add(&handle);
-    engine.start(&handle).await.expect("start");
+    let handle = common::install_and_start(&engine, &spec, &cleanup).await;
     wait_status(&engine, &handle, "deployment running", common::is_running).await;
 
     let expected = [

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{parse_one, wait_status, Cleanup, IMAGE};
-use mesh_runtime::{Engine, Health, InstallContext};
+use mesh_runtime::{Engine, Health};
 
 async fn health_of(probe: &str) -> Option<Health> {
     let engine = common::engine().await?;
@@ -28,19 +28,7 @@ spec:
 "#
     ));
     let cleanup = Cleanup::new(&engine);
-    engine.prepare(&spec).await.expect("prepare");
-    let handle = engine
-        .install(
-            &spec,
-            &InstallContext {
-                node: "node-a".into(),
-                replica: 0,
-            },
-        )
-        .await
-        .expect("install");
-    cleanup.add(&handle);
-    engine.start(&handle).await.expect("start");
+    let handle = common::install_and_start(&engine, &spec, &cleanup).await;
     let status = wait_status(&engine, &handle, "health decided", |s| {
         common::is_running(s) && matches!(s.health, Health::Healthy | Health::Unhealthy { .. })
     })

@@ -3,7 +3,7 @@
 mod common;
 
 use common::{parse_one, wait_status, Cleanup, IMAGE};
-use mesh_runtime::{Engine, InstallContext, InstanceState, LogOptions};
+use mesh_runtime::{Engine, InstanceState, LogOptions};
 
 async fn run_job(exit: i32) -> Option<(InstanceState, Vec<String>)> {
     let engine = common::engine().await?;
@@ -27,19 +27,7 @@ spec:
     ));
     assert!(spec.runs_to_completion());
     let cleanup = Cleanup::new(&engine);
-    engine.prepare(&spec).await.expect("prepare");
-    let handle = engine
-        .install(
-            &spec,
-            &InstallContext {
-                node: "node-a".into(),
-                replica: 0,
-            },
-        )
-        .await
-        .expect("install");
-    cleanup.add(&handle);
-    engine.start(&handle).await.expect("start");
+    let handle = common::install_and_start(&engine, &spec, &cleanup).await;
     let status = wait_status(&engine, &handle, "job finished", |s| {
         matches!(s.state, InstanceState::Exited { .. })
     })

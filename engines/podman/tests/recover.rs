@@ -6,7 +6,7 @@ mod common;
 use common::{labelled, parse_one, wait_status, Cleanup, IMAGE};
 use mesh_engine_podman::names::workload_label;
 use mesh_engine_podman::{InstanceData, PodmanEngine};
-use mesh_runtime::{Engine, Handle, InstallContext, InstanceState, Recovered};
+use mesh_runtime::{Engine, Handle, InstanceState, Recovered};
 
 #[tokio::test]
 async fn a_fresh_engine_adopts_the_running_pod_and_reports_it_gone_after_remove() {
@@ -28,19 +28,7 @@ spec:
 "#
     ));
     let cleanup = Cleanup::new(&engine);
-    engine.prepare(&spec).await.expect("prepare");
-    let handle = engine
-        .install(
-            &spec,
-            &InstallContext {
-                node: "node-a".into(),
-                replica: 0,
-            },
-        )
-        .await
-        .expect("install");
-    cleanup.add(&handle);
-    engine.start(&handle).await.expect("start");
+    let handle = common::install_and_start(&engine, &spec, &cleanup).await;
     wait_status(&engine, &handle, "pod running", common::is_running).await;
     let pod_id = InstanceData::from_handle(&handle)
         .pod_id

@@ -15,7 +15,7 @@ use mesh_engine_podman::podman_api::opts::{
 use mesh_engine_podman::PodmanEngine;
 use mesh_protocol::WorkloadSpec;
 use mesh_runtime::testing::engine_available;
-use mesh_runtime::{Engine, Handle, InstanceState, InstanceStatus};
+use mesh_runtime::{Engine, Handle, InstallContext, InstanceState, InstanceStatus};
 
 /// The busybox test image built by `scripts/setup-engines.sh`.
 pub const IMAGE: &str = "localhost/mesh-test:latest";
@@ -201,4 +201,21 @@ impl Drop for Cleanup {
         });
         let _ = worker.join();
     }
+}
+
+/// Prepare, install (registered with `cleanup` at once) and start `spec` on node "node-a".
+pub async fn install_and_start(
+    engine: &PodmanEngine,
+    spec: &WorkloadSpec,
+    cleanup: &Cleanup,
+) -> Handle {
+    engine.prepare(spec).await.expect("prepare");
+    let ctx = InstallContext {
+        node: "node-a".into(),
+        replica: 0,
+    };
+    let handle = engine.install(spec, &ctx).await.expect("install");
+    cleanup.add(&handle);
+    engine.start(&handle).await.expect("start");
+    handle
 }
