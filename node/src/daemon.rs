@@ -46,6 +46,8 @@ pub struct Config {
     pub mesh: MeshConfig,
     /// How often the node re-bootstraps.
     pub bootstrap_interval: Duration,
+    /// Connections unused for this long close (gossip mesh peers stay connected).
+    pub idle_timeout: Duration,
     /// Podman API socket (default: `CONTAINER_HOST`, /run/podman/podman.sock, $XDG_RUNTIME_DIR/podman/podman.sock).
     pub podman_socket: Option<PathBuf>,
     /// Docker API socket (default: `DOCKER_HOST`, /var/run/docker.sock).
@@ -69,6 +71,7 @@ impl Config {
             mdns: false,
             mesh: MeshConfig::default(),
             bootstrap_interval: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(30),
             podman_socket: None,
             docker_socket: None,
         }
@@ -238,6 +241,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     net_config.bootstrap = config.bootstrap.clone();
     net_config.mdns = config.mdns;
     net_config.bootstrap_interval = config.bootstrap_interval;
+    net_config.idle_timeout = config.idle_timeout;
     net_config.deploy_timeout = config.controller.health_timeout * 2 + Duration::from_secs(60);
     let (client, events, event_loop) =
         net::new(net_config, shutdown.clone()).map_err(|e| anyhow::anyhow!("network: {e}"))?;

@@ -73,6 +73,11 @@ struct Args {
     /// How often the node re-bootstraps (re-dials bootstrap peers, refreshes its routing table).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
     bootstrap_interval: Duration,
+    /// Close connections unused for this long. Gossip keeps its mesh peers connected; other
+    /// peers are dialled again when needed, so a large mesh does not hold a connection to
+    /// every node.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    idle_timeout: Duration,
     /// Podman API socket [default: $CONTAINER_HOST, /run/podman/podman.sock, $XDG_RUNTIME_DIR/podman/podman.sock].
     #[arg(long, value_name = "PATH")]
     podman_socket: Option<PathBuf>,
@@ -122,6 +127,7 @@ fn config(args: Args) -> anyhow::Result<Config> {
     config.mesh.provider_ttl = args.provider_ttl;
     config.mesh.heartbeat_interval = args.heartbeat_interval;
     config.bootstrap_interval = args.bootstrap_interval;
+    config.idle_timeout = args.idle_timeout;
     config.podman_socket = args.podman_socket;
     config.docker_socket = args.docker_socket;
     config.api_socket = args.api_socket;

@@ -98,19 +98,47 @@ impl Mesh {
     /// Signs and stores a record; with `replicated`, returns once the closest peers were asked
     /// to store it too.
     async fn put(&self, key: Vec<u8>, record: &Record, ttl: Duration, replicated: bool) {
-        match signed::encode(&self.inner.keypair, record) {
-            Ok(bytes) => {
-                if let Err(e) = self
-                    .inner
-                    .net
-                    .put_record(key, bytes, Instant::now() + ttl, replicated)
-                    .await
-                {
-                    tracing::debug!(error = %e, "record not replicated yet");
-                }
-            }
-            Err(e) => tracing::error!(error = %e, "cannot sign a record"),
+        if let Some(bytes) = self.sign(record) {
+            self.put_signed(key, bytes, ttl, replicated).await;
         }
+    }
+
+    fn sign(&self, record: &Record) -> Option<Vec<u8>> {
+        signed::encode(&self.inner.keypair, record)
+            .map_err(|e| tracing::error!(error = %e, "cannot sign a record"))
+            .ok()
+    }
+
+    async fn put_signed(&self, key: Vec<u8>, bytes: Vec<u8>, ttl: Duration, replicated: bool) {
+        if let Err(e) = self
+            .inner
+            .net
+            .put_record(key, bytes, Instant::now() + ttl, replicated)
+            .await
+        {
+            tracing::debug!(error = %e, "record not replicated yet");
+        }
+    }
+
+    /// Signs a provider record (or withdrawal), publishes it on gossip, which reaches every
+    /// node within a few hops, and stores it under the provider's DHT key, where nodes that
+    /// missed the gossip (or joined later) find it.
+    async fn publish_provider(&self, id: &WorkloadId, record: ProviderRecord, replicated: bool) {
+        let Some(bytes) = self.sign(&Record::Provider(record.clone())) else {
+            return;
+        };
+        let me = self.peer_id();
+        self.inner
+            .providers
+            .insert(me, &record, bytes.clone(), now_millis());
+        self.inner.net.publish(bytes.clone()).await;
+        self.put_signed(
+            keys::provider(id, &me),
+            bytes,
+            self.inner.config.provider_ttl,
+            replicated,
+        )
+        .await;
     }
 
     /// Announces the workload if a replica runs here, withdraws it otherwise. Unless `renew`,
@@ -149,7 +177,7 @@ impl Mesh {
             .get(&replica.engine)
             .map(|e| e.capabilities().iter().map(|c| c.to_string()).collect())
             .unwrap_or_default();
-        let record = Record::Provider(ProviderRecord {
+        let record = ProviderRecord {
             workload: id.to_string(),
             version: replica.version.clone(),
             peer_id: self.peer_id().to_string(),
@@ -161,17 +189,12 @@ impl Mesh {
             issued_at: now,
             expires_at: now + ttl.as_millis() as u64,
             withdrawn: false,
-        });
-        // Stored locally before the apply is answered; replication to the closest peers goes
-        // on in the background (the mesh benchmark measures how soon every node sees it).
+        };
+        // Gossiped and stored locally; replication to the key's closest peers goes on in the
+        // background (the mesh benchmark measures how soon every node sees it).
         let replicated = false;
         let (_, provided) = futures::join!(
-            self.put(
-                keys::provider(id, &self.peer_id()),
-                &record,
-                ttl,
-                replicated
-            ),
+            self.publish_provider(id, record, replicated),
             self.inner
                 .net
                 .start_providing(keys::workload(id), replicated)
@@ -197,7 +220,7 @@ impl Mesh {
             .remove(id);
         let ttl = self.inner.config.provider_ttl;
         let now = now_millis();
-        let record = Record::Provider(ProviderRecord {
+        let record = ProviderRecord {
             workload: id.to_string(),
             version: was.map(|(v, _)| v).unwrap_or_default(),
             peer_id: self.peer_id().to_string(),
@@ -209,9 +232,8 @@ impl Mesh {
             issued_at: now,
             expires_at: now + ttl.as_millis() as u64,
             withdrawn: true,
-        });
-        self.put(keys::provider(id, &self.peer_id()), &record, ttl, true)
-            .await;
+        };
+        self.publish_provider(id, record, true).await;
         self.inner.net.stop_providing(keys::workload(id)).await;
     }
 
@@ -271,6 +293,7 @@ impl Mesh {
         loop {
             tokio::select! {
                 _ = tick.tick() => {
+                    self.inner.providers.prune(now_millis());
                     let validity = self.inner.config.heartbeat_validity();
                     let record = Record::Node(self.node_record(validity).await);
                     match signed::encode(&self.inner.keypair, &record) {
@@ -283,17 +306,21 @@ impl Mesh {
         }
     }
 
-    /// A heartbeat from gossip: kept only when signed by the peer it names and unexpired.
-    pub(crate) fn on_heartbeat(&self, source: Option<PeerId>, data: &[u8]) {
-        match signed::verify(data, source.as_ref(), now_millis()) {
-            Ok(s) => {
-                if let Record::Node(record) = s.record {
-                    if s.signer != self.peer_id() {
-                        self.inner.peers.insert(s.signer, record);
-                    }
+    /// A gossip message: a heartbeat or a provider record (or withdrawal), kept only when
+    /// signed by the peer it names, who must be the peer that published it, and unexpired.
+    pub(crate) fn on_gossip(&self, source: Option<PeerId>, data: &[u8]) {
+        let now = now_millis();
+        match signed::verify(data, source.as_ref(), now) {
+            Ok(s) if s.signer == self.peer_id() => {}
+            Ok(s) => match s.record {
+                Record::Node(record) => self.inner.peers.insert(s.signer, record),
+                Record::Provider(record) => {
+                    self.inner
+                        .providers
+                        .insert(s.signer, &record, data.to_vec(), now);
                 }
-            }
-            Err(e) => tracing::debug!(?source, error = %e, "heartbeat refused"),
+            },
+            Err(e) => tracing::debug!(?source, error = %e, "gossip message refused"),
         }
     }
 }

@@ -8,11 +8,13 @@
 //!
 //! - this file: [`Mesh`], its configuration and its tasks;
 //! - [`peers`]: the table of peers heard from by heartbeat;
+//! - [`cache`]: provider records heard on gossip;
 //! - [`announce`]: provider and node records (announce, renew, withdraw) and heartbeats;
 //! - [`ops`]: the mesh-wide operations;
 //! - [`serve`]: answering peers' requests.
 
 pub mod announce;
+pub mod cache;
 pub mod ops;
 pub mod peers;
 pub mod serve;
@@ -29,6 +31,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::net;
 use crate::service::Node;
+use cache::ProviderCache;
 use peers::PeerTable;
 
 /// Peer requests served at once; more wait for a slot.
@@ -78,6 +81,8 @@ struct Inner {
     keypair: Keypair,
     config: MeshConfig,
     peers: PeerTable,
+    /// Provider records heard on gossip.
+    providers: ProviderCache,
     /// Workloads this node announced, with the version announced and when.
     announced: Mutex<HashMap<WorkloadId, (String, std::time::Instant)>>,
     inbound: Arc<Semaphore>,
@@ -97,6 +102,7 @@ impl Mesh {
         let mesh = Mesh {
             inner: Arc::new(Inner {
                 peers: PeerTable::new(config.heartbeat_validity()),
+                providers: ProviderCache::new(),
                 node,
                 net,
                 keypair,
@@ -161,7 +167,7 @@ impl Mesh {
                         mesh.inner.net.respond(channel, response).await;
                     });
                 }
-                net::Event::Heartbeat { source, data } => self.on_heartbeat(source, &data),
+                net::Event::Gossip { source, data } => self.on_gossip(source, &data),
             }
         }
     }

@@ -115,7 +115,8 @@ impl Mesh {
         from_response(&peer, self.inner.net.request(peer, addrs, request).await)
     }
 
-    /// Providers of a workload: signature-valid, unexpired DHT records, newest per peer.
+    /// Providers of a workload: signature-valid, unexpired records from the DHT and from
+    /// gossip, newest per peer.
     pub async fn discover(&self, id: &WorkloadId, engine: Option<&str>) -> Vec<Provider> {
         let net = &self.inner.net;
         let peers = net.get_providers(keys::workload(id)).await;
@@ -124,10 +125,14 @@ impl Mesh {
             (peer, records)
         });
         let found = join_all(lookups).await;
+        let workload = id.to_string();
+        // Copies heard on gossip: the same signed bytes, verified the same way.
+        let heard = self.inner.providers.get(&workload);
         let raw = found
             .iter()
-            .flat_map(|(peer, records)| records.iter().map(move |r| (Some(*peer), r.as_slice())));
-        newest_per_provider(raw, &id.to_string(), engine, now_millis())
+            .flat_map(|(peer, records)| records.iter().map(move |r| (Some(*peer), r.as_slice())))
+            .chain(heard.iter().map(|(peer, r)| (Some(*peer), r.as_slice())));
+        newest_per_provider(raw, &workload, engine, now_millis())
             .into_iter()
             .map(|r| Provider {
                 peer_id: r.peer_id,

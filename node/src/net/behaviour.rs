@@ -13,7 +13,7 @@ use libp2p::{
 };
 use mesh_protocol::wire::{Request, Response};
 
-use super::{NetConfig, MAX_HEARTBEAT_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
+use super::{NetConfig, MAX_GOSSIP_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
 
 /// Kademlia under the project's own protocol name: nodes of other DHTs never mix with ours.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/mesh/kad/1.0.0");
@@ -21,8 +21,8 @@ pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/mesh/kad/1.0.0");
 pub const RPC_PROTOCOL: StreamProtocol = StreamProtocol::new("/mesh/rpc/1");
 /// Applies, which answer only once the workload settled.
 pub const DEPLOY_PROTOCOL: StreamProtocol = StreamProtocol::new("/mesh/deploy/1");
-/// Gossip topic of node heartbeats.
-pub const HEARTBEAT_TOPIC: &str = "/mesh/1/heartbeat";
+/// Gossip topic of signed node heartbeats, provider records and withdrawals.
+pub const GOSSIP_TOPIC: &str = "/mesh/1/announce";
 /// identify's protocol version string.
 pub const IDENTIFY_VERSION: &str = "/mesh/1";
 
@@ -81,7 +81,7 @@ fn behaviour(key: &Keypair, config: &NetConfig) -> Result<Behaviour, String> {
     let gossip_config = gossipsub::ConfigBuilder::default()
         .heartbeat_interval(Duration::from_millis(500))
         .validation_mode(gossipsub::ValidationMode::Strict)
-        .max_transmit_size(MAX_HEARTBEAT_BYTES)
+        .max_transmit_size(MAX_GOSSIP_BYTES)
         .build()
         .map_err(|e| format!("gossipsub config: {e}"))?;
     let gossipsub = gossipsub::Behaviour::new(
@@ -111,8 +111,10 @@ fn behaviour(key: &Keypair, config: &NetConfig) -> Result<Behaviour, String> {
     })
 }
 
-/// Builds the swarm: TCP (Noise, Yamux) and QUIC, the behaviour, a long idle timeout (the
-/// default 10 s would drop quiet peers and empty the routing table).
+/// Builds the swarm: TCP (Noise, Yamux) and QUIC, the behaviour, and the configured idle
+/// timeout (30 s by default instead of libp2p's 10 s: a peer asked once is often asked again
+/// soon). Closing a connection keeps the peer in the routing table, and gossip keeps its
+/// mesh peers connected, so a node holds a handful of connections, not one per node.
 pub fn build(config: &NetConfig) -> Result<Swarm<Behaviour>, String> {
     let swarm = SwarmBuilder::with_existing_identity(config.keypair.clone())
         .with_tokio()

@@ -16,7 +16,7 @@ use mesh_protocol::wire::{Request, Response};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-use super::behaviour::{self, Behaviour, BehaviourEvent, HEARTBEAT_TOPIC};
+use super::behaviour::{self, Behaviour, BehaviourEvent, GOSSIP_TOPIC};
 use super::{Command, Event, FoundRecord, NetConfig};
 
 type Reply<T> = oneshot::Sender<T>;
@@ -78,7 +78,7 @@ impl EventLoop {
                 .listen_on(addr.clone())
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;
         }
-        let topic = gossipsub::IdentTopic::new(HEARTBEAT_TOPIC);
+        let topic = gossipsub::IdentTopic::new(GOSSIP_TOPIC);
         swarm
             .behaviour_mut()
             .gossipsub
@@ -228,7 +228,7 @@ impl EventLoop {
                 // Publishing before anyone subscribed fails with InsufficientPeers: expected on
                 // a lone node, the next heartbeat will go out.
                 if let Err(e) = behaviour.gossipsub.publish(self.topic.clone(), data) {
-                    tracing::trace!(error = %e, "heartbeat not published");
+                    tracing::trace!(error = %e, "gossip message not published");
                 }
             }
             Command::ConnectedPeers { reply } => {
@@ -246,12 +246,12 @@ impl EventLoop {
                 message,
                 ..
             })) => {
-                let event = Event::Heartbeat {
+                let event = Event::Gossip {
                     source: message.source,
                     data: message.data,
                 };
                 if self.events.try_send(event).is_err() {
-                    tracing::debug!("node service busy: heartbeat dropped");
+                    tracing::debug!("node service busy: gossip message dropped");
                 }
             }
             SwarmEvent::Behaviour(BehaviourEvent::Identify(identify::Event::Received {

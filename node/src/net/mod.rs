@@ -22,7 +22,7 @@ use mesh_protocol::wire::{Request, Response};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-pub use behaviour::{DEPLOY_PROTOCOL, HEARTBEAT_TOPIC, KAD_PROTOCOL, RPC_PROTOCOL};
+pub use behaviour::{DEPLOY_PROTOCOL, GOSSIP_TOPIC, KAD_PROTOCOL, RPC_PROTOCOL};
 pub use event_loop::EventLoop;
 
 /// Commands queued for the network task.
@@ -33,8 +33,8 @@ pub const EVENT_CHANNEL: usize = 1024;
 pub const MAX_REQUEST_BYTES: u64 = 2 * 1024 * 1024 + 64 * 1024;
 /// Largest response body (logs, deployment lists).
 pub const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
-/// Largest heartbeat.
-pub const MAX_HEARTBEAT_BYTES: usize = 16 * 1024;
+/// Largest gossip message (heartbeat or provider record).
+pub const MAX_GOSSIP_BYTES: usize = 16 * 1024;
 
 /// Network settings of a node.
 #[derive(Debug, Clone)]
@@ -66,7 +66,7 @@ impl NetConfig {
             deploy_timeout: Duration::from_secs(600),
             bootstrap_interval: Duration::from_secs(30),
             query_timeout: Duration::from_secs(10),
-            idle_timeout: Duration::from_secs(3600),
+            idle_timeout: Duration::from_secs(30),
         }
     }
 }
@@ -80,8 +80,9 @@ pub enum Event {
         request: Request,
         channel: ResponseChannel<Response>,
     },
-    /// A heartbeat arrived on the gossip topic (not yet verified).
-    Heartbeat {
+    /// A message arrived on the gossip topic (not yet verified): a heartbeat, a provider
+    /// record or a withdrawal.
+    Gossip {
         source: Option<PeerId>,
         data: Vec<u8>,
     },
