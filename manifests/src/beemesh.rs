@@ -72,6 +72,7 @@ fn function(spec: &MapNode<'_>, out: &mut WorkloadSpec, warnings: &mut Warnings)
             "runToCompletion",
             "backoffLimit",
             "activeDeadlineSeconds",
+            "outputs",
             "runtime",
             "handler",
         ],
@@ -130,14 +131,38 @@ fn function(spec: &MapNode<'_>, out: &mut WorkloadSpec, warnings: &mut Warnings)
         .get("activeDeadlineSeconds")
         .map(|n| n.u64())
         .transpose()?;
+    let outputs = match spec.get("outputs") {
+        Some(n) => {
+            let list = n.strings()?;
+            for (i, p) in list.iter().enumerate() {
+                mesh_protocol::job::check_output_path(p).map_err(|e| n.path.index(i).err(e))?;
+            }
+            if list.len() > mesh_protocol::job::MAX_OUTPUTS {
+                return Err(n.err(format!(
+                    "{} outputs; at most {}",
+                    list.len(),
+                    mesh_protocol::job::MAX_OUTPUTS
+                )));
+            }
+            let mut unique: Vec<String> = Vec::new();
+            for p in list {
+                if !unique.contains(&p) {
+                    unique.push(p);
+                }
+            }
+            unique
+        }
+        None => Vec::new(),
+    };
     if run_to_completion {
         out.job = Some(JobSpec {
             backoff_limit,
             active_deadline_ms: deadline.map(|s| s.saturating_mul(1000)),
             completions: None,
+            outputs,
         });
     } else {
-        for field in ["backoffLimit", "activeDeadlineSeconds"] {
+        for field in ["backoffLimit", "activeDeadlineSeconds", "outputs"] {
             if let Some(n) = spec.get(field) {
                 warnings.at(
                     &n.path,

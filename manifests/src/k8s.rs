@@ -147,7 +147,7 @@ pub(crate) fn parse_workload(object: &MapNode<'_>, kind: WorkloadKind) -> Result
             out.replicas = Some(replicas.unwrap_or(1));
         }
         WorkloadKind::Job => {
-            out.job = Some(job_spec(&spec)?);
+            out.job = Some(job_spec(&spec, &mut warnings)?);
             warn_ignored(&spec, JOB_IGNORED, &mut warnings);
         }
         _ => {}
@@ -169,15 +169,25 @@ pub(crate) fn parse_workload(object: &MapNode<'_>, kind: WorkloadKind) -> Result
     Ok(out)
 }
 
-fn job_spec(spec: &MapNode<'_>) -> Result<JobSpec> {
+fn job_spec(spec: &MapNode<'_>, warnings: &mut Warnings) -> Result<JobSpec> {
     let seconds = spec
         .get("activeDeadlineSeconds")
         .map(|n| n.u64())
         .transpose()?;
+    let completions = spec.get("completions");
+    if let Some(n) = &completions {
+        if n.u32()? > 1 {
+            warnings.at(
+                &n.path,
+                "not honoured: a Job runs until one attempt succeeds (completions 1)",
+            );
+        }
+    }
     Ok(JobSpec {
         backoff_limit: spec.get("backoffLimit").map(|n| n.u32()).transpose()?,
         active_deadline_ms: seconds.map(|s| s.saturating_mul(1000)),
-        completions: spec.get("completions").map(|n| n.u32()).transpose()?,
+        completions: completions.map(|n| n.u32()).transpose()?,
+        outputs: Vec::new(),
     })
 }
 

@@ -125,6 +125,33 @@ pub(crate) fn finish(
                 let node = Node::new(&node_value, path.clone());
                 spec.resources.memory_bytes = Some(quantity::memory_at(&node)?);
             }
+            annotations::OUTPUTS => {
+                let declared = mesh_protocol::job::parse_outputs(value).map_err(|e| path.err(e))?;
+                match &mut spec.job {
+                    Some(job) => {
+                        for p in declared {
+                            if !job.outputs.contains(&p) {
+                                job.outputs.push(p);
+                            }
+                        }
+                        if job.outputs.len() > mesh_protocol::job::MAX_OUTPUTS {
+                            return Err(path.err(format!(
+                                "{} outputs declared; at most {}",
+                                job.outputs.len(),
+                                mesh_protocol::job::MAX_OUTPUTS
+                            )));
+                        }
+                    }
+                    None => warnings.at(
+                        path,
+                        "not honoured: only Jobs and run-to-completion Functions have outputs",
+                    ),
+                }
+            }
+            annotations::JOB_KEEP_INSTANCE if spec.job.is_none() => warnings.at(
+                path,
+                "not honoured: only Jobs and run-to-completion Functions end",
+            ),
             _ => {}
         }
         spec.annotations.insert(key.clone(), value.clone());

@@ -6,6 +6,7 @@
 //! - [`daemon`]: configuration, start-up (store, engines, recovery, API) and shutdown.
 //! - [`service`]: [`Node`], the operations every entry point uses (apply, delete, get, logs).
 //! - [`recovery`]: re-adoption after a restart and the monitor of running instances.
+//! - `jobs`: run-to-completion workloads: attempts, retries, deadline, collected outputs.
 //! - [`mesh`]: mesh-wide operations, announcements, heartbeats, serving peers.
 //! - [`net`]: the libp2p swarm task and its client.
 //! - [`identity`]: the node key and `node.json`.
@@ -23,6 +24,7 @@ pub mod client;
 pub mod daemon;
 pub mod error;
 pub mod identity;
+mod jobs;
 pub mod mesh;
 pub mod net;
 pub mod recovery;

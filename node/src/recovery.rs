@@ -1,7 +1,10 @@
 //! Keeping the store and the engines in agreement: re-adoption after a restart and the
-//! periodic monitor that notices instances that exited or vanished.
+//! periodic monitor that notices instances that exited or vanished (and, for jobs, collects
+//! them and starts retries: see `crate::jobs`).
 
 use std::time::Duration;
+
+use futures::StreamExt as _;
 
 use mesh_protocol::{Outcome, Phase, Step, WorkloadId};
 use mesh_runtime::{now_millis, InstanceState, InstanceStatus, Recovered};
@@ -9,7 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::ApiError;
 use crate::service::Node;
-use crate::store::{Pending, ReplicaRecord};
+use crate::store::{Desired, Pending, ReplicaRecord};
+
+/// Workloads the monitor looks at concurrently (a job's collect or retry takes a while).
+pub const MONITOR_CONCURRENCY: usize = 8;
 
 /// What an observed instance status means for its replica.
 fn apply_status(replica: &mut ReplicaRecord, status: &InstanceStatus, runs_to_completion: bool) {
@@ -81,6 +87,19 @@ impl Node {
         let mut needs_deploy = observed.replicas.is_empty();
         let mut kept = Vec::new();
         for mut replica in std::mem::take(&mut observed.replicas) {
+            if replica.job.is_some() {
+                let replica_spec = store
+                    .version(id, &replica.version)?
+                    .unwrap_or_else(|| spec.clone());
+                match self
+                    .recover_job(&replica_spec, replica, &spec.version, interrupted)
+                    .await?
+                {
+                    Some(r) => kept.push(r),
+                    None => needs_deploy = true,
+                }
+                continue;
+            }
             let Some(handle) = replica.handle.clone() else {
                 // Failed before anything was installed: retried only if the apply was cut short.
                 if replica.phase == Phase::Failed && !interrupted {
@@ -181,61 +200,77 @@ impl Node {
         })
     }
 
-    /// Polls the status of every running replica once; records exits and disappearances.
+    /// Polls the status of every running replica once; records exits and disappearances, and
+    /// advances job runs. Workloads are looked at concurrently, up to [`MONITOR_CONCURRENCY`].
     pub async fn monitor_once(&self) -> Result<(), ApiError> {
-        for desired in self.store().list_desired()? {
-            let id = desired.spec.id();
-            let lock = self.workload_lock(&id);
-            // A workload being applied or deleted is looked at next time.
-            let Ok(_guard) = lock.try_lock() else {
+        let list = self.store().list_desired()?;
+        let results: Vec<Result<(), ApiError>> = futures::stream::iter(list)
+            .map(|desired| self.monitor_workload(desired))
+            .buffer_unordered(MONITOR_CONCURRENCY)
+            .collect()
+            .await;
+        results.into_iter().collect()
+    }
+
+    async fn monitor_workload(&self, desired: Desired) -> Result<(), ApiError> {
+        let id = desired.spec.id();
+        let lock = self.workload_lock(&id);
+        // A workload being applied or deleted is looked at next time.
+        let Ok(_guard) = lock.try_lock() else {
+            return Ok(());
+        };
+        let mut observed = self.store().observed(&id)?;
+        let mut changed = false;
+        for replica in observed.replicas.iter_mut() {
+            if replica.job.is_some() {
+                let spec = self
+                    .store()
+                    .version(&id, &replica.version)?
+                    .unwrap_or_else(|| desired.spec.clone());
+                changed |= self.advance_job(&spec, replica).await?;
+                continue;
+            }
+            if !matches!(replica.phase, Phase::Running | Phase::Unknown) {
+                continue;
+            }
+            let Some(handle) = replica.handle.clone() else {
                 continue;
             };
-            let mut observed = self.store().observed(&id)?;
-            let mut changed = false;
-            for replica in observed.replicas.iter_mut() {
-                if !matches!(replica.phase, Phase::Running | Phase::Unknown) {
-                    continue;
-                }
-                let Some(handle) = replica.handle.clone() else {
-                    continue;
-                };
-                let Some(engine) = self.registry().get(&handle.engine) else {
-                    continue;
-                };
-                let before = (replica.phase, replica.error.clone(), replica.restarts);
-                match engine.status(&handle).await {
-                    Ok(status) => apply_status(replica, &status, desired.spec.runs_to_completion()),
-                    Err(e) => {
-                        replica.phase = Phase::Unknown;
-                        replica.error = Some(format!("engine {} unreachable: {e}", handle.engine));
-                    }
-                }
-                if (replica.phase, replica.error.clone(), replica.restarts) != before {
-                    changed = true;
-                    let outcome =
-                        if replica.phase == Phase::Failed || replica.phase == Phase::Unknown {
-                            Outcome::Failed
-                        } else {
-                            Outcome::Ok
-                        };
-                    let message = replica
-                        .error
-                        .clone()
-                        .unwrap_or_else(|| format!("now {}", replica.phase));
-                    self.event(
-                        &id,
-                        &replica.version,
-                        Step::Exit,
-                        outcome,
-                        Some(&handle.engine),
-                        message,
-                    );
+            let Some(engine) = self.registry().get(&handle.engine) else {
+                continue;
+            };
+            let before = (replica.phase, replica.error.clone(), replica.restarts);
+            match engine.status(&handle).await {
+                Ok(status) => apply_status(replica, &status, desired.spec.runs_to_completion()),
+                Err(e) => {
+                    replica.phase = Phase::Unknown;
+                    replica.error = Some(format!("engine {} unreachable: {e}", handle.engine));
                 }
             }
-            if changed {
-                self.store().put_observed(&id, &observed)?;
-                self.notify(&id);
+            if (replica.phase, replica.error.clone(), replica.restarts) != before {
+                changed = true;
+                let outcome = if replica.phase == Phase::Failed || replica.phase == Phase::Unknown {
+                    Outcome::Failed
+                } else {
+                    Outcome::Ok
+                };
+                let message = replica
+                    .error
+                    .clone()
+                    .unwrap_or_else(|| format!("now {}", replica.phase));
+                self.event(
+                    &id,
+                    &replica.version,
+                    Step::Exit,
+                    outcome,
+                    Some(&handle.engine),
+                    message,
+                );
             }
+        }
+        if changed {
+            self.store().put_observed(&id, &observed)?;
+            self.notify(&id);
         }
         Ok(())
     }

@@ -81,6 +81,7 @@ impl Observer for Recorder<'_> {
             duration_us: took.as_micros() as u64,
             engine: Some(engine.to_string()),
             message: message.to_string(),
+            correlation: None,
         };
         tracing::debug!(workload = %event.workload, %step, ?outcome, us = event.duration_us, %message, "lifecycle step");
         if let Err(e) = self.store.append_event(event) {
@@ -102,6 +103,7 @@ impl Observer for Recorder<'_> {
                 exit_code: None,
                 restarts: 0,
                 updated_at: now_millis(),
+                job: None,
             };
             // An update keeps the old replica until it is replaced: store the new one beside it.
             obs.replicas
@@ -185,6 +187,7 @@ impl Node {
             duration_us: 0,
             engine: engine.map(str::to_string),
             message,
+            correlation: None,
         };
         if let Err(e) = self.inner.store.append_event(event) {
             tracing::error!(error = %e, "cannot record event");
@@ -287,7 +290,9 @@ impl Node {
             let settled = !observed.replicas.is_empty()
                 && observed.replicas.iter().all(|r| {
                     r.version == spec.version
-                        && matches!(r.phase, Phase::Running | Phase::Succeeded)
+                        && (matches!(r.phase, Phase::Running | Phase::Succeeded)
+                            // A job run in progress (running, or waiting to retry).
+                            || r.job.as_ref().is_some_and(|j| !j.finished()))
                 });
             if d.spec.version == spec.version
                 && d.replicas == replicas
@@ -399,6 +404,9 @@ impl Node {
                 return Ok(ApplyAction::Failed);
             }
         };
+        if spec.runs_to_completion() {
+            return self.start_job(spec, &selection, observed, existed).await;
+        }
 
         let ctx = InstallContext {
             node: self.inner.id.clone(),
@@ -485,6 +493,7 @@ impl Node {
             exit_code: None,
             restarts: report.status.as_ref().map_or(0, |s| s.restarts),
             updated_at: now_millis(),
+            job: None,
         };
         if let Some(mesh_runtime::InstanceState::Exited { code }) =
             report.status.as_ref().map(|s| &s.state)
@@ -618,6 +627,10 @@ impl Node {
         let tail = tail.map(|t| t.min(MAX_LOG_LINES)).or(Some(MAX_LOG_LINES));
         let mut lines: Vec<LogLine> = Vec::new();
         for replica in store.observed(id)?.replicas {
+            if replica.job.is_some() {
+                lines.extend(self.job_logs(id, &replica, tail).await?);
+                continue;
+            }
             let Some(handle) = &replica.handle else {
                 continue;
             };
@@ -664,6 +677,9 @@ pub(crate) fn failed_replica(
         engine_reason: reason.to_string(),
         version: spec.version.clone(),
         handle: None,
+        job: spec
+            .runs_to_completion()
+            .then(|| crate::jobs::unplaceable(&error)),
         error: Some(error),
         exit_code: None,
         restarts: 0,

@@ -6,14 +6,20 @@
 //! - `versions`: `namespace/name \0 version` → `WorkloadSpec` (for rollback and describe);
 //! - `observed`: `namespace/name` → [`Observed`] (replicas on this node, engine handles);
 //! - `pending`: `namespace/name` → [`Pending`] (an apply or delete that has not finished);
-//! - `events`: `namespace/name \0 seq` → `Event`, at most [`MAX_EVENTS_PER_WORKLOAD`] each.
+//! - `events`: `namespace/name \0 seq` → `Event`, at most [`MAX_EVENTS_PER_WORKLOAD`] each;
+//! - `attempt_logs`: `namespace/name \0 attempt` → the last log lines of a finished job
+//!   attempt, tagged with its correlation id (the newest [`MAX_ATTEMPT_HISTORY`] attempts).
+//!
+//! Files beside the database, under `<data dir>/jobs/<namespace>/<name>/`: the collected
+//! outputs of a job's successful run (`outputs/`). They go with the workload.
 //!
 //! Values are JSON. Writes that must survive a crash (intent before acting, handles after
 //! install) are followed by [`Store::flush`].
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use mesh_protocol::api::VersionRecord;
+use mesh_protocol::api::{LogLine, VersionRecord};
+use mesh_protocol::job::{JobStatus, MAX_ATTEMPT_HISTORY};
 use mesh_protocol::{Event, Phase, WorkloadId, WorkloadSpec};
 use mesh_runtime::Handle;
 use serde::de::DeserializeOwned;
@@ -32,6 +38,11 @@ pub enum Error {
     Corrupt {
         key: String,
         source: serde_json::Error,
+    },
+    #[error("store: {path}: {source}")]
+    Files {
+        path: String,
+        source: std::io::Error,
     },
 }
 
@@ -69,6 +80,9 @@ pub struct ReplicaRecord {
     #[serde(default)]
     pub restarts: u32,
     pub updated_at: u64,
+    /// The job run of a run-to-completion workload (see `crate::jobs`).
+    #[serde(default)]
+    pub job: Option<JobStatus>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -92,6 +106,9 @@ pub struct Store {
     observed: sled::Tree,
     pending: sled::Tree,
     events: sled::Tree,
+    attempt_logs: sled::Tree,
+    /// `<data dir>/jobs`: files of job runs.
+    jobs_dir: PathBuf,
 }
 
 fn key(id: &WorkloadId) -> Vec<u8> {
@@ -115,6 +132,20 @@ fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T> {
     })
 }
 
+/// A namespace or name as one path component: itself when it is plainly safe (the manifest
+/// parser only lets DNS labels through), else hex.
+fn component(s: &str) -> String {
+    let plain = !s.is_empty()
+        && !s.starts_with('.')
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+    if plain {
+        s.to_string()
+    } else {
+        s.bytes().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 fn parse_id(key: &[u8]) -> Option<WorkloadId> {
     let s = std::str::from_utf8(key).ok()?;
     let (ns, name) = s.split_once('/')?;
@@ -122,7 +153,7 @@ fn parse_id(key: &[u8]) -> Option<WorkloadId> {
 }
 
 impl Store {
-    /// Opens (or creates) the database in `dir`.
+    /// Opens (or creates) the database in `dir`; job files go to `jobs/` beside it.
     pub fn open(dir: &Path) -> Result<Self> {
         let db = sled::Config::new()
             .path(dir)
@@ -134,8 +165,57 @@ impl Store {
             observed: db.open_tree("observed")?,
             pending: db.open_tree("pending")?,
             events: db.open_tree("events")?,
+            attempt_logs: db.open_tree("attempt_logs")?,
+            jobs_dir: dir.parent().unwrap_or(dir).join("jobs"),
             db,
         })
+    }
+
+    /// Directory of a workload's job files.
+    fn job_dir(&self, id: &WorkloadId) -> PathBuf {
+        self.jobs_dir
+            .join(component(&id.namespace))
+            .join(component(&id.name))
+    }
+
+    /// Where the outputs of a job's successful run are copied.
+    pub fn outputs_dir(&self, id: &WorkloadId) -> PathBuf {
+        self.job_dir(id).join("outputs")
+    }
+
+    /// Forgets a job's previous run: its attempts' logs and its outputs.
+    pub fn clear_job_run(&self, id: &WorkloadId) -> Result<()> {
+        for k in self.attempt_logs.scan_prefix(prefix(id)).keys() {
+            self.attempt_logs.remove(k?)?;
+        }
+        remove_dir(&self.job_dir(id))
+    }
+
+    /// Keeps the last lines of a finished job attempt; only the newest
+    /// [`MAX_ATTEMPT_HISTORY`] attempts are kept.
+    pub fn put_attempt_logs(&self, id: &WorkloadId, attempt: u32, lines: &[LogLine]) -> Result<()> {
+        let mut k = prefix(id);
+        k.extend_from_slice(&attempt.to_be_bytes());
+        self.attempt_logs.insert(k, encode(&lines))?;
+        let keys: Vec<sled::IVec> = self
+            .attempt_logs
+            .scan_prefix(prefix(id))
+            .keys()
+            .collect::<std::result::Result<_, _>>()?;
+        for k in &keys[..keys.len().saturating_sub(MAX_ATTEMPT_HISTORY)] {
+            self.attempt_logs.remove(k)?;
+        }
+        Ok(())
+    }
+
+    /// The kept lines of every finished attempt of a job, oldest attempt first.
+    pub fn attempt_logs(&self, id: &WorkloadId) -> Result<Vec<LogLine>> {
+        let mut out = Vec::new();
+        for entry in self.attempt_logs.scan_prefix(prefix(id)) {
+            let (k, v) = entry?;
+            out.extend(decode::<Vec<LogLine>>(&k, &v)?);
+        }
+        Ok(out)
     }
 
     /// Makes every write so far durable.
@@ -273,17 +353,28 @@ impl Store {
         Ok(out)
     }
 
-    /// Forgets a workload entirely (desired, versions, observed, pending, events).
+    /// Forgets a workload entirely (desired, versions, observed, pending, events, job logs
+    /// and files).
     pub fn remove_workload(&self, id: &WorkloadId) -> Result<()> {
         self.desired.remove(key(id))?;
         self.observed.remove(key(id))?;
-        for tree in [&self.versions, &self.events] {
+        for tree in [&self.versions, &self.events, &self.attempt_logs] {
             for k in tree.scan_prefix(prefix(id)).keys() {
                 tree.remove(k?)?;
             }
         }
         self.pending.remove(key(id))?;
-        Ok(())
+        remove_dir(&self.job_dir(id))
+    }
+}
+
+fn remove_dir(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::Files {
+            path: dir.display().to_string(),
+            source: e,
+        }),
+        _ => Ok(()),
     }
 }
 
@@ -326,6 +417,7 @@ mod tests {
             duration_us: 1,
             engine: None,
             message: String::new(),
+            correlation: None,
         }
     }
 
@@ -384,6 +476,40 @@ mod tests {
             store.all_events(5).unwrap().last().unwrap().workload,
             "default/quiet"
         );
+    }
+
+    #[test]
+    fn attempt_logs_keep_the_newest_attempts_and_go_with_the_workload() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("db")).unwrap();
+        let id = WorkloadId::new(DEFAULT_NAMESPACE, "job");
+        let line = |n: u32| LogLine {
+            at: None,
+            stream: mesh_protocol::api::LogStream::Stdout,
+            source: None,
+            line: format!("attempt {n}"),
+            correlation: Some(format!("c-{n}")),
+        };
+        for n in 1..=(MAX_ATTEMPT_HISTORY as u32 + 2) {
+            store.put_attempt_logs(&id, n, &[line(n)]).unwrap();
+        }
+        let lines = store.attempt_logs(&id).unwrap();
+        assert_eq!(lines.len(), MAX_ATTEMPT_HISTORY);
+        assert_eq!(lines[0].line, "attempt 3");
+        assert_eq!(lines.last().unwrap().correlation.as_deref(), Some("c-22"));
+        let outputs = store.outputs_dir(&id);
+        assert!(outputs.starts_with(dir.path().join("jobs")));
+        std::fs::create_dir_all(&outputs).unwrap();
+        store.remove_workload(&id).unwrap();
+        assert!(store.attempt_logs(&id).unwrap().is_empty());
+        assert!(!outputs.exists());
+    }
+
+    #[test]
+    fn odd_names_become_safe_path_components() {
+        assert_eq!(component("web-1"), "web-1");
+        assert_eq!(component(".."), "2e2e");
+        assert_eq!(component("a/b"), "612f62");
     }
 
     #[test]

@@ -51,6 +51,7 @@ pub fn deployment(
             exit_code: r.exit_code,
             restarts: r.restarts,
             updated_at: r.updated_at,
+            job: r.job.clone(),
         })
         .collect();
     let phase = overall_phase(&replicas);

@@ -11,6 +11,14 @@ pub const RESOURCES_CPU: &str = "beemesh.io/resources.cpu";
 /// Memory hint (`"512Mi"`, `"4GB"`).
 pub const RESOURCES_MEMORY: &str = "beemesh.io/resources.memory";
 
+/// Run-to-completion workloads: comma-separated output files (`"result.txt, out/"`) collected
+/// after a successful run, relative to the instance's working directory; a trailing `/`
+/// collects a directory.
+pub const OUTPUTS: &str = "beemesh.io/outputs";
+/// Run-to-completion workloads: `"true"` keeps the last attempt's instance after the run
+/// (removed with the workload) instead of removing it once its logs and outputs are collected.
+pub const JOB_KEEP_INSTANCE: &str = "beemesh.io/job-keep-instance";
+
 /// Mock engine: fail `start` with this message.
 pub const MOCK_START_ERROR: &str = "beemesh.io/mock-start-error";
 /// Mock engine: `start` takes this many milliseconds.
@@ -19,6 +27,13 @@ pub const MOCK_START_DELAY_MS: &str = "beemesh.io/mock-start-delay-ms";
 pub const MOCK_EXIT_AFTER_MS: &str = "beemesh.io/mock-exit-after-ms";
 /// Mock engine: exit code used with [`MOCK_EXIT_AFTER_MS`] (default 0).
 pub const MOCK_EXIT_CODE: &str = "beemesh.io/mock-exit-code";
+/// Mock engine: exit codes of the workload's successive starts on this engine, comma-separated
+/// (`"1,1,0"`: the first two runs fail, the third succeeds; later runs use the last code).
+/// Wins over [`MOCK_EXIT_CODE`].
+pub const MOCK_EXIT_CODES: &str = "beemesh.io/mock-exit-codes";
+/// Mock engine: files a run writes in its working directory, `path=content` comma-separated
+/// (`"result.txt=42, out/a.txt=hello"`).
+pub const MOCK_OUTPUT_FILES: &str = "beemesh.io/mock-output-files";
 /// Mock engine: `fail` makes the health check report unhealthy.
 pub const MOCK_HEALTH: &str = "beemesh.io/mock-health";
 
@@ -29,9 +44,13 @@ pub const KNOWN: &[&str] = &[
     RUNTIME_ENGINE_STRICT,
     RESOURCES_CPU,
     RESOURCES_MEMORY,
+    OUTPUTS,
+    JOB_KEEP_INSTANCE,
     MOCK_START_ERROR,
     MOCK_START_DELAY_MS,
     MOCK_EXIT_AFTER_MS,
     MOCK_EXIT_CODE,
+    MOCK_EXIT_CODES,
+    MOCK_OUTPUT_FILES,
     MOCK_HEALTH,
 ];

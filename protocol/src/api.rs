@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::job::JobStatus;
 use crate::lifecycle::{Event, Phase};
 use crate::spec::{ResourceAmounts, WorkloadKind};
 use crate::UnixMillis;
@@ -76,6 +77,9 @@ pub struct Replica {
     #[serde(default)]
     pub restarts: u32,
     pub updated_at: UnixMillis,
+    /// Attempts, exit code, outputs and typed error of a run-to-completion workload.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub job: Option<JobStatus>,
 }
 
 /// A workload as `meshctl get NAME -o json` shows it.
@@ -150,6 +154,9 @@ pub struct LogLine {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     pub line: String,
+    /// Correlation id of the job attempt that wrote the line (run-to-completion workloads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

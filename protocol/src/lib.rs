@@ -9,6 +9,7 @@
 //! - [`spec`]: `WorkloadSpec` and its parts (containers, modules, volumes, resources).
 //! - [`annotations`]: the `beemesh.io/*` annotation keys the product understands.
 //! - [`lifecycle`]: phases, lifecycle steps and events.
+//! - [`job`]: run-to-completion results: attempts, typed job errors, collected outputs.
 //! - [`api`]: request and response bodies of the local API.
 //! - [`duration`]: parsing of human durations (`500ms`, `10s`, `2m`).
 //! - [`wire`]: request-response messages between nodes and from `meshctl --peer`.
@@ -16,6 +17,7 @@
 pub mod annotations;
 pub mod api;
 pub mod duration;
+pub mod job;
 pub mod lifecycle;
 pub mod spec;
 pub mod wire;

@@ -4,6 +4,8 @@
 //! Validate -> Fetch -> Prepare -> Install -> Activate -> HealthCheck -> Running
 //!                                   Running -> Update -> (HealthCheck) -> Running | Rollback
 //!                                   Running -> Uninstall -> Delete
+//! Jobs, per attempt:  Validate .. Install -> Activate -> Exit -> Collect -> Uninstall
+//!                                                  (-> Retry -> Validate .. on failure)
 //! ```
 
 use std::fmt;
@@ -87,6 +89,10 @@ pub enum Step {
     Rollback,
     Recover,
     Exit,
+    /// A job attempt's exit code, logs and declared outputs are collected.
+    Collect,
+    /// A failed job attempt is retried after its backoff.
+    Retry,
     Uninstall,
     Delete,
 }
@@ -105,6 +111,8 @@ impl Step {
             Step::Rollback => Phase::RollingBack,
             Step::Recover => Phase::Pending,
             Step::Exit => Phase::Running,
+            Step::Collect => Phase::Running,
+            Step::Retry => Phase::Pending,
             Step::Uninstall => Phase::Uninstalling,
             Step::Delete => Phase::Deleted,
         }
@@ -123,6 +131,8 @@ impl Step {
             Step::Rollback => "Rollback",
             Step::Recover => "Recover",
             Step::Exit => "Exit",
+            Step::Collect => "Collect",
+            Step::Retry => "Retry",
             Step::Uninstall => "Uninstall",
             Step::Delete => "Delete",
         }
@@ -161,4 +171,7 @@ pub struct Event {
     /// Human detail: the selection reason, the error, the exit code.
     #[serde(default)]
     pub message: String,
+    /// Correlation id of the job attempt the event belongs to (run-to-completion workloads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<String>,
 }

@@ -198,6 +198,11 @@ impl WorkloadSpec {
         self.job.is_some()
     }
 
+    /// Declared output files of a run-to-completion workload (empty otherwise).
+    pub fn outputs(&self) -> &[String] {
+        self.job.as_ref().map_or(&[], |j| j.outputs.as_slice())
+    }
+
     /// SHA-256 over the canonical JSON of the spec with `version` and `warnings` blanked.
     /// Field order is fixed by the struct and maps are ordered, so equal content gives an
     /// equal digest on every node.
@@ -512,6 +517,11 @@ pub struct JobSpec {
     pub active_deadline_ms: Option<u64>,
     #[serde(default)]
     pub completions: Option<u32>,
+    /// Declared output files, checked by [`crate::job::check_output_path`]: collected from the
+    /// instance's working directory after a successful run. Skipped when empty so that the
+    /// content digest of jobs without outputs is unchanged.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub outputs: Vec<String>,
 }
 
 #[cfg(test)]

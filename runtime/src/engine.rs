@@ -3,10 +3,12 @@
 //! controller, so there are no engine-specific branches there.
 
 use std::fmt;
+use std::path::Path;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use mesh_protocol::api::LogLine;
+use mesh_protocol::job::Artifact;
 use mesh_protocol::{WorkloadKind, WorkloadSpec};
 use serde::{Deserialize, Serialize};
 
@@ -32,6 +34,8 @@ pub enum Capability {
     Recover,
     /// CPU and memory limits are enforced.
     Limits,
+    /// Declared output files of a finished run can be collected ([`Engine::collect`]).
+    Outputs,
 }
 
 impl Capability {
@@ -48,6 +52,7 @@ impl Capability {
             Capability::Jobs => "jobs",
             Capability::Recover => "recover",
             Capability::Limits => "limits",
+            Capability::Outputs => "outputs",
         }
     }
 }
@@ -222,4 +227,20 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
 
     /// Re-attach to an instance after the node restarted, from its persisted handle.
     async fn recover(&self, handle: &Handle) -> Result<Recovered>;
+
+    /// Copies the declared output files of a finished instance (paths relative to its working
+    /// directory, checked by `mesh_protocol::job::check_output_path`; a trailing `/` names a
+    /// directory) into `dest`, bounded as [`crate::artifact::collect`] is. A declared path
+    /// that does not exist is an [`Error::Output`]. Announced by [`Capability::Outputs`].
+    async fn collect(
+        &self,
+        _handle: &Handle,
+        _outputs: &[String],
+        _dest: &Path,
+    ) -> Result<Vec<Artifact>> {
+        Err(Error::Unsupported {
+            engine: self.name().to_string(),
+            operation: "collecting output files",
+        })
+    }
 }

@@ -22,6 +22,9 @@ pub enum Error {
     Invalid(String),
     #[error("{what} timed out after {after:?}")]
     Timeout { what: String, after: Duration },
+    /// A declared output file is missing, too large or not a regular file.
+    #[error("{0}")]
+    Output(String),
     /// No engine of that name is registered on this node.
     #[error("no engine named {0} on this node")]
     UnknownEngine(String),

@@ -11,11 +11,16 @@
 //! - [`select`]: `(spec, engines, policy) -> (engine, reason)`, sans-IO.
 //! - [`lifecycle`]: Validate → Fetch → Prepare → Install → Activate → HealthCheck → Running,
 //!   updates with rollback, uninstall.
+//! - [`job`]: run-to-completion workloads: retry, backoff and deadline policy (sans-IO) and
+//!   the operations of one attempt (start, logs, collect, teardown).
+//! - [`artifact`]: bounded copying of declared output files, for engines.
 //! - [`mock`]: a complete engine scripted by annotations, for tests of everything above it.
 //! - [`testing`]: skip-or-fail rules for tests that need a real engine daemon.
 
+pub mod artifact;
 pub mod engine;
 pub mod error;
+pub mod job;
 pub mod lifecycle;
 pub mod mock;
 pub mod registry;

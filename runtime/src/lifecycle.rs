@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 use mesh_protocol::{Outcome, Phase, Step, WorkloadSpec};
 
 use crate::engine::{
-    Engine, Handle, Health, InstallContext, InstanceState, InstanceStatus, Recovered,
+    Capability, Engine, Handle, Health, InstallContext, InstanceState, InstanceStatus, Recovered,
 };
 use crate::error::{Error, Result};
 use crate::registry::Registry;
@@ -32,6 +32,11 @@ pub struct ControllerConfig {
     pub stop_grace: Duration,
     /// Bound on every engine call other than the health check.
     pub step_timeout: Duration,
+    /// Pause before the first retry of a failed job attempt; doubles for each further
+    /// failure (Kubernetes: 10 s).
+    pub job_backoff_base: Duration,
+    /// Longest pause between two job attempts (Kubernetes: 6 min).
+    pub job_backoff_max: Duration,
 }
 
 /// First pause between status polls during the health check.
@@ -44,6 +49,8 @@ impl Default for ControllerConfig {
             health_poll_max: Duration::from_millis(250),
             stop_grace: Duration::from_secs(10),
             step_timeout: Duration::from_secs(300),
+            job_backoff_base: Duration::from_secs(10),
+            job_backoff_max: Duration::from_secs(360),
         }
     }
 }
@@ -118,7 +125,7 @@ impl Controller {
         &self.config
     }
 
-    fn engine(&self, name: &str) -> Result<Arc<dyn Engine>> {
+    pub(crate) fn engine(&self, name: &str) -> Result<Arc<dyn Engine>> {
         self.registry
             .get(name)
             .cloned()
@@ -126,7 +133,7 @@ impl Controller {
     }
 
     /// Runs one step under the step timeout and reports it.
-    async fn step<T, F>(
+    pub(crate) async fn step<T, F>(
         &self,
         obs: &dyn Observer,
         spec: &WorkloadSpec,
@@ -153,14 +160,15 @@ impl Controller {
         result
     }
 
-    /// Validate → Fetch → Prepare → Install → Activate → HealthCheck.
-    pub async fn deploy(
+    /// Validate → Fetch → Prepare → Install: an installed instance, not started. On failure,
+    /// the failed step and its error; nothing is left behind.
+    pub async fn provision(
         &self,
         spec: &WorkloadSpec,
         engine_name: &str,
         ctx: &InstallContext,
         obs: &dyn Observer,
-    ) -> DeployReport {
+    ) -> Result<Handle, (Step, Error)> {
         let engine = match self.engine(engine_name) {
             Ok(e) => e,
             Err(e) => {
@@ -172,36 +180,62 @@ impl Controller {
                     Duration::ZERO,
                     &e.to_string(),
                 );
-                return DeployReport::failed(Step::Validate, &e, None);
+                return Err((Step::Validate, e));
             }
         };
         let e = engine.as_ref();
-        if let Err(err) = self
-            .step(obs, spec, engine_name, Step::Validate, validate(e, spec))
+        self.step(obs, spec, engine_name, Step::Validate, validate(e, spec))
             .await
-        {
-            return DeployReport::failed(Step::Validate, &err, None);
-        }
-        if let Err(err) = self
-            .step(obs, spec, engine_name, Step::Fetch, e.fetch(spec))
+            .map_err(|err| (Step::Validate, err))?;
+        self.step(obs, spec, engine_name, Step::Fetch, e.fetch(spec))
             .await
-        {
-            return DeployReport::failed(Step::Fetch, &err, None);
-        }
-        if let Err(err) = self
-            .step(obs, spec, engine_name, Step::Prepare, e.prepare(spec))
+            .map_err(|err| (Step::Fetch, err))?;
+        self.step(obs, spec, engine_name, Step::Prepare, e.prepare(spec))
             .await
-        {
-            return DeployReport::failed(Step::Prepare, &err, None);
-        }
-        let handle = match self
+            .map_err(|err| (Step::Prepare, err))?;
+        let handle = self
             .step(obs, spec, engine_name, Step::Install, e.install(spec, ctx))
             .await
-        {
-            Ok(h) => h,
-            Err(err) => return DeployReport::failed(Step::Install, &err, None),
-        };
+            .map_err(|err| (Step::Install, err))?;
         obs.installed(spec, &handle);
+        Ok(handle)
+    }
+
+    /// Starts an installed instance (the Activate step).
+    pub async fn activate(
+        &self,
+        spec: &WorkloadSpec,
+        handle: &Handle,
+        obs: &dyn Observer,
+    ) -> Result<()> {
+        let engine = self.engine(&handle.engine)?;
+        self.step(
+            obs,
+            spec,
+            &handle.engine,
+            Step::Activate,
+            engine.start(handle),
+        )
+        .await
+    }
+
+    /// Validate → Fetch → Prepare → Install → Activate → HealthCheck.
+    pub async fn deploy(
+        &self,
+        spec: &WorkloadSpec,
+        engine_name: &str,
+        ctx: &InstallContext,
+        obs: &dyn Observer,
+    ) -> DeployReport {
+        let handle = match self.provision(spec, engine_name, ctx, obs).await {
+            Ok(h) => h,
+            Err((step, err)) => return DeployReport::failed(step, &err, None),
+        };
+        let engine = match self.engine(engine_name) {
+            Ok(e) => e,
+            Err(err) => return DeployReport::failed(Step::Activate, &err, Some(handle)),
+        };
+        let e = engine.as_ref();
         if let Err(err) = self
             .step(obs, spec, engine_name, Step::Activate, e.start(&handle))
             .await
@@ -483,6 +517,13 @@ async fn validate(engine: &dyn Engine, spec: &WorkloadSpec) -> Result<()> {
         return Err(Error::Invalid(
             "the spec's version does not match its content digest".to_string(),
         ));
+    }
+    if !spec.outputs().is_empty() && !engine.capabilities().contains(&Capability::Outputs) {
+        return Err(Error::Invalid(format!(
+            "declared outputs ({}) need an engine that collects files; {} does not",
+            spec.outputs().join(", "),
+            engine.name()
+        )));
     }
     engine.validate(spec).await
 }

@@ -7,7 +7,12 @@
 //! | `beemesh.io/mock-start-delay-ms: N` | `start` takes N ms |
 //! | `beemesh.io/mock-exit-after-ms: N` | the instance exits N ms after it started |
 //! | `beemesh.io/mock-exit-code: C` | ... with code C (default 0) |
+//! | `beemesh.io/mock-exit-codes: "1,1,0"` | ... with the code of the workload's k-th start on this engine (the last one after that) |
+//! | `beemesh.io/mock-output-files: "result.txt=42, out/a=x"` | a start writes these files in the instance's working directory |
 //! | `beemesh.io/mock-health: fail` | the health check reports unhealthy |
+//!
+//! Declared outputs are collected from the working directory (`<state dir>/work/<instance>`,
+//! or a directory under the system's temporary directory for an in-memory engine).
 //!
 //! Instances live in memory and, when a state directory is given, in one JSON file each, the
 //! way a container daemon keeps containers while the node daemon restarts: after a `kill -9`
@@ -15,7 +20,7 @@
 //! an instance received with [`MockEngine::instance`].
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Duration;
@@ -23,6 +28,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use mesh_protocol::annotations;
 use mesh_protocol::api::{LogLine, LogStream};
+use mesh_protocol::job::Artifact;
 use mesh_protocol::{WorkloadKind, WorkloadSpec};
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +50,7 @@ const CAPABILITIES: &[Capability] = &[
     Capability::Compose,
     Capability::Jobs,
     Capability::Recover,
+    Capability::Outputs,
 ];
 
 /// Kinds the mock runs: everything but virtual machines, so that VM selection stays honest.
@@ -76,6 +83,9 @@ pub struct MockInstance {
     /// How many times `start` succeeded on this instance.
     pub starts: u32,
     pub logs: Vec<LogLine>,
+    /// Exit code of the current run, chosen at start (see `mock-exit-codes`).
+    #[serde(default)]
+    pub exit_code: Option<i32>,
 }
 
 /// Calls received, for assertions.
@@ -92,7 +102,12 @@ pub struct MockCounters {
 #[derive(Debug)]
 pub struct MockEngine {
     state_dir: Option<PathBuf>,
+    /// Working directories of instances, one per instance id.
+    work_root: PathBuf,
     instances: Mutex<BTreeMap<String, MockInstance>>,
+    /// Starts per workload version (`ns/name@version`), for `mock-exit-codes`; persisted
+    /// with the instances.
+    runs: Mutex<BTreeMap<String, u32>>,
     next_id: AtomicU64,
     healthy: AtomicBool,
     pub counters: MockCounters,
@@ -103,11 +118,19 @@ fn annotation_u64(spec: &WorkloadSpec, key: &str) -> Option<u64> {
 }
 
 impl MockEngine {
-    /// An engine whose instances live only in memory.
+    /// An engine whose instances live only in memory (their working directories in a
+    /// directory of the system's temporary directory, removed when the engine is dropped).
     pub fn new() -> Self {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0);
         Self {
             state_dir: None,
+            work_root: std::env::temp_dir()
+                .join(format!("mesh-mock-{}-{nanos:x}", std::process::id())),
             instances: Mutex::new(BTreeMap::new()),
+            runs: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
             healthy: AtomicBool::new(true),
             counters: MockCounters::default(),
@@ -133,15 +156,63 @@ impl MockEngine {
                 }
             }
         }
-        let engine = Self::new();
-        *engine
-            .instances
-            .lock()
-            .expect("mock lock is never poisoned") = instances;
+        let runs = match std::fs::read(dir.join(RUNS_FILE)) {
+            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
+            Err(_) => BTreeMap::new(),
+        };
         Ok(Self {
+            work_root: dir.join("work"),
+            instances: Mutex::new(instances),
+            runs: Mutex::new(runs),
             state_dir: Some(dir),
-            ..engine
+            next_id: AtomicU64::new(1),
+            healthy: AtomicBool::new(true),
+            counters: MockCounters::default(),
         })
+    }
+
+    /// The working directory of an instance (declared outputs are collected from here).
+    pub fn work_dir(&self, id: &str) -> PathBuf {
+        self.work_root.join(id)
+    }
+
+    /// Counts a start of `spec`'s version and returns its number (1 for the first).
+    fn count_run(&self, spec: &WorkloadSpec) -> Result<u32> {
+        let key = format!("{}@{}", spec.id(), spec.version);
+        let (n, copy) = {
+            let mut runs = self.runs.lock().expect("mock lock is never poisoned");
+            let n = runs.entry(key).or_insert(0);
+            *n += 1;
+            (*n, runs.clone())
+        };
+        if let Some(dir) = &self.state_dir {
+            let bytes =
+                serde_json::to_vec(&copy).map_err(|e| Error::engine(NAME, e.to_string()))?;
+            std::fs::write(dir.join(RUNS_FILE), bytes)
+                .map_err(|e| Error::engine(NAME, format!("cannot persist runs: {e}")))?;
+        }
+        Ok(n)
+    }
+
+    /// Writes the `mock-output-files` of `spec` into the instance's working directory.
+    fn write_outputs(&self, id: &str, spec: &WorkloadSpec) -> Result<()> {
+        let dir = self.work_dir(id);
+        let io = |e: std::io::Error| Error::engine(NAME, format!("{}: {e}", dir.display()));
+        let Some(files) = spec.annotation(annotations::MOCK_OUTPUT_FILES) else {
+            return Ok(());
+        };
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        for entry in files.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            let (path, content) = entry.split_once('=').unwrap_or((entry, ""));
+            mesh_protocol::job::check_output_path(path.trim())
+                .map_err(|e| Error::Invalid(format!("{}: {e}", annotations::MOCK_OUTPUT_FILES)))?;
+            let target = dir.join(path.trim());
+            if let Some(parent) = target.parent() {
+                std::fs::create_dir_all(parent).map_err(io)?;
+            }
+            std::fs::write(&target, content).map_err(io)?;
+        }
+        Ok(())
     }
 
     /// Scripted daemon health: `false` makes the next fingerprint unhealthy.
@@ -213,7 +284,11 @@ impl MockEngine {
 
     fn status_of(inst: &MockInstance, now: u64) -> InstanceStatus {
         let spec = &inst.spec;
-        let exit_code = annotation_u64(spec, annotations::MOCK_EXIT_CODE).unwrap_or(0) as i32;
+        let exit_code = inst.exit_code.unwrap_or_else(|| {
+            spec.annotation(annotations::MOCK_EXIT_CODE)
+                .and_then(|v| v.trim().parse().ok())
+                .unwrap_or(0)
+        });
         let state = match inst.state {
             MockRunState::Created => InstanceState::Created,
             MockRunState::Stopped => InstanceState::Exited { code: 0 },
@@ -248,12 +323,36 @@ impl Default for MockEngine {
     }
 }
 
+impl Drop for MockEngine {
+    /// An in-memory engine leaves nothing behind; one with a state directory keeps its
+    /// instances' files, as a container daemon would.
+    fn drop(&mut self) {
+        if self.state_dir.is_none() {
+            let _ = std::fs::remove_dir_all(&self.work_root);
+        }
+    }
+}
+
+/// File of the per-workload start counts in the state directory.
+const RUNS_FILE: &str = "runs.json";
+
+/// The exit code of the `run`-th start (1-based) from `"1,1,0"`; the last code after the list.
+fn scripted_exit_code(list: &str, run: u32) -> Option<i32> {
+    let codes: Vec<i32> = list
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    let index = (run.max(1) as usize - 1).min(codes.len().checked_sub(1)?);
+    codes.get(index).copied()
+}
+
 fn log(line: impl Into<String>) -> LogLine {
     LogLine {
         at: Some(now_millis()),
         stream: LogStream::Stdout,
         source: None,
         line: line.into(),
+        correlation: None,
     }
 }
 
@@ -316,6 +415,7 @@ impl Engine for MockEngine {
             started_at: None,
             starts: 0,
             logs,
+            exit_code: None,
         };
         self.persist(&inst)?;
         self.lock().insert(id.clone(), inst);
@@ -346,10 +446,16 @@ impl Engine for MockEngine {
             return Err(Error::engine(NAME, msg));
         }
         self.counters.starts.fetch_add(1, Ordering::Relaxed);
+        let exit_code = match spec.annotation(annotations::MOCK_EXIT_CODES) {
+            Some(list) => scripted_exit_code(list, self.count_run(&spec)?),
+            None => None,
+        };
+        self.write_outputs(&handle.instance, &spec)?;
         self.modify(handle, |inst| {
             inst.state = MockRunState::Running;
             inst.started_at = Some(now_millis());
             inst.starts += 1;
+            inst.exit_code = exit_code;
             inst.logs.push(log("started"));
             Ok(())
         })
@@ -402,6 +508,16 @@ impl Engine for MockEngine {
     async fn remove(&self, handle: &Handle) -> Result<()> {
         self.counters.removes.fetch_add(1, Ordering::Relaxed);
         self.lock().remove(&handle.instance);
+        if !handle.instance.is_empty() && !handle.instance.contains(['/', '.']) {
+            match std::fs::remove_dir_all(self.work_dir(&handle.instance)) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                    return Err(Error::engine(NAME, e.to_string()))
+                }
+                _ => {}
+            }
+            // Gone with the last instance; fails harmlessly while others remain.
+            let _ = std::fs::remove_dir(&self.work_root);
+        }
         self.forget(&handle.instance)
     }
 
@@ -412,5 +528,34 @@ impl Engine for MockEngine {
             Some(inst) => Recovered::Adopted(Self::status_of(inst, now_millis())),
             None => Recovered::Gone,
         })
+    }
+
+    async fn collect(
+        &self,
+        handle: &Handle,
+        outputs: &[String],
+        dest: &Path,
+    ) -> Result<Vec<Artifact>> {
+        if self.instance(&handle.instance).is_none() {
+            return Err(Self::not_found(handle));
+        }
+        // A run that wrote nothing has no directory: every declared output is then missing.
+        let root = self.work_dir(&handle.instance);
+        let (outputs, dest) = (outputs.to_vec(), dest.to_path_buf());
+        tokio::task::spawn_blocking(move || crate::artifact::collect(&root, &outputs, &dest))
+            .await
+            .map_err(|e| Error::engine(NAME, e.to_string()))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::scripted_exit_code;
+
+    #[test]
+    fn exit_codes_follow_the_list_then_repeat_the_last() {
+        let got: Vec<Option<i32>> = (1..=5).map(|r| scripted_exit_code("1, 2,0", r)).collect();
+        assert_eq!(got, [Some(1), Some(2), Some(0), Some(0), Some(0)]);
+        assert_eq!(scripted_exit_code("", 1), None);
     }
 }

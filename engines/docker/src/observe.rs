@@ -278,6 +278,7 @@ impl DockerEngine {
                         stream: stream_kind,
                         source: Some(m.service.clone()),
                         line: text.to_string(),
+                        correlation: None,
                     });
                 }
             }

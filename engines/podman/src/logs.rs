@@ -104,6 +104,7 @@ fn push_lines(
             stream,
             source: Some(source.to_string()),
             line: line.to_string(),
+            correlation: None,
         });
     }
 }

@@ -2,13 +2,14 @@
 //! processes.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
 use mesh_protocol::api::LogLine;
+use mesh_protocol::job::Artifact;
 use mesh_protocol::{WorkloadKind, WorkloadSpec};
 use mesh_runtime::engine::{
     Capability, Engine, Fingerprint, Handle, Health, InstallContext, InstanceState, InstanceStatus,
@@ -23,7 +24,12 @@ use crate::run::{self, Inst};
 use crate::state::{self, Paths, Proc, Record, Slot};
 use crate::NAME;
 
-const CAPABILITIES: &[Capability] = &[Capability::Logs, Capability::Jobs, Capability::Recover];
+const CAPABILITIES: &[Capability] = &[
+    Capability::Logs,
+    Capability::Jobs,
+    Capability::Recover,
+    Capability::Outputs,
+];
 
 const KINDS: &[WorkloadKind] = &[
     WorkloadKind::Pod,
@@ -334,5 +340,33 @@ impl Engine for ProcessEngine {
         } else {
             Recovered::Gone
         })
+    }
+
+    /// Outputs are relative to the working directory of the first container (its
+    /// `workingDir`, else its private directory).
+    async fn collect(
+        &self,
+        handle: &Handle,
+        outputs: &[String],
+        dest: &Path,
+    ) -> Result<Vec<Artifact>> {
+        let inst = self
+            .inst(&handle.instance)?
+            .ok_or_else(|| not_found(handle))?;
+        let root = {
+            let record = inst.record();
+            let first = record
+                .slots
+                .first()
+                .ok_or_else(|| engine_err("the instance has no container"))?;
+            match &first.command.working_dir {
+                Some(dir) => PathBuf::from(dir),
+                None => inst.paths.work(&first.command.name),
+            }
+        };
+        let (outputs, dest) = (outputs.to_vec(), dest.to_path_buf());
+        tokio::task::spawn_blocking(move || mesh_runtime::artifact::collect(&root, &outputs, &dest))
+            .await
+            .map_err(engine_err)?
     }
 }

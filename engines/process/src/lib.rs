@@ -22,6 +22,8 @@
 //! are not applied by this engine, and container health checks are not run (a running
 //! process is healthy).
 //!
+//! A job's declared outputs are collected from the first container's working directory.
+//!
 //! # Layout
 //!
 //! - [`plan`]: containers to commands (argv, environment, working directory).

@@ -191,6 +191,7 @@ pub fn read_logs(paths: &Paths, record: &Record, tail: Option<usize>) -> io::Res
                     stream: kind,
                     source: Some(name.clone()),
                     line: l.to_string(),
+                    correlation: None,
                 }));
             }
         }

@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use mesh_protocol::api::LogLine;
+use mesh_protocol::job::Artifact;
 use mesh_protocol::{WorkloadKind, WorkloadSpec};
 use mesh_runtime::engine::{
     Capability, Engine, Fingerprint, Handle, Health, InstallContext, InstanceState, InstanceStatus,
@@ -34,6 +35,7 @@ const CAPABILITIES: &[Capability] = &[
     Capability::Jobs,
     Capability::Recover,
     Capability::Limits,
+    Capability::Outputs,
 ];
 
 const KINDS: &[WorkloadKind] = &[WorkloadKind::Function];
@@ -392,6 +394,23 @@ impl Engine for WasmEngine {
             return Ok(Recovered::Gone);
         };
         Ok(observe::recover(&record, &self.paths(&handle.instance)))
+    }
+
+    /// Outputs are relative to the guest's `/scratch`.
+    async fn collect(
+        &self,
+        handle: &Handle,
+        outputs: &[String],
+        dest: &Path,
+    ) -> Result<Vec<Artifact>> {
+        if self.read_record(&handle.instance)?.is_none() {
+            return Err(not_found(handle));
+        }
+        let root = self.paths(&handle.instance).scratch();
+        let (outputs, dest) = (outputs.to_vec(), dest.to_path_buf());
+        tokio::task::spawn_blocking(move || mesh_runtime::artifact::collect(&root, &outputs, &dest))
+            .await
+            .map_err(engine_err)?
     }
 }
 

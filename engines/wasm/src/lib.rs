@@ -13,6 +13,7 @@
 //! clocks, random numbers, a private `/scratch` directory, and nothing else of the host.
 //! Limits: linear memory (`spec.memory`, default 256 MiB), a wall-clock deadline
 //! (`spec.timeout`, or a Job's `activeDeadlineSeconds`) checked at every epoch tick.
+//! A run-to-completion Function's declared outputs are collected from its `/scratch`.
 //!
 //! Restart policy: a long-running Function (not run-to-completion) with `restartPolicy`
 //! `Always` or `OnFailure` is restarted by this engine with exponential backoff (200 ms

@@ -76,6 +76,7 @@ pub fn line(stream: LogStream, text: impl Into<String>) -> LogLine {
         stream,
         source: None,
         line: text.into(),
+        correlation: None,
     }
 }
 

@@ -49,6 +49,9 @@ struct Args {
     /// Grace period between stop and kill.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     stop_grace: Duration,
+    /// Pause before a failed job attempt is retried; doubles per further failure, at most 6m.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    job_backoff: Duration,
     /// How often engines are probed for health.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     fingerprint_interval: Duration,
@@ -135,6 +138,7 @@ fn config(args: Args) -> anyhow::Result<Config> {
     config.engines = engines;
     config.controller.health_timeout = args.health_timeout;
     config.controller.stop_grace = args.stop_grace;
+    config.controller.job_backoff_base = args.job_backoff;
     config.fingerprint_period = args.fingerprint_interval;
     config.monitor_period = args.monitor_interval;
     Ok(config)

@@ -4,6 +4,7 @@ use std::io::Write;
 
 use clap::ValueEnum;
 use mesh_protocol::api::{ApplyAction, ApplyResponse, Deployment, EngineInfo, Logs};
+use mesh_protocol::job::JobStatus;
 use mesh_protocol::spec::short_version;
 use mesh_protocol::wire::{NodeInfo, Provider};
 use mesh_protocol::{Event, Outcome};
@@ -99,6 +100,60 @@ fn duration_us(us: u64) -> String {
     }
 }
 
+/// `1.5s`, `3m20s` for a span of milliseconds.
+fn span_ms(ms: u64) -> String {
+    match ms {
+        0..=999 => format!("{ms}ms"),
+        1000..=59_999 => format!("{:.1}s", ms as f64 / 1000.0),
+        _ => format!("{}m{}s", ms / 60_000, (ms % 60_000) / 1000),
+    }
+}
+
+fn bytes(n: u64) -> String {
+    match n {
+        0..=1023 => format!("{n}B"),
+        1024..=1_048_575 => format!("{:.1}KiB", n as f64 / 1024.0),
+        _ => format!("{:.1}MiB", n as f64 / 1_048_576.0),
+    }
+}
+
+/// The first job of a workload's replicas.
+fn job_of(d: &Deployment) -> Option<&JobStatus> {
+    d.replicas.iter().find_map(|r| r.job.as_ref())
+}
+
+/// `3/7`: attempts started of the most allowed.
+fn attempts(j: &JobStatus) -> String {
+    format!("{}/{}", j.attempts, j.backoff_limit.saturating_add(1))
+}
+
+/// One line about a job run, for `get`.
+fn job_summary(j: &JobStatus) -> String {
+    let now = mesh_runtime::now_millis();
+    if let Some(e) = &j.error {
+        return e.to_string();
+    }
+    if j.finished() {
+        let n = j.outputs.len();
+        return format!(
+            "succeeded{}",
+            if n == 0 {
+                String::new()
+            } else {
+                format!(", {n} output{}", if n == 1 { "" } else { "s" })
+            }
+        );
+    }
+    match j.next_attempt_at {
+        Some(at) => format!(
+            "attempt {} failed; next in {}",
+            j.attempts,
+            span_ms(at.saturating_sub(now))
+        ),
+        None => format!("attempt {} running ({})", j.attempts, j.correlation),
+    }
+}
+
 fn action_str(a: ApplyAction) -> &'static str {
     match a {
         ApplyAction::Created => "created",
@@ -174,10 +229,14 @@ pub fn print_deployments(fmt: Format, list: &[Deployment], single: bool) -> anyh
         "PHASE",
         "ENGINE",
         "READY",
+        "ATTEMPTS",
+        "EXIT",
         "VERSION",
         "AGE",
+        "DETAIL",
     ]);
     for d in list {
+        let job = job_of(d);
         t.row(vec![
             d.name.clone(),
             d.namespace.clone(),
@@ -189,8 +248,16 @@ pub fn print_deployments(fmt: Format, list: &[Deployment], single: bool) -> anyh
                 d.engine.clone()
             },
             ready(d),
+            job.map_or_else(|| "-".into(), attempts),
+            job.and_then(|j| j.exit_code)
+                .or_else(|| d.replicas.iter().find_map(|r| r.exit_code))
+                .map_or_else(|| "-".into(), |c| c.to_string()),
             short_version(&d.version).to_string(),
             age(d.created_at),
+            match job {
+                Some(j) => job_summary(j),
+                None => d.error.clone().unwrap_or_default(),
+            },
         ]);
     }
     print!("{}", t.render());
@@ -268,6 +335,12 @@ pub fn print_describe(fmt: Format, d: &Deployment) -> anyhow::Result<()> {
     for l in t.render().lines() {
         s.push_str(&format!("  {l}\n"));
     }
+    for r in &d.replicas {
+        if let Some(j) = &r.job {
+            s.push_str(&format!("Job (on {}):\n", short_peer(&r.node)));
+            describe_job(&mut s, j);
+        }
+    }
     for (title, items) in [("Placement", &d.placement), ("Warnings", &d.warnings)] {
         if !items.is_empty() {
             s.push_str(&format!("{title}:\n"));
@@ -306,9 +379,116 @@ pub fn print_describe(fmt: Format, d: &Deployment) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The job section of `describe`: attempts, deadline, exit code, typed error, outputs and
+/// the attempts' history.
+fn describe_job(s: &mut String, j: &JobStatus) {
+    let now = mesh_runtime::now_millis();
+    let line = |s: &mut String, k: &str, v: &str| {
+        s.push_str(&format!("  {:<15}{v}\n", format!("{k}:")));
+    };
+    line(s, "Run", &j.run_id);
+    line(
+        s,
+        "Correlation",
+        if j.correlation.is_empty() {
+            "-"
+        } else {
+            &j.correlation
+        },
+    );
+    line(
+        s,
+        "Attempts",
+        &format!(
+            "{} ({} failed; backoffLimit {})",
+            j.attempts, j.failed_attempts, j.backoff_limit
+        ),
+    );
+    if let Some(ms) = j.active_deadline_ms {
+        let left = match (j.started_at, j.completed_at) {
+            (Some(start), None) => format!(" ({} left)", span_ms((start + ms).saturating_sub(now))),
+            _ => String::new(),
+        };
+        line(
+            s,
+            "Deadline",
+            &format!("{} from the first start{left}", span_ms(ms)),
+        );
+    }
+    if let Some(at) = j.next_attempt_at {
+        line(
+            s,
+            "Next attempt",
+            &format!("in {}", span_ms(at.saturating_sub(now))),
+        );
+    }
+    line(
+        s,
+        "Exit code",
+        &j.exit_code.map_or_else(|| "-".into(), |c| c.to_string()),
+    );
+    let result = match (&j.error, j.finished()) {
+        (Some(e), _) => format!("Failed ({} error)", e.phase),
+        (None, true) => "Succeeded".to_string(),
+        (None, false) => "-".to_string(),
+    };
+    line(s, "Result", &result);
+    if let Some(e) = &j.error {
+        line(s, "Error", &e.to_string());
+    }
+    if j.kept_instance {
+        line(s, "Instance", "kept (beemesh.io/job-keep-instance)");
+    }
+    if !j.outputs.is_empty() {
+        s.push_str("  Outputs:\n");
+        let mut t = Table::new(&["PATH", "SIZE", "DIGEST", "LOCATION"]);
+        for a in &j.outputs {
+            let digest = a.digest.strip_prefix("sha256:").unwrap_or(&a.digest);
+            t.row(vec![
+                a.path.clone(),
+                bytes(a.size),
+                format!("sha256:{}", &digest[..digest.len().min(12)]),
+                a.location.clone(),
+            ]);
+        }
+        for l in t.render().lines() {
+            s.push_str(&format!("    {l}\n"));
+        }
+    }
+    if !j.history.is_empty() {
+        s.push_str("  Attempt history:\n");
+        let mut t = Table::new(&["#", "CORRELATION", "STARTED", "TOOK", "EXIT", "ERROR"]);
+        for a in &j.history {
+            t.row(vec![
+                a.number.to_string(),
+                a.correlation.clone(),
+                a.started_at
+                    .map_or_else(|| "-".into(), |at| format!("{} ago", age(at))),
+                match (a.started_at, a.finished_at) {
+                    (Some(b), Some(e)) => span_ms(e.saturating_sub(b)),
+                    (Some(_), None) => "running".into(),
+                    _ => "-".into(),
+                },
+                a.exit_code.map_or_else(|| "-".into(), |c| c.to_string()),
+                a.error.as_ref().map(|e| e.to_string()).unwrap_or_default(),
+            ]);
+        }
+        for l in t.render().lines() {
+            s.push_str(&format!("    {l}\n"));
+        }
+    }
+}
+
 fn events_table(events: &[Event]) -> String {
     let mut t = Table::new(&[
-        "AGE", "WORKLOAD", "STEP", "OUTCOME", "ENGINE", "TOOK", "MESSAGE",
+        "AGE",
+        "WORKLOAD",
+        "STEP",
+        "OUTCOME",
+        "ENGINE",
+        "TOOK",
+        "CORRELATION",
+        "MESSAGE",
     ]);
     for e in events {
         t.row(vec![
@@ -321,6 +501,7 @@ fn events_table(events: &[Event]) -> String {
             },
             e.engine.clone().unwrap_or_else(|| "-".into()),
             duration_us(e.duration_us),
+            e.correlation.clone().unwrap_or_else(|| "-".into()),
             e.message.clone(),
         ]);
     }
@@ -341,6 +522,9 @@ pub fn print_logs(fmt: Format, logs: &Logs) -> anyhow::Result<()> {
     }
     let mut out = std::io::stdout().lock();
     for l in &logs.lines {
+        if let Some(c) = &l.correlation {
+            write!(out, "[{c}] ")?;
+        }
         match &l.source {
             Some(src) => writeln!(out, "[{src}] {}", l.line)?,
             None => writeln!(out, "{}", l.line)?,
@@ -475,4 +659,93 @@ pub fn print_nodes(fmt: Format, nodes: &[NodeInfo]) -> anyhow::Result<()> {
     }
     print!("{}", t.render());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use mesh_protocol::job::{Artifact, Attempt, JobError, JobPhase, JobReason};
+
+    fn failed_job() -> JobStatus {
+        JobStatus {
+            run_id: "job-3f2a9c1d-7b41".into(),
+            correlation: "job-3f2a9c1d-7b41-3".into(),
+            attempts: 3,
+            failed_attempts: 3,
+            backoff_limit: 2,
+            started_at: Some(1_000),
+            completed_at: Some(5_000),
+            exit_code: Some(1),
+            error: Some(
+                JobError::new(
+                    JobPhase::Execution,
+                    "exited with code 1; backoffLimit 2 reached after 3 attempts",
+                )
+                .with_reason(JobReason::BackoffLimitExceeded),
+            ),
+            history: vec![Attempt {
+                number: 3,
+                correlation: "job-3f2a9c1d-7b41-3".into(),
+                started_at: Some(4_000),
+                finished_at: Some(4_500),
+                exit_code: Some(1),
+                error: Some(JobError::new(JobPhase::Execution, "exited with code 1")),
+            }],
+            ..JobStatus::default()
+        }
+    }
+
+    /// `get` says how a job ended in one line; `describe` shows attempts, the typed error,
+    /// outputs with sizes and the attempts with their correlation ids.
+    #[test]
+    fn jobs_render_their_results() {
+        let failed = failed_job();
+        assert_eq!(attempts(&failed), "3/3");
+        assert_eq!(
+            job_summary(&failed),
+            "execution error: exited with code 1; backoffLimit 2 reached after 3 attempts (BackoffLimitExceeded)"
+        );
+        let mut s = String::new();
+        describe_job(&mut s, &failed);
+        assert!(
+            s.contains("Attempts:      3 (3 failed; backoffLimit 2)"),
+            "{s}"
+        );
+        assert!(s.contains("Result:        Failed (execution error)"), "{s}");
+        assert!(s.contains("Exit code:     1"), "{s}");
+        assert!(s.contains("3  job-3f2a9c1d-7b41-3"), "{s}");
+        assert!(s.contains("500ms"), "{s}");
+
+        let ok = JobStatus {
+            error: None,
+            exit_code: Some(0),
+            outputs: vec![Artifact {
+                path: "result.txt".into(),
+                size: 2048,
+                digest: format!("sha256:{}", "ab".repeat(32)),
+                location: "/data/jobs/default/pi/outputs/result.txt".into(),
+            }],
+            ..failed_job()
+        };
+        assert_eq!(job_summary(&ok), "succeeded, 1 output");
+        let mut s = String::new();
+        describe_job(&mut s, &ok);
+        assert!(s.contains("Result:        Succeeded"), "{s}");
+        assert!(
+            s.contains(
+                "result.txt  2.0KiB  sha256:abababababab  /data/jobs/default/pi/outputs/result.txt"
+            ),
+            "{s}"
+        );
+        let running = JobStatus {
+            completed_at: None,
+            error: None,
+            ..failed_job()
+        };
+        assert_eq!(
+            job_summary(&running),
+            "attempt 3 running (job-3f2a9c1d-7b41-3)"
+        );
+    }
 }

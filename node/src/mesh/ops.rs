@@ -616,6 +616,7 @@ fn failed_part(
             exit_code: None,
             restarts: 0,
             updated_at: now,
+            job: None,
         }],
         placement: notes.to_vec(),
         warnings: spec.warnings.clone(),
