@@ -17,7 +17,11 @@ use crate::error::ApiError;
 use crate::mesh::Mesh;
 
 /// Largest request body: a maximal manifest, JSON-escaped, plus room for the envelope.
-pub const MAX_REQUEST_BYTES: usize = 2 * mesh_manifests::MAX_MANIFEST_BYTES + 64 * 1024;
+pub const MAX_REQUEST_BYTES: usize = 2 * mesh_manifests::MAX_MANIFEST_BYTES
+    + 64 * 1024
+    // Bundled modules, base64.
+    + mesh_protocol::api::MAX_MODULE_BYTES / 3 * 4
+    + 4;
 /// Events returned by `GET /events` when no limit is given, and the most ever returned.
 pub const DEFAULT_EVENTS: usize = 100;
 pub const MAX_EVENTS: usize = 1000;

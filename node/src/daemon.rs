@@ -13,13 +13,17 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::identity::{self, NodeFile};
+use crate::mesh::modules::MeshFetcher;
 use crate::mesh::{Mesh, MeshConfig};
 use crate::net::{self, NetConfig};
 use crate::service::Node;
 use crate::store::Store;
 
 /// Engines this build of `meshd` can enable by name.
-pub const KNOWN_ENGINES: &[&str] = &["podman", "docker", "mock"];
+pub const KNOWN_ENGINES: &[&str] = &["podman", "docker", "wasm", "process", "mock"];
+
+/// In an engine list, stands for the engines detected on this machine (`auto,process`).
+pub const AUTO_ENGINES: &str = "auto";
 
 /// Everything a node needs to start. `Config::new(dir)` gives the defaults.
 #[derive(Debug, Clone)]
@@ -48,6 +52,8 @@ pub struct Config {
     pub bootstrap_interval: Duration,
     /// Connections unused for this long close (gossip mesh peers stay connected).
     pub idle_timeout: Duration,
+    /// The wasm engine's runner binary (default: `mesh-wasm-runner` next to meshd, or on PATH).
+    pub wasm_runner: Option<PathBuf>,
     /// Podman API socket (default: `CONTAINER_HOST`, /run/podman/podman.sock, $XDG_RUNTIME_DIR/podman/podman.sock).
     pub podman_socket: Option<PathBuf>,
     /// Docker API socket (default: `DOCKER_HOST`, /var/run/docker.sock).
@@ -72,6 +78,7 @@ impl Config {
             mesh: MeshConfig::default(),
             bootstrap_interval: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(30),
+            wasm_runner: None,
             podman_socket: None,
             docker_socket: None,
         }
@@ -91,11 +98,44 @@ pub fn default_data_dir() -> PathBuf {
         .join("mesh")
 }
 
-/// Builds the engines named on the command line.
-pub fn build_engines(names: &[String], config: &Config) -> anyhow::Result<Vec<Arc<dyn Engine>>> {
+/// Builds the engines named on the command line (`auto` adds the detected ones). The wasm
+/// engine fetches missing modules through `fetcher`.
+pub fn build_engines(
+    names: &[String],
+    config: &Config,
+    fetcher: &Arc<MeshFetcher>,
+) -> anyhow::Result<Vec<Arc<dyn Engine>>> {
     let mut out: Vec<Arc<dyn Engine>> = Vec::new();
-    for name in names {
+    let mut names = names.to_vec();
+    if let Some(i) = names.iter().position(|n| n == AUTO_ENGINES) {
+        names.splice(i..=i, detected_engines(config));
+    }
+    names.dedup();
+    for name in &names {
         match name.as_str() {
+            "wasm" => {
+                let found = config
+                    .wasm_runner
+                    .clone()
+                    .or_else(mesh_engine_wasm::WasmEngine::find_runner);
+                let runner = found.with_context(|| {
+                    format!(
+                        "the wasm engine needs its runner, {}, next to meshd or on PATH",
+                        mesh_engine_wasm::RUNNER_BIN
+                    )
+                })?;
+                let engine =
+                    mesh_engine_wasm::WasmEngine::new(config.data_dir.join("wasm"), runner)
+                        .map_err(|e| anyhow::anyhow!("wasm engine: {e}"))?
+                        .with_fetcher(fetcher.clone());
+                out.push(Arc::new(engine));
+            }
+            "process" => {
+                let engine =
+                    mesh_engine_process::ProcessEngine::new(config.data_dir.join("process"))
+                        .map_err(|e| anyhow::anyhow!("process engine: {e}"))?;
+                out.push(Arc::new(engine));
+            }
             "mock" => {
                 let dir = config.data_dir.join("mock");
                 let engine = MockEngine::with_state_dir(&dir)
@@ -135,9 +175,11 @@ fn podman_engine(config: &Config) -> Arc<dyn Engine> {
     Arc::new(mesh_engine_podman::PodmanEngine::connect(&socket).with_compose(Arc::new(compose)))
 }
 
-/// The real engines whose daemon socket exists on this machine. Availability after that is
-/// the periodic fingerprint's business: a daemon that stops later turns its engine unhealthy.
-fn detect_engines(config: &Config) -> Vec<Arc<dyn Engine>> {
+/// The real engines available on this machine: Podman and Docker when their daemon socket
+/// exists, wasm when its runner binary is found. Availability after that is the periodic
+/// fingerprint's business: a daemon that stops later turns its engine unhealthy. The process
+/// engine is never detected: it is not sandboxed, so a node runs it only when named.
+fn detected_engines(config: &Config) -> Vec<String> {
     let mut names = Vec::new();
     if mesh_engine_podman::PodmanEngine::default_socket(config.podman_socket.as_deref()).exists() {
         names.push("podman".to_string());
@@ -154,10 +196,12 @@ fn detect_engines(config: &Config) -> Vec<Arc<dyn Engine>> {
         tracing::warn!(
             "no container engine found (no Podman or Docker socket); name engines with --engines"
         );
-    } else {
-        tracing::info!(engines = ?names, "detected engines");
     }
-    build_engines(&names, config).unwrap_or_default()
+    if config.wasm_runner.is_some() || mesh_engine_wasm::WasmEngine::find_runner().is_some() {
+        names.push("wasm".to_string());
+    }
+    tracing::info!(engines = ?names, "detected engines");
+    names
 }
 
 /// A started node. Stop it by cancelling the token given to [`start`], then [`Daemon::wait`].
@@ -212,10 +256,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let node_id = keypair.public().to_peer_id().to_string();
 
     let mut registry = Registry::new();
-    let engines = match &config.engines {
-        Some(names) => build_engines(names, &config)?,
-        None => detect_engines(&config),
-    };
+    let fetcher = MeshFetcher::new();
+    let auto = vec![AUTO_ENGINES.to_string()];
+    let engines = build_engines(config.engines.as_ref().unwrap_or(&auto), &config, &fetcher)?;
     for engine in engines
         .into_iter()
         .chain(config.extra_engines.iter().cloned())
@@ -227,6 +270,11 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 
     let controller = Controller::new(registry.clone(), config.controller.clone());
     let node = Node::new(node_id, store, controller, config.policy.clone());
+    // Modules bundled into applies are kept even on a node without the wasm engine: it
+    // serves them to the nodes that run them.
+    let modules = mesh_engine_wasm::ModuleStore::open(config.data_dir.join("wasm"))
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    node.set_module_store(modules);
     let summary = node
         .recover_all()
         .await
@@ -255,6 +303,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         &tasks,
         shutdown.clone(),
     );
+    fetcher.attach(&mesh);
     let addresses = wait_for_listeners(&mesh, config.listen.len()).await;
 
     let socket = config.socket_path();

@@ -10,10 +10,12 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use mesh_engine_wasm::{Digest, ModuleStore};
 use mesh_protocol::api::{
-    ApplyAction, ApplyOutcome, ApplyRequest, ApplyResponse, Deployment, Health, LogLine, Logs,
-    Status, VersionRecord,
+    ApplyAction, ApplyOutcome, ApplyRequest, ApplyResponse, BundledModule, Deployment, Health,
+    LogLine, Logs, Status, VersionRecord, MAX_MODULE_BYTES,
 };
+use mesh_protocol::spec::ModuleSource;
 use mesh_protocol::wire::ReplicaApply;
 use mesh_protocol::{Event, Outcome, Phase, Step, WorkloadId, WorkloadKind, WorkloadSpec};
 use mesh_runtime::engine::InstallContext;
@@ -52,6 +54,8 @@ struct Inner {
     started_at: u64,
     /// Told about every workload whose local state changed (the mesh announcer listens).
     changes: std::sync::OnceLock<mpsc::Sender<WorkloadId>>,
+    /// Where bundled WASM modules are kept (the wasm engine's store).
+    modules: std::sync::OnceLock<ModuleStore>,
 }
 
 /// Records lifecycle steps as stored events and persists handles as soon as they exist.
@@ -118,6 +122,30 @@ impl Observer for Recorder<'_> {
     }
 }
 
+/// A Function whose module is a path (`spec.module: ./hello.wasm`) runs the digest of the
+/// module `meshctl` bundled for that path; its version is sealed over the digest, so a new
+/// module is a new version.
+fn resolve_module(spec: &mut WorkloadSpec, modules: &[BundledModule]) -> Result<(), ApiError> {
+    let Some(module) = &mut spec.module else {
+        return Ok(());
+    };
+    let ModuleSource::Path(path) = &module.source else {
+        return Ok(());
+    };
+    let bundled = modules.iter().find(|m| m.path == *path).ok_or_else(|| {
+        ApiError::bad_request(format!(
+            "{}: spec.module {path:?} is a local path; apply the file with meshctl, which \
+             bundles the module, or write its digest (sha256:…)",
+            spec.name
+        ))
+    })?;
+    Digest::parse(&bundled.digest)
+        .map_err(|e| ApiError::bad_request(format!("bundled module {path}: {e}")))?;
+    module.source = ModuleSource::Digest(bundled.digest.clone());
+    *spec = spec.clone().seal();
+    Ok(())
+}
+
 impl Node {
     pub fn new(id: String, store: Store, controller: Controller, policy: Policy) -> Self {
         Self {
@@ -130,6 +158,7 @@ impl Node {
                 deploys: Semaphore::new(MAX_CONCURRENT_DEPLOYS),
                 started_at: now_millis(),
                 changes: std::sync::OnceLock::new(),
+                modules: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -141,6 +170,47 @@ impl Node {
     /// Subscribes `tx` to the ids of workloads whose local state changed. Set once.
     pub fn watch_changes(&self, tx: mpsc::Sender<WorkloadId>) {
         let _ = self.inner.changes.set(tx);
+    }
+
+    /// Keeps modules bundled into applies in `store` (set once, by the daemon).
+    pub fn set_module_store(&self, store: ModuleStore) {
+        let _ = self.inner.modules.set(store);
+    }
+
+    /// The module store, when this node keeps modules.
+    pub fn module_store(&self) -> Option<&ModuleStore> {
+        self.inner.modules.get()
+    }
+
+    /// Stores the module bytes an apply carries, after checking each hashes to its stated
+    /// digest. Returns the digests stored.
+    pub async fn store_modules(&self, req: &ApplyRequest) -> Result<Vec<Digest>, ApiError> {
+        let mut stored = Vec::new();
+        for m in &req.modules {
+            let Some(bytes) = &m.bytes else { continue };
+            let digest = Digest::parse(&m.digest)
+                .map_err(|e| ApiError::bad_request(format!("bundled module {}: {e}", m.path)))?;
+            if bytes.len() > MAX_MODULE_BYTES {
+                return Err(ApiError::bad_request(format!(
+                    "bundled module {} is {} bytes; at most {MAX_MODULE_BYTES}",
+                    m.path,
+                    bytes.len()
+                )));
+            }
+            let Some(store) = self.module_store().cloned() else {
+                return Err(ApiError::bad_request(format!(
+                    "this node keeps no WASM modules; cannot take {}",
+                    m.path
+                )));
+            };
+            let bytes = bytes.clone();
+            tokio::task::spawn_blocking(move || store.put_expected(&digest, &bytes))
+                .await
+                .map_err(|e| ApiError::internal(format!("module store task: {e}")))?
+                .map_err(|e| ApiError::bad_request(format!("bundled module {}: {e}", m.path)))?;
+            stored.push(digest);
+        }
+        Ok(stored)
     }
 
     /// Tells the watcher that `id` changed. A full watcher misses nothing for long: the
@@ -215,6 +285,9 @@ impl Node {
         };
         let mut specs = mesh_manifests::parse(req.manifest.as_bytes(), &opts)
             .map_err(|e| ApiError::bad_request(e.to_string()))?;
+        for spec in &mut specs {
+            resolve_module(spec, &req.modules)?;
+        }
         if specs.len() > MAX_WORKLOADS_PER_APPLY {
             return Err(ApiError::bad_request(format!(
                 "{} workloads in one apply; at most {MAX_WORKLOADS_PER_APPLY}",
@@ -244,6 +317,7 @@ impl Node {
             ));
         }
         let specs = self.parse(&req)?;
+        self.store_modules(&req).await?;
         let mut workloads = Vec::with_capacity(specs.len());
         for spec in specs {
             let replicas = req.replicas.unwrap_or_else(|| spec.replica_count());

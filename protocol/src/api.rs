@@ -32,7 +32,34 @@ pub struct ApplyRequest {
     /// Detached signature over `manifest` (verified once trust policy exists).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub signature: Option<String>,
+    /// WASM modules the manifest names by path (`spec.module: ./hello.wasm`), bundled by
+    /// `meshctl`. The node stores them by digest and runs the digest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<BundledModule>,
 }
+
+/// A module named by path in a manifest: its digest, and its bytes (absent once the entry
+/// node stored them and forwards the apply to the nodes it placed replicas on; those fetch
+/// it, from `providers` first).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BundledModule {
+    /// The path exactly as the manifest writes it.
+    pub path: String,
+    /// `sha256:<hex>` of the bytes.
+    pub digest: String,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::b64::option"
+    )]
+    pub bytes: Option<Vec<u8>>,
+    /// Multiaddrs (ending in `/p2p/<peer id>`) of nodes known to hold the module.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub providers: Vec<String>,
+}
+
+/// Largest module `meshctl` bundles into an apply.
+pub const MAX_MODULE_BYTES: usize = 8 * 1024 * 1024;
 
 /// What an apply did to one workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

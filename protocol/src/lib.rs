@@ -16,6 +16,7 @@
 
 pub mod annotations;
 pub mod api;
+pub mod b64;
 pub mod duration;
 pub mod job;
 pub mod lifecycle;

@@ -52,7 +52,17 @@ pub enum Request {
         id: WorkloadId,
         tail: Option<usize>,
     },
+
+    // Content requests.
+    /// Up to [`MODULE_CHUNK_BYTES`] of a stored WASM module (`sha256:<hex>`) from `offset`.
+    FetchModule {
+        digest: String,
+        offset: u64,
+    },
 }
+
+/// Largest piece of a module one [`Request::FetchModule`] returns.
+pub const MODULE_CHUNK_BYTES: usize = 4 * 1024 * 1024;
 
 impl Request {
     /// Short name for logs and errors.
@@ -71,6 +81,7 @@ impl Request {
             Request::ReplicaList => "replica-list",
             Request::ReplicaDelete { .. } => "replica-delete",
             Request::ReplicaLogs { .. } => "replica-logs",
+            Request::FetchModule { .. } => "fetch-module",
         }
     }
 }
@@ -100,6 +111,13 @@ pub enum Response {
     Providers(Vec<Provider>),
     Nodes(Vec<NodeInfo>),
     Engines(Vec<EngineInfo>),
+    /// A piece of a module: `bytes` from `offset` of a module of `total` bytes.
+    ModuleChunk {
+        total: u64,
+        offset: u64,
+        #[serde(with = "crate::b64")]
+        bytes: Vec<u8>,
+    },
     /// The request failed; `status` follows HTTP (400 bad input, 404 not found, 422 apply
     /// failed, 500/503 node trouble).
     Error {

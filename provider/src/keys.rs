@@ -30,6 +30,12 @@ pub fn engine(name: &str) -> Vec<u8> {
     format!("/mesh/1/engine/{name}").into_bytes()
 }
 
+/// Kademlia *provider* key of a content-addressed module (`sha256:<hex>`): every node that
+/// holds the module provides it, and serves it over request-response.
+pub fn module(digest: &str) -> Vec<u8> {
+    format!("/mesh/1/module/{digest}").into_bytes()
+}
+
 /// The peer a per-provider or node record key names, to check it against the signer.
 pub fn signer_of(key: &[u8]) -> Option<PeerId> {
     let s = std::str::from_utf8(key).ok()?;
@@ -52,6 +58,7 @@ mod tests {
         assert_eq!(signer_of(&provider(&id, &peer)), Some(peer));
         assert_eq!(signer_of(&node(&peer)), Some(peer));
         assert_eq!(signer_of(&workload(&id)), None);
+        assert_eq!(signer_of(&module("sha256:00")), None);
         assert_ne!(provider(&id, &peer), workload(&id));
     }
 }

@@ -164,6 +164,79 @@ fn write_doc(rows: &[Row], runs: usize, load: &str) {
     println!("wrote {}", path.display());
 }
 
+/// Through a node: `POST /deployments` on its Unix socket with the module bundled as
+/// `meshctl apply` sends it, timed to the answer (the lifecycle reached Running: validate,
+/// store the module, plan, spawn the runner) and to the moment the node reports Succeeded
+/// (its monitor polls every `MONITOR`). Each run is a new workload; `cold` empties the
+/// compile cache first.
+async fn node_runs(runs: usize, cold: bool) -> (Vec<Duration>, Vec<Duration>) {
+    use mesh_node::client::{Client, Target};
+    use mesh_protocol::api::{ApplyRequest, BundledModule, Deployment};
+    let node = mesh_node::testing::TestNode::start_with(|c| {
+        c.extra_engines.clear();
+        c.engines = Some(vec!["wasm".into()]);
+        c.wasm_runner = Some(runner());
+        c.monitor_period = MONITOR;
+    })
+    .await;
+    let client = Client::new(Target::Unix(node.daemon().socket.clone()));
+    let bytes = wat::parse_str(HELLO).unwrap();
+    let digest = mesh_engine_wasm::Digest::of(&bytes);
+    let cache = node.dir.path().join("wasm/cache");
+    let (mut answered, mut exited) = (Vec::new(), Vec::new());
+    for i in 0..runs + 1 {
+        let name = format!("hello-{i}");
+        let req = ApplyRequest {
+            manifest: format!(
+                "apiVersion: beemesh.io/v1\nkind: Function\nmetadata:\n  name: {name}\nspec:\n  module: ./hello.wasm\n  args: [a]\n  env:\n    GREETING: hi\n"
+            ),
+            modules: vec![BundledModule {
+                path: "./hello.wasm".into(),
+                digest: digest.to_string(),
+                bytes: Some(bytes.clone()),
+                providers: Vec::new(),
+            }],
+            ..ApplyRequest::default()
+        };
+        if cold && cache.exists() {
+            clear_cache(&cache);
+        }
+        let began = Instant::now();
+        let answer = client.post("/deployments", &req).await.unwrap();
+        let to_answer = began.elapsed();
+        assert!(
+            answer.status.is_success(),
+            "{}",
+            String::from_utf8_lossy(&answer.body)
+        );
+        let path = format!("/deployments/{name}");
+        loop {
+            let d: Deployment = client.get(&path).await.unwrap();
+            match d.phase {
+                mesh_protocol::Phase::Succeeded => break,
+                mesh_protocol::Phase::Failed => panic!("{d:?}"),
+                _ => tokio::time::sleep(Duration::from_micros(200)).await,
+            }
+            assert!(began.elapsed() < WAIT, "hello world did not finish");
+        }
+        let to_exit = began.elapsed();
+        client.delete::<Deployment>(&path).await.unwrap();
+        // The first run of a warm series fills the cache.
+        if cold || i > 0 {
+            answered.push(to_answer);
+            exited.push(to_exit);
+        }
+        if cold && i + 1 == runs {
+            break;
+        }
+    }
+    node.stop().await;
+    (answered, exited)
+}
+
+/// The node's monitor period in the through-the-node rows.
+const MONITOR: Duration = Duration::from_millis(2);
+
 fn main() {
     let load = load_average();
     let runs: usize = std::env::var("BENCH_RUNS")
@@ -223,6 +296,31 @@ fn main() {
         ]
     });
     let mut rows = rows;
+    let node_runs_n = runs.min(30);
+    for (cold, label_answer, label_exit) in [
+        (
+            true,
+            "meshd, cold: apply → Running answered",
+            "meshd, cold: apply → Succeeded seen",
+        ),
+        (
+            false,
+            "meshd, warm: apply → Running answered",
+            "meshd, warm: apply → Succeeded seen",
+        ),
+    ] {
+        let (answered, exited) = rt.block_on(node_runs(node_runs_n, cold));
+        rows.push(row(
+            label_answer,
+            answered,
+            "local API, module bundled, one new workload per run".into(),
+        ));
+        rows.push(row(
+            label_exit,
+            exited,
+            format!("node monitor every {} ms", MONITOR.as_millis()),
+        ));
+    }
     rows.push(row(
         "in-process wasmtime baseline (no runner)",
         in_process(runs, dir.path()),

@@ -20,6 +20,7 @@ use serde_json::json;
 use tokio::task::JoinHandle;
 
 use crate::digest::Digest;
+use crate::fetch::{self, ModuleFetcher};
 use crate::logs::LogRing;
 use crate::observe;
 use crate::spec;
@@ -59,6 +60,8 @@ pub struct WasmEngine {
     epoch_tick_ms: u64,
     live: Mutex<LiveMap>,
     seq: AtomicU64,
+    /// Where missing modules come from (the mesh); without it a missing module fails Fetch.
+    fetcher: Option<Arc<dyn ModuleFetcher>>,
 }
 
 fn engine_err(e: impl std::fmt::Display) -> Error {
@@ -84,12 +87,20 @@ impl WasmEngine {
             epoch_tick_ms: DEFAULT_EPOCH_TICK_MS,
             live: Mutex::new(HashMap::new()),
             seq: AtomicU64::new(0),
+            fetcher: None,
         })
     }
 
     /// Changes the epoch tick (precision of timeouts and stops; default 10 ms).
     pub fn with_epoch_tick(mut self, tick: Duration) -> Self {
         self.epoch_tick_ms = (tick.as_millis() as u64).max(1);
+        self
+    }
+
+    /// Fetches modules this node lacks through `fetcher` during the Fetch phase, verifying
+    /// each download against its digest and skipping providers whose bytes do not verify.
+    pub fn with_fetcher(mut self, fetcher: Arc<dyn ModuleFetcher>) -> Self {
+        self.fetcher = Some(fetcher);
         self
     }
 
@@ -202,10 +213,22 @@ impl Engine for WasmEngine {
     async fn fetch(&self, spec: &WorkloadSpec) -> Result<()> {
         let digest = Self::digest_of(spec)?;
         if self.store.has(&digest) {
-            Ok(())
-        } else {
-            Err(engine_err(store::Error::Missing(digest)))
+            return Ok(());
         }
+        let Some(fetcher) = &self.fetcher else {
+            return Err(engine_err(store::Error::Missing(digest)));
+        };
+        let fetched = fetch::fetch_into(&self.store, fetcher.as_ref(), &digest)
+            .await
+            .map_err(engine_err)?;
+        tracing::info!(
+            module = %digest,
+            from = %fetched.from,
+            bytes = fetched.bytes,
+            skipped = fetched.skipped.len(),
+            "module fetched and verified"
+        );
+        Ok(())
     }
 
     async fn prepare(&self, spec: &WorkloadSpec) -> Result<()> {

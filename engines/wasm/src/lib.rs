@@ -25,6 +25,7 @@
 //!
 //! - [`digest`]: `sha256:<hex>` parsing and formatting.
 //! - [`store`]: the content-addressed module store.
+//! - [`fetch`]: fetching a missing module from peers, verified, skipping bad providers.
 //! - [`protocol`]: runner frames (length-delimited JSON) and messages.
 //! - [`runner`]: the runner process: compile cache, WASI sandbox, limits, events.
 //! - [`spec`]: a Function's spec to what the runner needs.
@@ -36,6 +37,7 @@
 
 pub mod digest;
 pub mod engine;
+pub mod fetch;
 pub mod logs;
 mod observe;
 pub mod protocol;
@@ -47,6 +49,7 @@ mod supervise;
 
 pub use digest::Digest;
 pub use engine::{WasmEngine, RUNNER_BIN};
+pub use fetch::{FetchError, Fetched, ModuleFetcher};
 pub use store::ModuleStore;
 
 /// Registry name of the engine.

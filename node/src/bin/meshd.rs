@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Parser;
-use mesh_node::daemon::{default_data_dir, Config, KNOWN_ENGINES};
+use mesh_node::daemon::{default_data_dir, Config, AUTO_ENGINES, KNOWN_ENGINES};
 use tokio_util::sync::CancellationToken;
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -23,6 +23,7 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
 Examples:
   meshd                                     detect Podman and Docker, listen on every interface
   meshd --engines mock                      a node with the scriptable mock engine
+  meshd --engines auto,process              detected engines plus native processes
   meshd --data-dir /tmp/n2 --listen /ip4/127.0.0.1/tcp/0 \
         --bootstrap /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW…   join a mesh through a known peer
 
@@ -40,7 +41,10 @@ struct Args {
     /// Also serve the local API over HTTP on this loopback address (e.g. 127.0.0.1:7070).
     #[arg(long, value_name = "ADDR")]
     http: Option<SocketAddr>,
-    /// Engines to enable, comma-separated, or `none` [default: detect every real engine].
+    /// Engines to enable, comma-separated: podman, docker, wasm, process, mock; `auto` for the
+    /// detected ones (Podman and Docker by their sockets, wasm by its runner); or `none`.
+    /// The process engine runs native commands unsandboxed, so it is only on when named
+    /// (e.g. `--engines auto,process`) [default: auto].
     #[arg(long, value_name = "LIST", value_delimiter = ',')]
     engines: Option<Vec<String>>,
     /// How long a started workload may take to become healthy.
@@ -70,8 +74,10 @@ struct Args {
     /// Lifetime of this node's provider and capability records; renewed at a third of it.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     provider_ttl: Duration,
-    /// Period of gossip heartbeats.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
+    /// Period of gossip heartbeats. Every node receives every node's heartbeat, so a shorter
+    /// period costs CPU on every node of a large mesh; a peer unheard for three periods plus
+    /// 2 s is no longer used for placement.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     heartbeat_interval: Duration,
     /// How often the node re-bootstraps (re-dials bootstrap peers, refreshes its routing table).
     #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
@@ -87,6 +93,9 @@ struct Args {
     /// Docker API socket [default: $DOCKER_HOST, /var/run/docker.sock].
     #[arg(long, value_name = "PATH")]
     docker_socket: Option<PathBuf>,
+    /// The wasm engine's runner [default: mesh-wasm-runner next to meshd, or on PATH].
+    #[arg(long, value_name = "PATH")]
+    wasm_runner: Option<PathBuf>,
     /// Log filter (also RUST_LOG), e.g. info, debug, mesh_node=debug.
     #[arg(long, default_value = "info")]
     log: String,
@@ -103,9 +112,9 @@ fn config(args: Args) -> anyhow::Result<Config> {
         Some(names) if names == ["none"] => Some(Vec::new()),
         Some(names) => {
             for n in &names {
-                if !KNOWN_ENGINES.contains(&n.as_str()) {
+                if !KNOWN_ENGINES.contains(&n.as_str()) && n != AUTO_ENGINES {
                     bail!(
-                        "--engines: unknown engine {n:?} (known: {}, or none)",
+                        "--engines: unknown engine {n:?} (known: {}; `auto` for the detected ones, or none)",
                         KNOWN_ENGINES.join(", ")
                     );
                 }
@@ -131,6 +140,7 @@ fn config(args: Args) -> anyhow::Result<Config> {
     config.mesh.heartbeat_interval = args.heartbeat_interval;
     config.bootstrap_interval = args.bootstrap_interval;
     config.idle_timeout = args.idle_timeout;
+    config.wasm_runner = args.wasm_runner;
     config.podman_socket = args.podman_socket;
     config.docker_socket = args.docker_socket;
     config.api_socket = args.api_socket;

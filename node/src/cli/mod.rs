@@ -288,6 +288,52 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     Ok(std::process::ExitCode::SUCCESS)
 }
 
+/// The WASM modules the manifest names by path, read relative to the manifest's directory,
+/// with their digests: the node runs the digest.
+fn bundle_modules(
+    specs: &[mesh_protocol::WorkloadSpec],
+    base: &std::path::Path,
+) -> anyhow::Result<Vec<mesh_protocol::api::BundledModule>> {
+    use mesh_protocol::api::{BundledModule, MAX_MODULE_BYTES};
+    use mesh_protocol::spec::ModuleSource;
+    let mut out: Vec<BundledModule> = Vec::new();
+    for spec in specs {
+        let Some(ModuleSource::Path(path)) = spec.module.as_ref().map(|m| &m.source) else {
+            continue;
+        };
+        if out.iter().any(|m| m.path == *path) {
+            continue;
+        }
+        let file = base.join(path);
+        let size = std::fs::metadata(&file)
+            .with_context(|| format!("{}: spec.module {}", spec.name, file.display()))?
+            .len();
+        if size > MAX_MODULE_BYTES as u64 {
+            bail!(
+                "{}: module {} is {size} bytes; at most {MAX_MODULE_BYTES} can be bundled (store it on a node and write its sha256: digest)",
+                spec.name,
+                file.display()
+            );
+        }
+        let bytes = std::fs::read(&file)
+            .with_context(|| format!("{}: spec.module {}", spec.name, file.display()))?;
+        if !bytes.starts_with(b"\0asm") {
+            bail!(
+                "{}: {} is not a WebAssembly module (no \\0asm header)",
+                spec.name,
+                file.display()
+            );
+        }
+        out.push(BundledModule {
+            path: path.clone(),
+            digest: mesh_engine_wasm::Digest::of(&bytes).to_string(),
+            bytes: Some(bytes),
+            providers: Vec::new(),
+        });
+    }
+    Ok(out)
+}
+
 async fn apply(
     backend: &Backend,
     fmt: Format,
@@ -310,8 +356,17 @@ async fn apply(
     } else {
         args.file.as_str()
     };
-    mesh_manifests::parse(manifest.as_bytes(), &opts)
+    let specs = mesh_manifests::parse(manifest.as_bytes(), &opts)
         .map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
+    let base = if args.file == "-" {
+        std::env::current_dir()?
+    } else {
+        std::path::Path::new(&args.file)
+            .parent()
+            .map(std::path::Path::to_path_buf)
+            .unwrap_or_default()
+    };
+    let modules = bundle_modules(&specs, &base).map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
     let req = ApplyRequest {
         manifest,
         name: args.name,
@@ -319,6 +374,7 @@ async fn apply(
         replicas: args.replicas,
         env,
         signature: None,
+        modules,
     };
     let resp = backend
         .apply(req)

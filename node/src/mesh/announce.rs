@@ -273,6 +273,7 @@ impl Mesh {
             tokio::select! {
                 _ = renew.tick() => {
                     self.announce_node().await;
+                    self.provide_modules().await;
                     let ids: Vec<WorkloadId> = self.inner.node.store().list_desired().unwrap_or_default().iter().map(|d| d.spec.id()).collect();
                     for id in ids {
                         self.announce(&id, true).await;

@@ -9,12 +9,14 @@
 //! - this file: [`Mesh`], its configuration and its tasks;
 //! - [`peers`]: the table of peers heard from by heartbeat;
 //! - [`cache`]: provider records heard on gossip;
+//! - [`modules`]: WASM modules: bundling at the entry node, providing, serving, fetching;
 //! - [`announce`]: provider and node records (announce, renew, withdraw) and heartbeats;
 //! - [`ops`]: the mesh-wide operations;
 //! - [`serve`]: answering peers' requests.
 
 pub mod announce;
 pub mod cache;
+pub mod modules;
 pub mod ops;
 pub mod peers;
 pub mod serve;
@@ -63,7 +65,7 @@ impl Default for MeshConfig {
     fn default() -> Self {
         Self {
             provider_ttl: Duration::from_secs(60),
-            heartbeat_interval: Duration::from_secs(1),
+            heartbeat_interval: Duration::from_secs(5),
         }
     }
 }
@@ -83,6 +85,8 @@ struct Inner {
     peers: PeerTable,
     /// Provider records heard on gossip.
     providers: ProviderCache,
+    /// Nodes applies named as holding a module, by digest.
+    module_hints: modules::Hints,
     /// Workloads this node announced, with the version announced and when.
     announced: Mutex<HashMap<WorkloadId, (String, std::time::Instant)>>,
     inbound: Arc<Semaphore>,
@@ -103,6 +107,7 @@ impl Mesh {
             inner: Arc::new(Inner {
                 peers: PeerTable::new(config.heartbeat_validity()),
                 providers: ProviderCache::new(),
+                module_hints: Default::default(),
                 node,
                 net,
                 keypair,

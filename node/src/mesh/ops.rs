@@ -102,7 +102,7 @@ fn combine_actions(actions: &[ApplyAction]) -> ApplyAction {
 }
 
 impl Mesh {
-    fn addrs_of(&self, peer: &PeerId) -> Vec<Multiaddr> {
+    pub(crate) fn addrs_of(&self, peer: &PeerId) -> Vec<Multiaddr> {
         self.inner
             .peers
             .get(peer)
@@ -242,6 +242,7 @@ impl Mesh {
             ));
         }
         let specs = self.inner.node.parse(&req)?;
+        let req = self.take_modules(req).await?;
         let mut workloads = Vec::with_capacity(specs.len());
         for spec in specs {
             workloads.push(self.apply_workload(&req, spec).await?);

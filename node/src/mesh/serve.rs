@@ -39,6 +39,7 @@ impl Mesh {
             Request::Engines => Ok(Response::Engines(node.registry().infos())),
             Request::ApplyReplica(r) => {
                 let id = r.workload.clone();
+                self.hint_modules(&r.apply);
                 match node.apply_replica(*r).await {
                     Ok(outcome) => {
                         // Discoverable before the entry node hears back.
@@ -63,6 +64,7 @@ impl Mesh {
                 Err(e) => Err(e),
             },
             Request::ReplicaLogs { id, tail } => node.logs(&id, tail).await.map(Response::Logs),
+            Request::FetchModule { digest, offset } => self.serve_module(&digest, offset).await,
         };
         result.unwrap_or_else(|e| {
             tracing::debug!(%peer, request = name, error = %e, "request failed");

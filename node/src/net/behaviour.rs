@@ -13,7 +13,9 @@ use libp2p::{
 };
 use mesh_protocol::wire::{Request, Response};
 
-use super::{NetConfig, MAX_GOSSIP_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES};
+use super::{
+    NetConfig, MAX_DEPLOY_REQUEST_BYTES, MAX_GOSSIP_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES,
+};
 
 /// Kademlia under the project's own protocol name: nodes of other DHTs never mix with ours.
 pub const KAD_PROTOCOL: StreamProtocol = StreamProtocol::new("/mesh/kad/1.0.0");
@@ -43,9 +45,9 @@ pub struct Behaviour {
     pub mdns: Toggle<mdns::tokio::Behaviour>,
 }
 
-fn rpc(protocol: StreamProtocol, timeout: Duration) -> Rpc {
+fn rpc(protocol: StreamProtocol, timeout: Duration, max_request: u64) -> Rpc {
     let codec = request_response::cbor::codec::Codec::default()
-        .set_request_size_maximum(MAX_REQUEST_BYTES)
+        .set_request_size_maximum(max_request)
         .set_response_size_maximum(MAX_RESPONSE_BYTES);
     request_response::Behaviour::with_codec(
         codec,
@@ -79,7 +81,6 @@ fn behaviour(key: &Keypair, config: &NetConfig) -> Result<Behaviour, String> {
     kad.set_mode(Some(kad::Mode::Server));
 
     let gossip_config = gossipsub::ConfigBuilder::default()
-        .heartbeat_interval(Duration::from_millis(500))
         .validation_mode(gossipsub::ValidationMode::Strict)
         .max_transmit_size(MAX_GOSSIP_BYTES)
         .build()
@@ -104,8 +105,12 @@ fn behaviour(key: &Keypair, config: &NetConfig) -> Result<Behaviour, String> {
     Ok(Behaviour {
         kad,
         gossipsub,
-        rpc: rpc(RPC_PROTOCOL, config.rpc_timeout),
-        deploy: rpc(DEPLOY_PROTOCOL, config.deploy_timeout),
+        rpc: rpc(RPC_PROTOCOL, config.rpc_timeout, MAX_REQUEST_BYTES),
+        deploy: rpc(
+            DEPLOY_PROTOCOL,
+            config.deploy_timeout,
+            MAX_DEPLOY_REQUEST_BYTES,
+        ),
         identify,
         mdns: Toggle::from(mdns),
     })
@@ -113,8 +118,8 @@ fn behaviour(key: &Keypair, config: &NetConfig) -> Result<Behaviour, String> {
 
 /// Builds the swarm: TCP (Noise, Yamux) and QUIC, the behaviour, and the configured idle
 /// timeout (30 s by default instead of libp2p's 10 s: a peer asked once is often asked again
-/// soon). Closing a connection keeps the peer in the routing table, and gossip keeps its
-/// mesh peers connected, so a node holds a handful of connections, not one per node.
+/// soon). Gossipsub's streams keep connections open regardless; the event loop's connection
+/// manager bounds their number.
 pub fn build(config: &NetConfig) -> Result<Swarm<Behaviour>, String> {
     let swarm = SwarmBuilder::with_existing_identity(config.keypair.clone())
         .with_tokio()

@@ -31,6 +31,9 @@ pub const COMMAND_CHANNEL: usize = 1024;
 pub const EVENT_CHANNEL: usize = 1024;
 /// Largest request body (an apply carries a manifest of at most 1 MiB).
 pub const MAX_REQUEST_BYTES: u64 = 2 * 1024 * 1024 + 64 * 1024;
+/// Largest request on the deploy protocol: an apply may bundle WASM modules (base64).
+pub const MAX_DEPLOY_REQUEST_BYTES: u64 =
+    MAX_REQUEST_BYTES + (mesh_protocol::api::MAX_MODULE_BYTES as u64).div_ceil(3) * 4;
 /// Largest response body (logs, deployment lists).
 pub const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
 /// Largest gossip message (heartbeat or provider record).

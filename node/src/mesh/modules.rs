@@ -1,0 +1,251 @@
+//! WASM modules across the mesh. A node that holds a module (bundled into an apply it took,
+//! or fetched) provides its DHT key `/mesh/1/module/sha256:<hex>` and serves it in chunks
+//! over request-response. A node that lacks one fetches it during the wasm engine's Fetch
+//! phase through [`MeshFetcher`]: from the nodes the apply named first, then from the DHT's
+//! providers; the engine verifies every download against the digest (see
+//! `mesh_engine_wasm::fetch`), so a provider that sends partial or corrupt bytes is skipped.
+
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::sync::{Arc, OnceLock, Weak};
+
+use async_trait::async_trait;
+use libp2p::{Multiaddr, PeerId};
+use mesh_engine_wasm::{Digest, ModuleFetcher};
+use mesh_protocol::api::{ApplyRequest, MAX_MODULE_BYTES};
+use mesh_protocol::wire::{Request, Response, MODULE_CHUNK_BYTES};
+use mesh_provider::keys;
+
+use super::{Inner, Mesh};
+use crate::error::ApiError;
+
+/// Hints kept per digest: nodes an apply named as holding the module.
+pub const MAX_HINTS: usize = 1024;
+
+impl Mesh {
+    /// At the entry node: stores the modules an apply bundles, provides them, and rewrites
+    /// the apply so that it carries digests and this node as provider instead of the bytes
+    /// (what the nodes chosen by placement receive).
+    pub(crate) async fn take_modules(
+        &self,
+        mut req: ApplyRequest,
+    ) -> Result<ApplyRequest, ApiError> {
+        if req.modules.is_empty() {
+            return Ok(req);
+        }
+        let stored = self.inner.node.store_modules(&req).await?;
+        for digest in &stored {
+            self.provide_module(digest).await;
+        }
+        let me = self.addresses().await;
+        for m in &mut req.modules {
+            if m.bytes.take().is_some() {
+                m.providers = me.clone();
+            }
+        }
+        Ok(req)
+    }
+
+    /// Announces that this node holds `digest`.
+    pub(crate) async fn provide_module(&self, digest: &Digest) {
+        if let Err(e) = self
+            .inner
+            .net
+            .start_providing(keys::module(&digest.to_string()), false)
+            .await
+        {
+            tracing::debug!(module = %digest, error = %e, "module provider entry not replicated yet");
+        }
+    }
+
+    /// Announces every module in the store (at start and with each renewal).
+    pub(crate) async fn provide_modules(&self) {
+        let Some(store) = self.inner.node.module_store().cloned() else {
+            return;
+        };
+        let digests = tokio::task::spawn_blocking(move || store.list())
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        for digest in digests {
+            self.provide_module(&digest).await;
+        }
+    }
+
+    /// Remembers which nodes an apply named as holding its modules.
+    pub(crate) fn hint_modules(&self, req: &ApplyRequest) {
+        let mut hints = self
+            .inner
+            .module_hints
+            .lock()
+            .expect("hints lock is never poisoned");
+        if hints.len() >= MAX_HINTS {
+            hints.clear();
+        }
+        for m in &req.modules {
+            if !m.providers.is_empty() {
+                hints.insert(m.digest.clone(), m.providers.clone());
+            }
+        }
+    }
+
+    /// A chunk of a stored module, for a peer.
+    pub(crate) async fn serve_module(
+        &self,
+        digest: &str,
+        offset: u64,
+    ) -> Result<Response, ApiError> {
+        let digest = Digest::parse(digest).map_err(|e| ApiError::bad_request(e.to_string()))?;
+        let path = self
+            .inner
+            .node
+            .module_store()
+            .and_then(|s| s.get(&digest))
+            .ok_or_else(|| ApiError {
+                status: axum::http::StatusCode::NOT_FOUND,
+                message: format!("module {digest} is not on this node"),
+            })?;
+        tokio::task::spawn_blocking(move || {
+            let mut file = std::fs::File::open(&path)?;
+            let total = file.metadata()?.len();
+            file.seek(SeekFrom::Start(offset.min(total)))?;
+            let mut bytes = Vec::new();
+            file.take(MODULE_CHUNK_BYTES as u64)
+                .read_to_end(&mut bytes)?;
+            Ok::<_, std::io::Error>(Response::ModuleChunk {
+                total,
+                offset,
+                bytes,
+            })
+        })
+        .await
+        .map_err(|e| ApiError::internal(format!("module read task: {e}")))?
+        .map_err(|e| ApiError::internal(format!("cannot read module {digest}: {e}")))
+    }
+}
+
+/// The wasm engine's way to modules on other nodes. Created before the mesh (the engine is
+/// built first) and attached to it once it runs; holds it weakly, so no reference cycle
+/// keeps a stopped node alive.
+#[derive(Debug, Default)]
+pub struct MeshFetcher {
+    mesh: OnceLock<Weak<Inner>>,
+}
+
+impl MeshFetcher {
+    pub fn new() -> Arc<Self> {
+        Arc::new(Self::default())
+    }
+
+    pub fn attach(&self, mesh: &Mesh) {
+        let _ = self.mesh.set(Arc::downgrade(&mesh.inner));
+    }
+
+    fn mesh(&self) -> Option<Mesh> {
+        self.mesh
+            .get()
+            .and_then(Weak::upgrade)
+            .map(|inner| Mesh { inner })
+    }
+}
+
+/// A provider as [`MeshFetcher::providers`] names it: a multiaddr ending in `/p2p/<id>`, or
+/// a bare peer id.
+fn parse_provider(provider: &str) -> Option<(PeerId, Vec<Multiaddr>)> {
+    if let Ok(peer) = provider.parse::<PeerId>() {
+        return Some((peer, Vec::new()));
+    }
+    let addr: Multiaddr = provider.parse().ok()?;
+    let peer = addr.iter().find_map(|p| match p {
+        libp2p::multiaddr::Protocol::P2p(peer) => Some(peer),
+        _ => None,
+    })?;
+    Some((peer, vec![addr]))
+}
+
+#[async_trait]
+impl ModuleFetcher for MeshFetcher {
+    async fn providers(&self, digest: &Digest) -> Vec<String> {
+        let Some(mesh) = self.mesh() else {
+            return Vec::new();
+        };
+        let me = mesh.peer_id();
+        let key = digest.to_string();
+        let hinted: Vec<String> = mesh
+            .inner
+            .module_hints
+            .lock()
+            .expect("hints lock is never poisoned")
+            .get(&key)
+            .cloned()
+            .unwrap_or_default();
+        let mut seen = vec![me];
+        let mut out = Vec::new();
+        for h in hinted {
+            if let Some((peer, _)) = parse_provider(&h) {
+                // One address per peer is enough: the first is the one the entry node listed.
+                if !seen.contains(&peer) {
+                    seen.push(peer);
+                    out.push(h);
+                }
+            }
+        }
+        let mut found: Vec<PeerId> = mesh
+            .inner
+            .net
+            .get_providers(keys::module(&key))
+            .await
+            .into_iter()
+            .filter(|p| !seen.contains(p))
+            .collect();
+        found.sort();
+        out.extend(found.iter().map(PeerId::to_string));
+        out
+    }
+
+    async fn download(&self, provider: &str, digest: &Digest) -> Result<Vec<u8>, String> {
+        let mesh = self.mesh().ok_or("the node is stopping")?;
+        let (peer, mut addrs) =
+            parse_provider(provider).ok_or_else(|| format!("bad provider {provider:?}"))?;
+        if addrs.is_empty() {
+            addrs = mesh.addrs_of(&peer);
+        }
+        let mut bytes: Vec<u8> = Vec::new();
+        loop {
+            let request = Request::FetchModule {
+                digest: digest.to_string(),
+                offset: bytes.len() as u64,
+            };
+            let answer = mesh.inner.net.request(peer, addrs.clone(), request).await?;
+            let (total, offset, chunk) = match answer {
+                Response::ModuleChunk {
+                    total,
+                    offset,
+                    bytes,
+                } => (total, offset, bytes),
+                Response::Error { message, .. } => return Err(message),
+                _ => return Err("unexpected answer".to_string()),
+            };
+            if total > MAX_MODULE_BYTES as u64 {
+                return Err(format!(
+                    "announces a {total}-byte module; at most {MAX_MODULE_BYTES}"
+                ));
+            }
+            if offset != bytes.len() as u64 || chunk.len() > MODULE_CHUNK_BYTES {
+                return Err("sent a chunk that does not fit".to_string());
+            }
+            bytes.extend_from_slice(&chunk);
+            if bytes.len() as u64 >= total {
+                bytes.truncate(total as usize);
+                return Ok(bytes);
+            }
+            if chunk.is_empty() {
+                return Err(format!("stopped after {} of {total} bytes", bytes.len()));
+            }
+        }
+    }
+}
+
+/// Hints by digest.
+pub(crate) type Hints = std::sync::Mutex<HashMap<String, Vec<String>>>;
