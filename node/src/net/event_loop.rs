@@ -27,6 +27,13 @@ type PendingProviders = (HashSet<PeerId>, usize, Reply<HashSet<PeerId>>);
 /// Copies of a record (or answers listing providers) after which a lookup stops.
 const ENOUGH_COPIES: usize = 2;
 
+/// Above this many connected peers, the least recently used are closed...
+pub const CONNECTIONS_HIGH_WATER: usize = 32;
+/// ... down to this many.
+pub const CONNECTIONS_LOW_WATER: usize = 24;
+/// How often connections are counted, and how long a used peer is protected from trimming.
+const TRIM_PERIOD: Duration = Duration::from_secs(10);
+
 /// Owns the swarm; run it with [`EventLoop::run`].
 pub struct EventLoop {
     swarm: Swarm<Behaviour>,
@@ -42,6 +49,8 @@ pub struct EventLoop {
     pending_get_providers: HashMap<QueryId, PendingProviders>,
     pending_puts: HashMap<QueryId, Reply<Result<(), String>>>,
     pending_provides: HashMap<QueryId, Reply<Result<(), String>>>,
+    /// When each connected peer was last used by a request (either way) or connected.
+    last_used: HashMap<PeerId, Instant>,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -97,6 +106,7 @@ impl EventLoop {
             pending_get_providers: HashMap::new(),
             pending_puts: HashMap::new(),
             pending_provides: HashMap::new(),
+            last_used: HashMap::new(),
         })
     }
 
@@ -106,6 +116,8 @@ impl EventLoop {
         let mut rebootstrap = tokio::time::interval(self.bootstrap_interval);
         rebootstrap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         rebootstrap.tick().await;
+        let mut trim = tokio::time::interval(TRIM_PERIOD);
+        trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
@@ -114,6 +126,7 @@ impl EventLoop {
                     None => return,
                 },
                 _ = rebootstrap.tick() => self.on_rebootstrap(),
+                _ = trim.tick() => self.trim_connections(),
                 _ = self.shutdown.cancelled() => return,
             }
         }
@@ -130,6 +143,40 @@ impl EventLoop {
             if let Err(e) = self.swarm.dial(addr.clone()) {
                 tracing::warn!(%addr, error = %e, "cannot dial bootstrap peer");
             }
+        }
+    }
+
+    /// A connection manager: gossipsub keeps a stream open to every peer it ever met, so
+    /// connections would otherwise never idle out and a node would end up connected to the
+    /// whole mesh. Above the high-water mark, peers that are neither gossip mesh peers,
+    /// bootstrap peers nor used in the last period are disconnected, least recently used
+    /// first, down to the low-water mark. They stay in the routing table and are dialled again
+    /// when needed.
+    fn trim_connections(&mut self) {
+        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
+        self.last_used.retain(|p, _| connected.contains(p));
+        if connected.len() <= CONNECTIONS_HIGH_WATER {
+            return;
+        }
+        let mesh: HashSet<PeerId> = self
+            .swarm
+            .behaviour()
+            .gossipsub
+            .all_mesh_peers()
+            .copied()
+            .collect();
+        let bootstrap: HashSet<PeerId> = self.bootstrap.iter().filter_map(peer_of).collect();
+        let now = Instant::now();
+        let mut candidates: Vec<(Instant, PeerId)> = connected
+            .iter()
+            .filter(|p| !mesh.contains(p) && !bootstrap.contains(p))
+            .map(|p| (self.last_used.get(p).copied().unwrap_or(now), *p))
+            .filter(|(used, _)| now.duration_since(*used) >= TRIM_PERIOD)
+            .collect();
+        candidates.sort();
+        let excess = connected.len() - CONNECTIONS_LOW_WATER;
+        for (_, peer) in candidates.into_iter().take(excess) {
+            let _ = self.swarm.disconnect_peer_id(peer);
         }
     }
 
@@ -211,6 +258,7 @@ impl EventLoop {
                 request,
                 reply,
             } => {
+                self.last_used.insert(peer, Instant::now());
                 let rr = if is_deploy(&request) {
                     &mut behaviour.deploy
                 } else {
@@ -276,10 +324,14 @@ impl EventLoop {
             SwarmEvent::ConnectionEstablished {
                 peer_id, endpoint, ..
             } if endpoint.is_dialer() => {
+                self.last_used.insert(peer_id, Instant::now());
                 self.swarm
                     .behaviour_mut()
                     .kad
                     .add_address(&peer_id, endpoint.get_remote_address().clone());
+            }
+            SwarmEvent::ConnectionEstablished { peer_id, .. } => {
+                self.last_used.insert(peer_id, Instant::now());
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::debug!(%address, "listening");
@@ -289,6 +341,9 @@ impl EventLoop {
     }
 
     fn on_rpc(&mut self, event: request_response::Event<Request, Response>) {
+        if let request_response::Event::Message { peer, .. } = &event {
+            self.last_used.insert(*peer, Instant::now());
+        }
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
                 request_response::Message::Request {
