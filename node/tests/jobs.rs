@@ -200,7 +200,7 @@ async fn the_deadline_ends_the_run_across_retries() {
     );
     let ran = j.completed_at.unwrap() - j.started_at.unwrap();
     assert!(
-        (1000..3000).contains(&ran),
+        (1000..5000).contains(&ran),
         "ended {ran}ms after the first start"
     );
     assert!(
