@@ -289,3 +289,73 @@ async fn a_runner_killed_from_outside_fails_the_workload_and_the_node_stays_up()
     assert_eq!(node.daemon().node.health().unwrap().status, "ok");
     node.stop().await;
 }
+
+fn examples() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+}
+
+/// `examples/hello.wasm` is `examples/hello.wat` compiled (`MESH_BLESS=1` rewrites it).
+#[test]
+fn the_example_module_matches_its_source() {
+    let compiled = wat::parse_file(examples().join("hello.wat")).unwrap();
+    let path = examples().join("hello.wasm");
+    if std::env::var_os("MESH_BLESS").is_some() {
+        std::fs::write(&path, &compiled).unwrap();
+    }
+    assert_eq!(
+        std::fs::read(&path).unwrap(),
+        compiled,
+        "examples/hello.wasm is stale: run this test with MESH_BLESS=1"
+    );
+}
+
+/// `meshctl apply -f examples/hello-function.yaml` (the CLI's own code, in process) bundles
+/// the module next to the manifest; the Function runs and its line is in the logs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn meshctl_bundles_the_module_a_manifest_names_by_path() {
+    use clap::Parser;
+    let node = TestNode::start_with(|c| engines(c, true)).await;
+    let socket = node.daemon().socket.display().to_string();
+    let manifest = examples().join("hello-function.yaml");
+    let cli = mesh_node::cli::Cli::parse_from([
+        "meshctl",
+        "--node",
+        &socket,
+        "apply",
+        "-f",
+        manifest.to_str().unwrap(),
+    ]);
+    let code = mesh_node::cli::run(cli).await.unwrap();
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    let d = settled(&node, "hello-wasm").await;
+    assert_eq!(d.phase, Phase::Succeeded, "{d:?}");
+    let logs = node
+        .daemon()
+        .mesh
+        .logs(&id("hello-wasm"), None)
+        .await
+        .unwrap();
+    assert!(
+        logs.lines
+            .iter()
+            .any(|l| l.line == "hello from a WASM function"),
+        "{logs:?}"
+    );
+
+    // A manifest naming a file that is not a module is refused before anything is sent.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("hello.wasm"), "not wasm").unwrap();
+    let bad = dir.path().join("f.yaml");
+    std::fs::copy(&manifest, &bad).unwrap();
+    let cli = mesh_node::cli::Cli::parse_from([
+        "meshctl",
+        "--node",
+        &socket,
+        "apply",
+        "-f",
+        bad.to_str().unwrap(),
+    ]);
+    let err = mesh_node::cli::run(cli).await.unwrap_err().to_string();
+    assert!(err.contains("not a WebAssembly module"), "{err}");
+    node.stop().await;
+}
