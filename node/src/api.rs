@@ -164,19 +164,31 @@ async fn events(
 
 #[derive(Debug, Deserialize)]
 struct EngineQuery {
+    engine: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct DiscoverQuery {
     namespace: Option<String>,
     engine: Option<String>,
+    /// `dht`: always ask the DHT, even when the gossip cache knows the workload.
+    source: Option<String>,
 }
 
 async fn discover(
     State(mesh): State<Mesh>,
     Path(name): Path<String>,
-    Query(q): Query<EngineQuery>,
-) -> Json<Vec<Provider>> {
-    Json(
-        mesh.discover(&id(name, q.namespace), q.engine.as_deref())
-            .await,
-    )
+    Query(q): Query<DiscoverQuery>,
+) -> Result<Json<Vec<Provider>>, ApiError> {
+    let id = id(name, q.namespace);
+    let engine = q.engine.as_deref();
+    match q.source.as_deref() {
+        None | Some("auto") => Ok(Json(mesh.discover(&id, engine).await)),
+        Some("dht") => Ok(Json(mesh.discover_dht(&id, engine).await)),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "source={other}: expected auto or dht"
+        ))),
+    }
 }
 
 async fn nodes(State(mesh): State<Mesh>, Query(q): Query<EngineQuery>) -> Json<Vec<NodeInfo>> {

@@ -87,6 +87,9 @@ struct Inner {
     providers: ProviderCache,
     /// Nodes applies named as holding a module, by digest.
     module_hints: modules::Hints,
+    /// When this node started: its gossip cache is complete once it has heard a full round
+    /// of renewals (a third of the provider TTL).
+    started: std::time::Instant,
     /// Workloads this node announced, with the version announced and when.
     announced: Mutex<HashMap<WorkloadId, (String, std::time::Instant)>>,
     inbound: Arc<Semaphore>,
@@ -107,6 +110,7 @@ impl Mesh {
             inner: Arc::new(Inner {
                 peers: PeerTable::new(config.heartbeat_validity()),
                 providers: ProviderCache::new(),
+                started: std::time::Instant::now(),
                 module_hints: Default::default(),
                 node,
                 net,

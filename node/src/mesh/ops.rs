@@ -101,6 +101,24 @@ fn combine_actions(actions: &[ApplyAction]) -> ApplyAction {
     }
 }
 
+fn to_providers(records: Vec<mesh_provider::record::ProviderRecord>) -> Vec<Provider> {
+    records
+        .into_iter()
+        .map(|r| Provider {
+            peer_id: r.peer_id,
+            workload: r.workload,
+            engine: r.engine,
+            version: r.version,
+            phase: r.phase,
+            capabilities: r.capabilities,
+            resources: r.resources,
+            addresses: r.addresses,
+            issued_at: r.issued_at,
+            expires_at: r.expires_at,
+        })
+        .collect()
+}
+
 impl Mesh {
     pub(crate) fn addrs_of(&self, peer: &PeerId) -> Vec<Multiaddr> {
         self.inner
@@ -115,9 +133,30 @@ impl Mesh {
         from_response(&peer, self.inner.net.request(peer, addrs, request).await)
     }
 
-    /// Providers of a workload: signature-valid, unexpired records from the DHT and from
-    /// gossip, newest per peer.
+    /// Whether this node's gossip cache holds every current provider record: it has been up
+    /// for a full renewal round (a third of the provider TTL), so it heard every provider's
+    /// announcement or renewal since.
+    pub fn cache_is_warm(&self) -> bool {
+        self.inner.started.elapsed() >= self.inner.config.provider_ttl / 3
+    }
+
+    /// Providers of a workload: signature-valid, unexpired records, newest per peer. A warm
+    /// node that heard of the workload on gossip answers from those copies; otherwise (a node
+    /// that just joined, a workload it never heard of) the DHT is asked as well. See
+    /// [`Mesh::discover_dht`].
     pub async fn discover(&self, id: &WorkloadId, engine: Option<&str>) -> Vec<Provider> {
+        let workload = id.to_string();
+        let heard = self.inner.providers.get(&workload);
+        if heard.is_empty() || !self.cache_is_warm() {
+            return self.discover_dht(id, engine).await;
+        }
+        let raw = heard.iter().map(|(peer, r)| (Some(*peer), r.as_slice()));
+        to_providers(newest_per_provider(raw, &workload, engine, now_millis()))
+    }
+
+    /// [`Mesh::discover`] through the DHT: `get_providers` on the workload key, then each
+    /// provider's record, merged with the copies heard on gossip.
+    pub async fn discover_dht(&self, id: &WorkloadId, engine: Option<&str>) -> Vec<Provider> {
         let net = &self.inner.net;
         let peers = net.get_providers(keys::workload(id)).await;
         let lookups = peers.into_iter().map(|peer| async move {
@@ -132,21 +171,7 @@ impl Mesh {
             .iter()
             .flat_map(|(peer, records)| records.iter().map(move |r| (Some(*peer), r.as_slice())))
             .chain(heard.iter().map(|(peer, r)| (Some(*peer), r.as_slice())));
-        newest_per_provider(raw, &workload, engine, now_millis())
-            .into_iter()
-            .map(|r| Provider {
-                peer_id: r.peer_id,
-                workload: r.workload,
-                engine: r.engine,
-                version: r.version,
-                phase: r.phase,
-                capabilities: r.capabilities,
-                resources: r.resources,
-                addresses: r.addresses,
-                issued_at: r.issued_at,
-                expires_at: r.expires_at,
-            })
-            .collect()
+        to_providers(newest_per_provider(raw, &workload, engine, now_millis()))
     }
 
     /// Other nodes of the mesh: those heard from by heartbeat and those whose signed node
