@@ -24,17 +24,37 @@ fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e3)
 }
 
-fn rss_kib(pid: u32) -> u64 {
+/// A `/proc/PID/status` field in KiB (`VmRSS`, `RssAnon`, `RssFile`).
+fn status_kib(pid: u32, field: &str) -> u64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
         .ok()
         .and_then(|s| {
             s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
+                .find(|l| l.starts_with(field))
                 .and_then(|l| l.split_whitespace().nth(1))
                 .and_then(|v| v.parse().ok())
         })
         .unwrap_or(0)
 }
+
+/// CPU time (user + system) a process has used, in clock ticks.
+fn cpu_ticks(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .ok()
+        .and_then(|s| {
+            // Fields after the command name (which may contain spaces) start after ')'.
+            let rest = s.rsplit_once(')')?.1;
+            let f: Vec<&str> = rest.split_whitespace().collect();
+            Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+        })
+        .unwrap_or(0)
+}
+
+/// Quiet time before idle memory and CPU are sampled: the connection manager trims every
+/// 10 s, and heartbeats go out every 5 s.
+const SETTLE: Duration = Duration::from_secs(15);
+/// Window over which idle CPU is measured.
+const CPU_WINDOW: Duration = Duration::from_secs(10);
 
 fn pod(name: &str) -> ApplyRequest {
     ApplyRequest {
@@ -72,9 +92,15 @@ struct Row {
     n: usize,
     apply: Vec<Duration>,
     discover: Vec<Duration>,
+    /// Discovery forced through the DHT (`?source=dht`).
+    discover_dht: Vec<Duration>,
     visible: Vec<Duration>,
     rss_mean_kib: u64,
     rss_max_kib: u64,
+    anon_mean_kib: u64,
+    file_mean_kib: u64,
+    /// Idle CPU per node, percent of one core.
+    cpu_percent: f64,
 }
 
 async fn measure(n: usize, meshd: &Path) -> Row {
@@ -109,9 +135,28 @@ async fn measure(n: usize, meshd: &Path) -> Row {
         },
     )
     .await;
-    // Idle memory: connected, no workload yet.
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    let rss: Vec<u64> = net.nodes.iter().map(|n| rss_kib(n.pid)).collect();
+    // Idle memory and CPU: connected, settled, no workload yet.
+    tokio::time::sleep(SETTLE).await;
+    let ticks: u64 = net.nodes.iter().map(|n| cpu_ticks(n.pid)).sum();
+    tokio::time::sleep(CPU_WINDOW).await;
+    let ticks = net.nodes.iter().map(|n| cpu_ticks(n.pid)).sum::<u64>() - ticks;
+    // Clock ticks are 1/100 s on Linux.
+    let cpu_percent = ticks as f64 / CPU_WINDOW.as_secs_f64() / n as f64;
+    let rss: Vec<u64> = net
+        .nodes
+        .iter()
+        .map(|n| status_kib(n.pid, "VmRSS:"))
+        .collect();
+    let anon: u64 = net
+        .nodes
+        .iter()
+        .map(|n| status_kib(n.pid, "RssAnon:"))
+        .sum();
+    let file: u64 = net
+        .nodes
+        .iter()
+        .map(|n| status_kib(n.pid, "RssFile:"))
+        .sum();
 
     let applies = 20;
     let mut apply = Vec::new();
@@ -152,6 +197,7 @@ async fn measure(n: usize, meshd: &Path) -> Row {
         visible.push(t.elapsed());
     }
     let mut discover = Vec::new();
+    let mut discover_dht = Vec::new();
     for i in 0..100usize {
         let c = &clients[(i * 7 + 1) % n];
         let path = format!("/discover/b{}", i % applies);
@@ -159,20 +205,28 @@ async fn measure(n: usize, meshd: &Path) -> Row {
         let p: Vec<Provider> = c.get(&path).await.unwrap();
         discover.push(t.elapsed());
         assert_eq!(p.len(), 1);
+        let t = Instant::now();
+        let p: Vec<Provider> = c.get(&format!("{path}?source=dht")).await.unwrap();
+        discover_dht.push(t.elapsed());
+        assert_eq!(p.len(), 1);
     }
     tokio::task::spawn_blocking(move || drop(down))
         .await
         .unwrap();
-    for v in [&mut apply, &mut discover, &mut visible] {
+    for v in [&mut apply, &mut discover, &mut discover_dht, &mut visible] {
         v.sort();
     }
     Row {
         n,
         apply,
         discover,
+        discover_dht,
         visible,
         rss_mean_kib: rss.iter().sum::<u64>() / rss.len() as u64,
         rss_max_kib: rss.iter().copied().max().unwrap_or(0),
+        anon_mean_kib: anon / n as u64,
+        file_mean_kib: file / n as u64,
+        cpu_percent,
     }
 }
 
@@ -188,22 +242,27 @@ fn main() {
         .build()
         .unwrap();
     let mut table = String::from(
-        "| nodes | apply→Running remote p50 / p99 ms | discovery p50 / p99 ms | visible everywhere p50 / max ms | idle RSS mean / max MiB |\n|---:|---:|---:|---:|---:|\n",
+        "| nodes | apply→Running remote p50 / p99 ms | discovery p50 / p99 ms | discovery through the DHT p50 / p99 ms | visible everywhere p50 / max ms | idle RSS mean / max MiB | of which anon / file (mean) MiB | idle CPU per node |\n|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for n in sizes {
         eprintln!("mesh bench: {n} nodes");
         let r = rt.block_on(measure(n, meshd));
         let row = format!(
-            "| {} | {} / {} | {} / {} | {} / {} | {:.1} / {:.1} |\n",
+            "| {} | {} / {} | {} / {} | {} / {} | {} / {} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} % |\n",
             r.n,
             ms(pct(&r.apply, 0.5)),
             ms(pct(&r.apply, 0.99)),
             ms(pct(&r.discover, 0.5)),
             ms(pct(&r.discover, 0.99)),
+            ms(pct(&r.discover_dht, 0.5)),
+            ms(pct(&r.discover_dht, 0.99)),
             ms(pct(&r.visible, 0.5)),
             ms(*r.visible.last().unwrap()),
             r.rss_mean_kib as f64 / 1024.0,
             r.rss_max_kib as f64 / 1024.0,
+            r.anon_mean_kib as f64 / 1024.0,
+            r.file_mean_kib as f64 / 1024.0,
+            r.cpu_percent,
         );
         eprint!("{row}");
         table.push_str(&row);
@@ -212,8 +271,13 @@ fn main() {
         "Real `meshd` processes (release build) on 127.0.0.1, started by `testnet::up`; node 0 runs no engine so every\n\
          apply lands on a remote node (mock engine). Per size: 20 applies through node 0's local API (time of the whole\n\
          `POST /deployments`, which answers when the remote replica is Running and announced); after each, the time until\n\
-         every node's `/discover` lists the provider (all nodes polled concurrently every 20 ms, so figures are rounded up\n\
-         to that); 100 discoveries from varying nodes; RSS of every `meshd` after the mesh formed, before any workload.\n\n{table}\n"
+         every node's `/discover` lists the provider (all nodes polled concurrently, a node that does not see it yet again\n\
+         20 ms later); 100 discoveries from varying nodes, each also forced through the DHT (`?source=dht`: `get_providers`\n\
+         and the provider's record, merged with gossip); RSS of every `meshd` and its CPU use over 10 s, once the mesh formed\n\
+         and then stayed quiet for 15 s, before any workload. RSS splits into anonymous memory (the node's own) and\n\
+         file-backed pages (the binary's code, shared by every `meshd` on the machine). Defaults throughout:\n\
+         heartbeats every 5 s, connection manager 24–32 connections, provider TTL 60 s. {} cores.\n\n{table}\n",
+        std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     print!("{body}");
     if quick {

@@ -72,6 +72,12 @@ pub enum Command {
     /// Waits until every workload is Running (or has failed) and prints the outcome. Applying
     /// the same content again changes nothing; new content is rolled out as an update and
     /// rolled back if the new version fails its health check.
+    ///
+    /// A Function whose `spec.module` is a path (`./hello.wasm`, relative to the manifest)
+    /// has the module bundled into the apply (at most 8 MiB); the nodes that run it fetch
+    /// it from the node that took the apply and verify its digest. A run-to-completion
+    /// workload (Job, Function) answers once started; `meshctl get NAME` shows its attempts
+    /// and exit code, `meshctl logs NAME` its output.
     Apply(ApplyArgs),
     /// List workloads, or show one.
     Get(NameOpt),

@@ -175,6 +175,13 @@ impl EventLoop {
             .collect();
         candidates.sort();
         let excess = connected.len() - CONNECTIONS_LOW_WATER;
+        tracing::debug!(
+            connected = connected.len(),
+            mesh = mesh.len(),
+            idle = candidates.len(),
+            closing = excess.min(candidates.len()),
+            "trimming connections"
+        );
         for (_, peer) in candidates.into_iter().take(excess) {
             let _ = self.swarm.disconnect_peer_id(peer);
         }
