@@ -279,20 +279,17 @@ async fn a_missing_declared_output_is_an_artifact_error() {
 #[tokio::test]
 async fn a_finished_job_survives_a_restart_and_is_not_run_again() {
     let node = start().await;
-    apply(
-        &node,
-        job(
-            "done",
-            &[
-                ("beemesh.io/mock-exit-after-ms", "20"),
-                ("beemesh.io/mock-exit-codes", "1,0"),
-                ("beemesh.io/mock-output-files", "r.txt=ok"),
-                ("beemesh.io/outputs", "r.txt"),
-            ],
-            "",
-        ),
-    )
-    .await;
+    let manifest = job(
+        "done",
+        &[
+            ("beemesh.io/mock-exit-after-ms", "20"),
+            ("beemesh.io/mock-exit-codes", "1,0"),
+            ("beemesh.io/mock-output-files", "r.txt=ok"),
+            ("beemesh.io/outputs", "r.txt"),
+        ],
+        "",
+    );
+    apply(&node, manifest.clone()).await;
     let before = finished(&node, "done").await;
     assert_eq!(before.phase, Phase::Succeeded);
     let dir = node.stop().await;
@@ -316,20 +313,7 @@ async fn a_finished_job_survives_a_restart_and_is_not_run_again() {
     let logs: Logs = node.client().get("/deployments/done/logs").await.unwrap();
     assert!(logs.lines.iter().any(|l| l.line == "exited with code 1"));
     // Re-applying the same content changes nothing.
-    let again = apply(
-        &node,
-        job(
-            "done",
-            &[
-                ("beemesh.io/mock-exit-after-ms", "20"),
-                ("beemesh.io/mock-exit-codes", "1,0"),
-                ("beemesh.io/mock-output-files", "r.txt=ok"),
-                ("beemesh.io/outputs", "r.txt"),
-            ],
-            "",
-        ),
-    )
-    .await;
+    let again = apply(&node, manifest).await;
     assert_eq!(again.workloads[0].action, ApplyAction::Unchanged);
     node.stop().await;
 }
