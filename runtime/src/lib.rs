@@ -14,12 +14,14 @@
 //! - [`job`]: run-to-completion workloads: retry, backoff and deadline policy (sans-IO) and
 //!   the operations of one attempt (start, logs, collect, teardown).
 //! - [`artifact`]: bounded copying of declared output files, for engines.
+//! - [`host`]: processes identified beyond their pid, atomic JSON state files (process, wasm).
 //! - [`mock`]: a complete engine scripted by annotations, for tests of everything above it.
 //! - [`testing`]: skip-or-fail rules for tests that need a real engine daemon.
 
 pub mod artifact;
 pub mod engine;
 pub mod error;
+pub mod host;
 pub mod job;
 pub mod lifecycle;
 pub mod mock;

@@ -21,7 +21,7 @@ use serde_json::json;
 
 use crate::plan;
 use crate::run::{self, Inst};
-use crate::state::{self, Paths, Proc, Record, Slot};
+use crate::state::{self, Paths, Proc, ProcGroup, Record, Slot};
 use crate::NAME;
 
 const CAPABILITIES: &[Capability] = &[

@@ -18,7 +18,7 @@ use tokio::process::Child;
 use tokio::task::JoinHandle;
 
 use crate::plan::{Command, DEFAULT_PATH};
-use crate::state::{self, Exit, Paths, Proc, Record};
+use crate::state::{self, Exit, Paths, Proc, ProcGroup, Record};
 
 /// A log file is cut to empty (its content kept as `<file>.1`) past this size, so one
 /// stream uses at most twice this on disk.

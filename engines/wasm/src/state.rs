@@ -10,12 +10,9 @@
 //!
 //! Every JSON file is replaced atomically (temp file + rename).
 
-use std::fs;
-use std::io;
 use std::path::{Path, PathBuf};
 
 use mesh_protocol::spec::RestartPolicy;
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
@@ -46,40 +43,7 @@ impl Paths {
     }
 }
 
-/// A runner process, identified beyond its pid.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Proc {
-    pub pid: u32,
-    /// Field 22 of `/proc/<pid>/stat` (clock ticks after boot) when the runner was spawned.
-    pub start_time: u64,
-}
-
-impl Proc {
-    /// The process as it is now, if it exists.
-    pub fn current(pid: u32) -> Option<Self> {
-        start_time(pid).map(|start_time| Self { pid, start_time })
-    }
-
-    /// Still running (not a zombie) and still the same process.
-    pub fn alive(&self) -> bool {
-        start_time(self.pid) == Some(self.start_time)
-    }
-}
-
-/// Start time of a live (non-zombie) process, from `/proc/<pid>/stat`.
-pub fn start_time(pid: u32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    // The command name (field 2) may contain spaces and parentheses: fields after it are
-    // counted from the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let mut fields = rest.split_whitespace();
-    let state = fields.next()?;
-    if state == "Z" || state == "X" {
-        return None;
-    }
-    // `rest` starts at field 3 (state); start time is field 22.
-    fields.nth(18)?.parse().ok()
-}
+pub use mesh_runtime::host::{read_json, start_time, write_json, Proc};
 
 /// What the node knows about an instance: enough to start, adopt and remove it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -135,42 +99,9 @@ pub struct RunStatus {
     pub at: u64,
 }
 
-/// Writes `value` as JSON to `path` atomically.
-pub fn write_json<T: Serialize>(path: &Path, value: &T) -> io::Result<()> {
-    let bytes = serde_json::to_vec_pretty(value).map_err(io::Error::other)?;
-    let mut tmp = path.as_os_str().to_owned();
-    tmp.push(format!(".tmp{}", std::process::id()));
-    let tmp = PathBuf::from(tmp);
-    fs::write(&tmp, bytes)?;
-    fs::rename(&tmp, path)
-}
-
-/// Reads JSON from `path`; `Ok(None)` when the file does not exist.
-pub fn read_json<T: DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
-    match fs::read(path) {
-        Ok(bytes) => serde_json::from_slice(&bytes)
-            .map(Some)
-            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn own_process_is_alive_and_a_changed_start_time_is_not() {
-        let me = Proc::current(std::process::id()).expect("our own /proc entry");
-        assert!(me.alive());
-        let other = Proc {
-            start_time: me.start_time + 1,
-            ..me
-        };
-        assert!(!other.alive());
-        assert_eq!(start_time(u32::MAX), None);
-    }
 
     #[test]
     fn json_files_round_trip() {
