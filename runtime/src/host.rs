@@ -6,6 +6,8 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+use mesh_protocol::spec::{ConfigKind, EnvSource, EnvVar};
+use mesh_protocol::WorkloadSpec;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -64,6 +66,49 @@ pub fn read_json<T: DeserializeOwned>(path: &Path) -> io::Result<Option<T>> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// Environment of a process or guest: literal values, ConfigMap/Secret keys from objects
+/// that travelled with the workload, and the `metadata.name`/`metadata.namespace` fields.
+/// Errors name the variable at `at` (e.g. `spec.containers[0]`).
+pub fn resolve_env(
+    spec: &WorkloadSpec,
+    vars: &[EnvVar],
+    at: &str,
+) -> Result<Vec<(String, String)>, String> {
+    vars.iter()
+        .enumerate()
+        .map(|(i, var)| {
+            let at = format!("{at}.env[{i}] ({})", var.name);
+            let value = match (&var.value, &var.value_from) {
+                (Some(v), _) => v.clone(),
+                (None, None) => String::new(),
+                (None, Some(EnvSource::Field { path })) => match path.as_str() {
+                    "metadata.name" => spec.name.clone(),
+                    "metadata.namespace" => spec.namespace.clone(),
+                    other => return Err(format!("{at}: field {other} is not available")),
+                },
+                (None, Some(EnvSource::ConfigMap { name, key })) => {
+                    lookup(spec, ConfigKind::ConfigMap, name, key).ok_or_else(|| {
+                        format!("{at}: ConfigMap {name} key {key} is not in the applied file")
+                    })?
+                }
+                (None, Some(EnvSource::Secret { name, key })) => {
+                    lookup(spec, ConfigKind::Secret, name, key).ok_or_else(|| {
+                        format!("{at}: Secret {name} key {key} is not in the applied file")
+                    })?
+                }
+            };
+            Ok((var.name.clone(), value))
+        })
+        .collect()
+}
+
+fn lookup(spec: &WorkloadSpec, kind: ConfigKind, name: &str, key: &str) -> Option<String> {
+    spec.config
+        .iter()
+        .find(|c| c.kind == kind && c.name == name)
+        .and_then(|c| c.data.get(key).cloned())
 }
 
 #[cfg(test)]

@@ -2,7 +2,7 @@
 //! ignored), environment (resolved), working directory. Refusals happen here, at Validate,
 //! with the field path.
 
-use mesh_protocol::spec::{ConfigKind, Container, EnvSource, EnvVar};
+use mesh_protocol::spec::Container;
 use mesh_protocol::WorkloadSpec;
 use serde::{Deserialize, Serialize};
 
@@ -75,52 +75,12 @@ fn command(spec: &WorkloadSpec, c: &Container, at: &str) -> Result<Command, Stri
     })
 }
 
-/// Literal values, ConfigMap/Secret keys from objects that travelled with the workload, and
-/// the `metadata.name`/`metadata.namespace` fields.
-pub fn resolve_env(
-    spec: &WorkloadSpec,
-    vars: &[EnvVar],
-    at: &str,
-) -> Result<Vec<(String, String)>, String> {
-    vars.iter()
-        .enumerate()
-        .map(|(i, var)| {
-            let at = format!("{at}.env[{i}] ({})", var.name);
-            let value = match (&var.value, &var.value_from) {
-                (Some(v), _) => v.clone(),
-                (None, None) => String::new(),
-                (None, Some(EnvSource::Field { path })) => match path.as_str() {
-                    "metadata.name" => spec.name.clone(),
-                    "metadata.namespace" => spec.namespace.clone(),
-                    other => return Err(format!("{at}: field {other} is not available")),
-                },
-                (None, Some(EnvSource::ConfigMap { name, key })) => {
-                    lookup(spec, ConfigKind::ConfigMap, name, key).ok_or_else(|| {
-                        format!("{at}: ConfigMap {name} key {key} is not in the applied file")
-                    })?
-                }
-                (None, Some(EnvSource::Secret { name, key })) => {
-                    lookup(spec, ConfigKind::Secret, name, key).ok_or_else(|| {
-                        format!("{at}: Secret {name} key {key} is not in the applied file")
-                    })?
-                }
-            };
-            Ok((var.name.clone(), value))
-        })
-        .collect()
-}
-
-fn lookup(spec: &WorkloadSpec, kind: ConfigKind, name: &str, key: &str) -> Option<String> {
-    spec.config
-        .iter()
-        .find(|c| c.kind == kind && c.name == name)
-        .and_then(|c| c.data.get(key).cloned())
-}
+pub use mesh_runtime::host::resolve_env;
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mesh_protocol::spec::SourceFormat;
+    use mesh_protocol::spec::{EnvSource, EnvVar, SourceFormat};
     use mesh_protocol::WorkloadKind;
 
     fn pod(containers: Vec<Container>) -> WorkloadSpec {

@@ -2,7 +2,7 @@
 //! resolved environment, limits and restart behaviour. Everything that can be refused is
 //! refused here, at Validate, with the field path.
 
-use mesh_protocol::spec::{ConfigKind, EnvSource, EnvVar, ModuleSource, RestartPolicy};
+use mesh_protocol::spec::{ModuleSource, RestartPolicy};
 use mesh_protocol::WorkloadSpec;
 
 use crate::digest::Digest;
@@ -46,7 +46,7 @@ pub fn plan(spec: &WorkloadSpec) -> Result<Plan, String> {
             "spec.memory: {memory_limit_bytes} bytes is below one wasm page ({MIN_MEMORY_LIMIT_BYTES} bytes)"
         ));
     }
-    let env = resolve_env(spec, &module.env)?;
+    let env = mesh_runtime::host::resolve_env(spec, &module.env, "spec")?;
     let job_deadline = spec.job.as_ref().and_then(|j| j.active_deadline_ms);
     let timeout_ms = match (module.timeout_ms, job_deadline) {
         (Some(a), Some(b)) => Some(a.min(b)),
@@ -63,47 +63,10 @@ pub fn plan(spec: &WorkloadSpec) -> Result<Plan, String> {
     })
 }
 
-/// Literal values, ConfigMap/Secret keys from objects that travelled with the workload, and
-/// the `metadata.name`/`metadata.namespace` fields.
-pub fn resolve_env(spec: &WorkloadSpec, vars: &[EnvVar]) -> Result<Vec<(String, String)>, String> {
-    let mut out = Vec::with_capacity(vars.len());
-    for (i, var) in vars.iter().enumerate() {
-        let at = format!("spec.env[{i}] ({})", var.name);
-        let value = match (&var.value, &var.value_from) {
-            (Some(v), _) => v.clone(),
-            (None, None) => String::new(),
-            (None, Some(EnvSource::Field { path })) => match path.as_str() {
-                "metadata.name" => spec.name.clone(),
-                "metadata.namespace" => spec.namespace.clone(),
-                other => return Err(format!("{at}: field {other} is not available")),
-            },
-            (None, Some(EnvSource::ConfigMap { name, key })) => {
-                lookup(spec, ConfigKind::ConfigMap, name, key).ok_or_else(|| {
-                    format!("{at}: ConfigMap {name} key {key} is not in the applied file")
-                })?
-            }
-            (None, Some(EnvSource::Secret { name, key })) => {
-                lookup(spec, ConfigKind::Secret, name, key).ok_or_else(|| {
-                    format!("{at}: Secret {name} key {key} is not in the applied file")
-                })?
-            }
-        };
-        out.push((var.name.clone(), value));
-    }
-    Ok(out)
-}
-
-fn lookup(spec: &WorkloadSpec, kind: ConfigKind, name: &str, key: &str) -> Option<String> {
-    spec.config
-        .iter()
-        .find(|c| c.kind == kind && c.name == name)
-        .and_then(|c| c.data.get(key).cloned())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use mesh_protocol::spec::{JobSpec, Module, SourceFormat};
+    use mesh_protocol::spec::{EnvSource, EnvVar, JobSpec, Module, SourceFormat};
     use mesh_protocol::WorkloadKind;
 
     fn function(source: ModuleSource) -> WorkloadSpec {
