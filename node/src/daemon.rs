@@ -76,7 +76,7 @@ impl Config {
             bootstrap: Vec::new(),
             mdns: false,
             mesh: MeshConfig::default(),
-            bootstrap_interval: Duration::from_secs(30),
+            bootstrap_interval: Duration::from_secs(5 * 60),
             idle_timeout: Duration::from_secs(30),
             wasm_runner: None,
             podman_socket: None,
@@ -389,6 +389,39 @@ async fn wait_for_listeners(mesh: &Mesh, wanted: usize) -> Vec<String> {
         }
         tokio::time::sleep(pause).await;
         pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// How often a daemon hands freed heap memory back to the system.
+pub const MEMORY_RELEASE_PERIOD: Duration = Duration::from_secs(10);
+
+/// Hands the heap's free pages back to the system every `period` until `shutdown`.
+///
+/// A node's allocations come and go with its connections (buffers of streams, Noise and
+/// Yamux): the connection manager closes connections that Kademlia lookups opened, and the
+/// allocator keeps the freed pages resident unless asked to return them. glibc only returns
+/// the top of each arena on its own; `malloc_trim` also releases whole free pages inside
+/// them. One daemon per process calls this (not the in-process test harness, whose nodes
+/// share one heap).
+pub async fn release_freed_memory(period: Duration, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(period);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => release_free_pages(),
+            _ = shutdown.cancelled() => return,
+        }
+    }
+}
+
+/// Returns the heap's whole free pages to the system (glibc); a no-op with other allocators.
+#[allow(unsafe_code)] // one FFI call into the C allocator
+pub fn release_free_pages() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks glibc's own arenas under their locks; any thread may
+    // call it at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

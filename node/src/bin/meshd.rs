@@ -79,8 +79,9 @@ struct Args {
     /// 2 s is no longer used for placement.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     heartbeat_interval: Duration,
-    /// How often the node re-bootstraps (re-dials bootstrap peers, refreshes its routing table).
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
+    /// How often the routing table is refreshed (a DHT walk that reaches many peers). A node
+    /// left without connections re-dials its bootstrap peers every 30s (or this, if shorter).
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     bootstrap_interval: Duration,
     /// Close connections unused for this long. Gossip keeps its mesh peers connected; other
     /// peers are dialled again when needed, so a large mesh does not hold a connection to
@@ -169,6 +170,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     for addr in &daemon.addresses {
         println!("listening  {addr}");
     }
+    tokio::spawn(mesh_node::daemon::release_freed_memory(
+        mesh_node::daemon::MEMORY_RELEASE_PERIOD,
+        shutdown.clone(),
+    ));
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .context("cannot watch SIGTERM")?;
     tokio::select! {

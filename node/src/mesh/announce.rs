@@ -13,6 +13,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
 use super::Mesh;
+use crate::net::REPROVIDE_INTERVAL;
 
 /// CPU and memory of this machine: totals from the OS, free CPU = total minus the CPU the
 /// node's workloads asked for, free memory = `MemAvailable`.
@@ -195,9 +196,7 @@ impl Mesh {
         let replicated = false;
         let (_, provided) = futures::join!(
             self.publish_provider(id, record, replicated),
-            self.inner
-                .net
-                .start_providing(keys::workload(id), replicated)
+            self.provide(keys::workload(id), replicated)
         );
         if let Err(e) = provided {
             tracing::debug!(workload = %id, error = %e, "provider entry not replicated yet");
@@ -234,11 +233,11 @@ impl Mesh {
             withdrawn: true,
         };
         self.publish_provider(id, record, true).await;
-        self.inner.net.stop_providing(keys::workload(id)).await;
+        self.unprovide(keys::workload(id)).await;
     }
 
-    /// Announces this node: its record under its node key, and provider entries for the
-    /// all-nodes key and each healthy engine's key.
+    /// Announces this node: its signed record under its node key, and provider entries for
+    /// the all-nodes key and each healthy engine's key.
     pub async fn announce_node(&self) {
         let ttl = self.inner.config.provider_ttl;
         let record = self.node_record(ttl).await;
@@ -250,15 +249,53 @@ impl Mesh {
             false,
         )
         .await;
-        let net = &self.inner.net;
-        let _ = net.start_providing(keys::all_nodes(), false).await;
+        let _ = self.provide(keys::all_nodes(), false).await;
         for name in self.inner.node.registry().names() {
             if engines.iter().any(|e| e == name) {
-                let _ = net.start_providing(keys::engine(name), false).await;
+                let _ = self.provide(keys::engine(name), false).await;
             } else {
-                net.stop_providing(keys::engine(name)).await;
+                self.unprovide(keys::engine(name)).await;
             }
         }
+    }
+
+    /// Announces this node as a provider of `key`, unless it did less than
+    /// [`REPROVIDE_INTERVAL`] ago.
+    ///
+    /// A provider entry only points at a node; the node's signed records (renewed every round
+    /// and expiring on their own) say whether it is current, so an entry needs no renewal
+    /// within the TTL. Announcing one walks to the key's closest peers, and many keys are
+    /// provided by every node (all nodes, an engine, a popular workload or module): renewing
+    /// them every round would keep those peers connected to the whole mesh.
+    pub(crate) async fn provide(&self, key: Vec<u8>, replicated: bool) -> Result<(), String> {
+        // Alone (just started, or cut off), the entry stays local: it counts as announced only
+        // once some peer could have heard it.
+        let heard = !self.inner.net.connected_peers().await.is_empty();
+        if heard {
+            let mut provided = self
+                .inner
+                .provided
+                .lock()
+                .expect("provided lock is never poisoned");
+            if provided
+                .get(&key)
+                .is_some_and(|at| at.elapsed() < REPROVIDE_INTERVAL)
+            {
+                return Ok(());
+            }
+            provided.insert(key.clone(), Instant::now());
+        }
+        self.inner.net.start_providing(key, replicated).await
+    }
+
+    /// Stops providing `key` (copies held by other nodes stay until they expire).
+    pub(crate) async fn unprovide(&self, key: Vec<u8>) {
+        self.inner
+            .provided
+            .lock()
+            .expect("provided lock is never poisoned")
+            .remove(&key);
+        self.inner.net.stop_providing(key).await;
     }
 
     /// Renews everything at a third of the TTL; reacts to workload changes at once.

@@ -92,6 +92,8 @@ struct Inner {
     started: std::time::Instant,
     /// Workloads this node announced, with the version announced and when.
     announced: Mutex<HashMap<WorkloadId, (String, std::time::Instant)>>,
+    /// Keys this node provides (see [`Mesh::provide`]), and when it last announced each.
+    provided: Mutex<HashMap<Vec<u8>, std::time::Instant>>,
     inbound: Arc<Semaphore>,
 }
 
@@ -117,6 +119,7 @@ impl Mesh {
                 keypair,
                 config,
                 announced: Mutex::new(HashMap::new()),
+                provided: Mutex::new(HashMap::new()),
                 inbound: Arc::new(Semaphore::new(MAX_INBOUND_IN_FLIGHT)),
             }),
         };

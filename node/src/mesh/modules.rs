@@ -48,12 +48,7 @@ impl Mesh {
 
     /// Announces that this node holds `digest`.
     pub(crate) async fn provide_module(&self, digest: &Digest) {
-        if let Err(e) = self
-            .inner
-            .net
-            .start_providing(keys::module(&digest.to_string()), false)
-            .await
-        {
+        if let Err(e) = self.provide(keys::module(&digest.to_string()), false).await {
             tracing::debug!(module = %digest, error = %e, "module provider entry not replicated yet");
         }
     }

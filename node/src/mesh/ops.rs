@@ -174,11 +174,30 @@ impl Mesh {
         to_providers(newest_per_provider(raw, &workload, engine, now_millis()))
     }
 
-    /// Other nodes of the mesh: those heard from by heartbeat and those whose signed node
-    /// record the DHT holds (under the all-nodes key, or `engine`'s key), newest per node.
+    /// Whether this node has heard every live peer's heartbeat: it has been up for two
+    /// heartbeat periods (one to hear each peer, one for a late or lost message).
+    pub fn heartbeats_are_warm(&self) -> bool {
+        self.inner.started.elapsed() >= self.inner.config.heartbeat_interval * 2
+    }
+
+    /// Other nodes of the mesh, newest record per node. A warm node answers from the
+    /// heartbeats it heard; a node that just started also asks the DHT for the signed node
+    /// records of the nodes providing the all-nodes key (or `engine`'s key).
     pub async fn known_nodes(&self, engine: Option<&str>) -> Vec<(PeerId, NodeRecord)> {
         let me = self.peer_id();
         let now = now_millis();
+        if self.heartbeats_are_warm() {
+            // Sorted by peer id, like the DHT answer below.
+            return self
+                .inner
+                .peers
+                .fresh(now)
+                .into_iter()
+                .filter(|(peer, record)| {
+                    *peer != me && engine.is_none_or(|e| record.healthy_engines().any(|h| h == e))
+                })
+                .collect();
+        }
         let key = engine.map_or_else(keys::all_nodes, keys::engine);
         let net = &self.inner.net;
         let mut peers: HashSet<PeerId> = net.get_providers(key).await;

@@ -30,6 +30,14 @@ pub const IDENTIFY_VERSION: &str = "/mesh/1";
 
 /// Kademlia replication factor: copies of each record and provider entry.
 pub const REPLICATION_FACTOR: usize = 8;
+/// How long a node keeps a provider entry stored for another node. Provider entries only
+/// point at a node; whether it is current is read from its signed records, so a stale entry
+/// costs a lookup, never a wrong answer.
+pub const PROVIDER_ENTRY_TTL: Duration = Duration::from_secs(15 * 60);
+/// How often a node announces again the provider entries it keeps: well within
+/// [`PROVIDER_ENTRY_TTL`], and often enough for nodes that joined closer to a key to learn
+/// its providers.
+pub const REPROVIDE_INTERVAL: Duration = Duration::from_secs(5 * 60);
 /// Records a node stores for others.
 pub const MAX_STORED_RECORDS: usize = 65_536;
 
@@ -75,6 +83,8 @@ fn behaviour(key: &Keypair, config: &NetConfig) -> Result<Behaviour, String> {
         .set_record_filtering(kad::StoreInserts::FilterBoth)
         // Records carry their own signed expiry and are renewed by their signer.
         .set_publication_interval(None)
+        .set_provider_publication_interval(None)
+        .set_provider_record_ttl(Some(PROVIDER_ENTRY_TTL))
         .set_periodic_bootstrap_interval(Some(config.bootstrap_interval));
     let mut kad = kad::Behaviour::with_config(peer, store, kad_config);
     // Loopback testnets never see a confirmed external address: serve from the start.

@@ -31,8 +31,16 @@ const ENOUGH_COPIES: usize = 2;
 pub const CONNECTIONS_HIGH_WATER: usize = 32;
 /// ... down to this many.
 pub const CONNECTIONS_LOW_WATER: usize = 24;
+/// How often a node checks that it is still connected to someone.
+const REJOIN_CHECK: Duration = Duration::from_secs(30);
 /// How often connections are counted, and how long a used peer is protected from trimming.
 const TRIM_PERIOD: Duration = Duration::from_secs(10);
+/// How long the closest peers found for a record key are reused for its renewals before they
+/// are looked up again. A failed replication forgets them at once.
+pub const CLOSEST_PEERS_REUSE: Duration = Duration::from_secs(5 * 60);
+
+/// A record waiting for its key's closest peers, and who waits for its replication.
+type PendingPut = (kad::Record, Option<Reply<Result<(), String>>>);
 
 /// Owns the swarm; run it with [`EventLoop::run`].
 pub struct EventLoop {
@@ -49,7 +57,14 @@ pub struct EventLoop {
     pending_get_providers: HashMap<QueryId, PendingProviders>,
     pending_puts: HashMap<QueryId, Reply<Result<(), String>>>,
     pending_provides: HashMap<QueryId, Reply<Result<(), String>>>,
-    /// When each connected peer was last used by a request (either way) or connected.
+    /// Record puts waiting for a closest-peers lookup.
+    pending_closest: HashMap<QueryId, PendingPut>,
+    /// The closest peers found for each record key this node puts, and when.
+    closest: HashMap<kad::RecordKey, (Instant, Vec<PeerId>)>,
+    /// Connections unused this long are closed (gossipsub's streams keep them open otherwise).
+    idle_timeout: Duration,
+    /// When each connected peer was last used by a request or record put (either way), or
+    /// connected.
     last_used: HashMap<PeerId, Instant>,
 }
 
@@ -106,6 +121,9 @@ impl EventLoop {
             pending_get_providers: HashMap::new(),
             pending_puts: HashMap::new(),
             pending_provides: HashMap::new(),
+            pending_closest: HashMap::new(),
+            closest: HashMap::new(),
+            idle_timeout: config.idle_timeout,
             last_used: HashMap::new(),
         })
     }
@@ -113,10 +131,10 @@ impl EventLoop {
     /// Runs until the shutdown token is cancelled.
     pub async fn run(mut self) {
         self.dial_bootstrap();
-        let mut rebootstrap = tokio::time::interval(self.bootstrap_interval);
-        rebootstrap.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        rebootstrap.tick().await;
-        let mut trim = tokio::time::interval(TRIM_PERIOD);
+        let mut rejoin = tokio::time::interval(self.bootstrap_interval.min(REJOIN_CHECK));
+        rejoin.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        rejoin.tick().await;
+        let mut trim = tokio::time::interval(self.trim_period());
         trim.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
@@ -125,7 +143,7 @@ impl EventLoop {
                     Some(c) => self.on_command(c),
                     None => return,
                 },
-                _ = rebootstrap.tick() => self.on_rebootstrap(),
+                _ = rejoin.tick() => self.rejoin_if_alone(),
                 _ = trim.tick() => self.trim_connections(),
                 _ = self.shutdown.cancelled() => return,
             }
@@ -146,18 +164,23 @@ impl EventLoop {
         }
     }
 
-    /// A connection manager: gossipsub keeps a stream open to every peer it ever met, so
-    /// connections would otherwise never idle out and a node would end up connected to the
-    /// whole mesh. Above the high-water mark, peers that are neither gossip mesh peers,
-    /// bootstrap peers nor used in the last period are disconnected, least recently used
-    /// first, down to the low-water mark. They stay in the routing table and are dialled again
-    /// when needed.
+    /// How often connections are counted, and how long a used peer is protected from trimming:
+    /// [`TRIM_PERIOD`], or the idle timeout if shorter.
+    fn trim_period(&self) -> Duration {
+        TRIM_PERIOD.min(self.idle_timeout)
+    }
+
+    /// A connection manager. Gossipsub keeps a stream open to every peer it ever met, so
+    /// connections never idle out on their own, and a node would end up connected to the
+    /// whole mesh. Connections to peers that are neither gossip mesh peers nor bootstrap peers
+    /// are closed once unused for the idle timeout; above the high-water mark, the least
+    /// recently used of those unused for a period are closed too, down to the low-water mark.
+    /// Closed peers stay in the routing table and are dialled again when needed.
     fn trim_connections(&mut self) {
         let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         self.last_used.retain(|p, _| connected.contains(p));
-        if connected.len() <= CONNECTIONS_HIGH_WATER {
-            return;
-        }
+        self.closest
+            .retain(|_, (found, _)| found.elapsed() < CLOSEST_PEERS_REUSE);
         let mesh: HashSet<PeerId> = self
             .swarm
             .behaviour()
@@ -167,30 +190,50 @@ impl EventLoop {
             .collect();
         let bootstrap: HashSet<PeerId> = self.bootstrap.iter().filter_map(peer_of).collect();
         let now = Instant::now();
-        let mut candidates: Vec<(Instant, PeerId)> = connected
+        let mut candidates: Vec<(Duration, PeerId)> = connected
             .iter()
             .filter(|p| !mesh.contains(p) && !bootstrap.contains(p))
-            .map(|p| (self.last_used.get(p).copied().unwrap_or(now), *p))
-            .filter(|(used, _)| now.duration_since(*used) >= TRIM_PERIOD)
+            .map(|p| {
+                let used = self.last_used.get(p).copied().unwrap_or(now);
+                (now.duration_since(used), *p)
+            })
+            .filter(|(unused, _)| *unused >= self.trim_period())
             .collect();
-        candidates.sort();
-        let excess = connected.len() - CONNECTIONS_LOW_WATER;
+        // Longest unused first.
+        candidates.sort_by(|a, b| b.cmp(a));
+        let idle = candidates
+            .iter()
+            .take_while(|(unused, _)| *unused >= self.idle_timeout)
+            .count();
+        let excess = connected.len().saturating_sub(CONNECTIONS_LOW_WATER);
+        let closing = if connected.len() > CONNECTIONS_HIGH_WATER {
+            idle.max(excess.min(candidates.len()))
+        } else {
+            idle
+        };
+        if closing == 0 {
+            return;
+        }
         tracing::debug!(
             connected = connected.len(),
             mesh = mesh.len(),
-            idle = candidates.len(),
-            closing = excess.min(candidates.len()),
-            "trimming connections"
+            idle,
+            closing,
+            "closing connections"
         );
-        for (_, peer) in candidates.into_iter().take(excess) {
+        for (_, peer) in candidates.into_iter().take(closing) {
             let _ = self.swarm.disconnect_peer_id(peer);
         }
     }
 
-    fn on_rebootstrap(&mut self) {
-        if self.swarm.connected_peers().next().is_none() {
-            self.dial_bootstrap();
+    /// A node left without any connection (its peers restarted, the network was cut) dials
+    /// its bootstrap peers again and refreshes its routing table. A connected node's routing
+    /// table is refreshed by Kademlia itself every bootstrap interval.
+    fn rejoin_if_alone(&mut self) {
+        if self.swarm.connected_peers().next().is_some() {
+            return;
         }
+        self.dial_bootstrap();
         // NoKnownPeers is expected on a lone node.
         let _ = self.swarm.behaviour_mut().kad.bootstrap();
     }
@@ -218,19 +261,21 @@ impl EventLoop {
             } => {
                 let mut record = kad::Record::new(key, value);
                 record.expires = Some(expires);
+                record.publisher = Some(*self.swarm.local_peer_id());
                 // Stored locally at once (readable here); replication goes on in the background
                 // unless the caller waits for it.
-                match behaviour.kad.put_record(record, kad::Quorum::One) {
-                    Ok(id) if replicated => {
-                        self.pending_puts.insert(id, reply);
-                    }
-                    Ok(_) => {
-                        let _ = reply.send(Ok(()));
-                    }
-                    Err(e) => {
-                        let _ = reply.send(Err(format!("cannot store record: {e:?}")));
-                    }
+                let store = self.swarm.behaviour_mut().kad.store_mut();
+                if let Err(e) = kad::store::RecordStore::put(store, record.clone()) {
+                    let _ = reply.send(Err(format!("cannot store record: {e:?}")));
+                    return;
                 }
+                let reply = if replicated {
+                    Some(reply)
+                } else {
+                    let _ = reply.send(Ok(()));
+                    None
+                };
+                self.replicate(record, reply);
             }
             Command::GetRecords { key, reply } => {
                 let id = behaviour.kad.get_record(kad::RecordKey::new(&key));
@@ -288,6 +333,47 @@ impl EventLoop {
             }
             Command::ConnectedPeers { reply } => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
+            }
+            Command::StoredRecord { key, reply } => {
+                let store = self.swarm.behaviour_mut().kad.store_mut();
+                let record = kad::store::RecordStore::get(store, &kad::RecordKey::new(&key));
+                let _ = reply.send(record.map(|r| r.value.clone()));
+            }
+        }
+    }
+
+    /// Sends a record to its key's closest peers. A renewal goes straight to the peers found
+    /// for the key before (a lookup walks to many more peers than it stores on, and every
+    /// peer it reaches stays connected for a while); a new key, or one whose peers are older
+    /// than [`CLOSEST_PEERS_REUSE`], failed to store it, or no longer include the nearest
+    /// peers of the routing table, is looked up first.
+    fn replicate(&mut self, record: kad::Record, reply: Option<Reply<Result<(), String>>>) {
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        // A peer the routing table learned since (a node that joined), closer to the key than
+        // those found, calls for a new lookup.
+        let target = kad::KBucketKey::from(record.key.clone());
+        let nearest: Vec<PeerId> = kad
+            .get_closest_local_peers(&target)
+            .take(behaviour::REPLICATION_FACTOR)
+            .map(|k| *k.preimage())
+            .collect();
+        match self.closest.get(&record.key) {
+            Some((found, peers))
+                if found.elapsed() < CLOSEST_PEERS_REUSE
+                    && nearest.iter().all(|p| peers.contains(p)) =>
+            {
+                let now = Instant::now();
+                for peer in peers {
+                    self.last_used.insert(*peer, now);
+                }
+                let id = kad.put_record_to(record, peers.iter().copied(), kad::Quorum::One);
+                if let Some(reply) = reply {
+                    self.pending_puts.insert(id, reply);
+                }
+            }
+            _ => {
+                let id = kad.get_closest_peers(record.key.to_vec());
+                self.pending_closest.insert(id, (record, reply));
             }
         }
     }
@@ -420,6 +506,8 @@ impl EventLoop {
                 source,
                 ..
             } => {
+                // A peer renewing a record here comes back every round: keep its connection.
+                self.last_used.insert(source, Instant::now());
                 let key = record.key.to_vec();
                 let now = mesh_runtime::now_millis();
                 let Some(signer) = mesh_provider::keys::signer_of(&key) else {
@@ -494,10 +582,32 @@ impl EventLoop {
                 }
             }
             QueryResult::GetProviders(_) => {}
+            QueryResult::GetClosestPeers(result) => {
+                if let Some((record, reply)) = self.pending_closest.remove(&id) {
+                    let peers: Vec<PeerId> = match result {
+                        Ok(ok) => ok.peers.into_iter().map(|p| p.peer_id).collect(),
+                        Err(kad::GetClosestPeersError::Timeout { peers, .. }) => {
+                            peers.into_iter().map(|p| p.peer_id).collect()
+                        }
+                    };
+                    if peers.is_empty() {
+                        // A lone node: stored locally, nobody to replicate to.
+                        if let Some(reply) = reply {
+                            let _ = reply.send(Ok(()));
+                        }
+                        return;
+                    }
+                    self.closest
+                        .insert(record.key.clone(), (Instant::now(), peers));
+                    self.replicate(record, reply);
+                }
+            }
             QueryResult::PutRecord(result) => {
                 if let Err(e) = &result {
-                    // Stored locally anyway; a lone node has nobody to replicate to.
+                    // Stored locally anyway; a lone node has nobody to replicate to. The next
+                    // renewal looks the closest peers up again.
                     tracing::debug!(error = %e, "record replication incomplete");
+                    self.closest.remove(e.key());
                 }
                 if let Some(reply) = self.pending_puts.remove(&id) {
                     let _ = reply.send(Ok(()));

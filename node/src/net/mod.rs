@@ -22,7 +22,10 @@ use mesh_protocol::wire::{Request, Response};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
-pub use behaviour::{DEPLOY_PROTOCOL, GOSSIP_TOPIC, KAD_PROTOCOL, RPC_PROTOCOL};
+pub use behaviour::{
+    DEPLOY_PROTOCOL, GOSSIP_TOPIC, KAD_PROTOCOL, PROVIDER_ENTRY_TTL, REPROVIDE_INTERVAL,
+    RPC_PROTOCOL,
+};
 pub use event_loop::EventLoop;
 
 /// Commands queued for the network task.
@@ -50,7 +53,9 @@ pub struct NetConfig {
     pub rpc_timeout: Duration,
     /// Timeout of applies (they answer once the workload settled).
     pub deploy_timeout: Duration,
-    /// How often the node re-bootstraps (re-dials bootstrap peers, refreshes Kademlia).
+    /// How often Kademlia refreshes the routing table (a walk towards the node's own id and a
+    /// random key per bucket). A node without connections re-dials its bootstrap peers every
+    /// 30 s (or this, if shorter).
     pub bootstrap_interval: Duration,
     /// Kademlia query timeout.
     pub query_timeout: Duration,
@@ -67,7 +72,7 @@ impl NetConfig {
             mdns: false,
             rpc_timeout: Duration::from_secs(30),
             deploy_timeout: Duration::from_secs(600),
-            bootstrap_interval: Duration::from_secs(30),
+            bootstrap_interval: Duration::from_secs(5 * 60),
             query_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
         }
@@ -142,6 +147,10 @@ pub(crate) enum Command {
     ConnectedPeers {
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    StoredRecord {
+        key: Vec<u8>,
+        reply: oneshot::Sender<Option<Vec<u8>>>,
+    },
 }
 
 /// Handle on the network task. Cheap to clone.
@@ -195,6 +204,13 @@ impl Client {
         })
         .await?;
         rx.await.map_err(gone)?
+    }
+
+    /// The copy of a record this node's own store holds (no lookup).
+    pub async fn stored_record(&self, key: Vec<u8>) -> Option<Vec<u8>> {
+        let (reply, rx) = oneshot::channel();
+        self.send(Command::StoredRecord { key, reply }).await.ok()?;
+        rx.await.ok().flatten()
     }
 
     /// Every copy of the record the lookup found (the local one included).

@@ -1,0 +1,124 @@
+//! The connection manager: gossipsub keeps a stream open to every peer it meets, so without
+//! the manager no connection would ever idle out. A peer the node neither uses nor has in its
+//! gossip mesh is disconnected after the idle timeout; a gossip mesh peer, connected at the
+//! same time, stays.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use libp2p::identity::Keypair;
+use libp2p::swarm::SwarmEvent;
+use libp2p::{gossipsub, noise, tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder};
+use mesh_node::testing::TestNode;
+
+const IDLE: Duration = Duration::from_secs(3);
+
+/// A raw gossipsub peer that keeps its own side of every connection open for a minute.
+fn raw_peer(subscribe: bool) -> Swarm<gossipsub::Behaviour> {
+    let key = Keypair::generate_ed25519();
+    let config = gossipsub::ConfigBuilder::default()
+        .heartbeat_interval(Duration::from_millis(200))
+        .build()
+        .unwrap();
+    let mut behaviour =
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)
+            .unwrap();
+    if subscribe {
+        let topic = gossipsub::IdentTopic::new(mesh_node::net::GOSSIP_TOPIC);
+        behaviour.subscribe(&topic).unwrap();
+    }
+    SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            tcp::Config::default(),
+            noise::Config::new,
+            yamux::Config::default,
+        )
+        .unwrap()
+        .with_behaviour(|_| behaviour)
+        .unwrap()
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
+#[derive(Debug, PartialEq)]
+enum Seen {
+    Connected,
+    Closed,
+    Subscribed,
+}
+
+/// The next connection or mesh event of a raw peer, if any within `timeout`.
+async fn next(swarm: &mut Swarm<gossipsub::Behaviour>, timeout: Duration) -> Option<Seen> {
+    tokio::time::timeout(timeout, async {
+        loop {
+            match swarm.select_next_some().await {
+                SwarmEvent::ConnectionEstablished { .. } => return Seen::Connected,
+                SwarmEvent::ConnectionClosed { .. } => return Seen::Closed,
+                SwarmEvent::Behaviour(gossipsub::Event::Subscribed { .. }) => {
+                    return Seen::Subscribed
+                }
+                _ => {}
+            }
+        }
+    })
+    .await
+    .ok()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unused_connections_close_after_the_idle_timeout_and_gossip_mesh_peers_stay() {
+    let node = TestNode::start_with(|c| c.idle_timeout = IDLE).await;
+    let addr: Multiaddr = node.daemon().addresses[0].parse().unwrap();
+    let node_id: PeerId = node.daemon().node.id().to_string().parse().unwrap();
+
+    let mut idle = raw_peer(false);
+    let mut member = raw_peer(true);
+    member.dial(addr.clone()).unwrap();
+    idle.dial(addr).unwrap();
+    assert_eq!(
+        next(&mut idle, Duration::from_secs(10)).await,
+        Some(Seen::Connected)
+    );
+
+    // The member joins the node's gossip mesh: it hears the node's subscription, and the
+    // node grafts it at its next gossipsub heartbeat.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let in_mesh = member
+            .behaviour()
+            .mesh_peers(&gossipsub::IdentTopic::new(mesh_node::net::GOSSIP_TOPIC).hash())
+            .any(|p| *p == node_id);
+        if in_mesh {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the node never grafted the subscribed peer"
+        );
+        let _ = next(&mut member, Duration::from_millis(200)).await;
+    }
+
+    // The idle peer is disconnected by the node, within a few idle timeouts.
+    let closed = loop {
+        match next(&mut idle, IDLE * 4).await {
+            Some(Seen::Closed) => break true,
+            Some(_) => continue,
+            None => break false,
+        }
+    };
+    assert!(
+        closed,
+        "the node kept an unused, non-mesh connection open for {:?}",
+        IDLE * 4
+    );
+
+    // Meanwhile the mesh peer, connected as long, is still connected.
+    while let Some(seen) = next(&mut member, Duration::from_millis(50)).await {
+        assert_ne!(seen, Seen::Closed, "the node closed a gossip mesh peer");
+    }
+    assert!(member.is_connected(&node_id));
+    node.stop().await;
+}
