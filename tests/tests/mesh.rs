@@ -180,3 +180,48 @@ async fn twenty_nodes_discover_from_everywhere() {
     assert_eq!(all.len(), 20, "nodes --engine mock lists the whole mesh");
     net.stop().await;
 }
+
+/// Re-applying a changed manifest from another, warm node updates the replicas where they run:
+/// the entry node finds them in its gossip cache, without a DHT lookup.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reapply_from_a_warm_node_updates_replicas_in_place() {
+    let ttl = Duration::from_secs(3);
+    let net = TestNet::start(4, |_, c| c.mesh.provider_ttl = ttl).await;
+    net.wait_connected(Duration::from_secs(20)).await;
+    let mut req = pod("api");
+    req.replicas = Some(2);
+    let first = net.node(0).daemon().mesh.apply(req).await.unwrap();
+    let placed: BTreeSet<String> = first.workloads[0]
+        .deployment
+        .replicas
+        .iter()
+        .map(|r| r.node.clone())
+        .collect();
+    assert_eq!(placed.len(), 2);
+
+    let entry = &net.node(3).daemon().mesh;
+    wait_until(
+        "node 3's cache to be warm and hold both providers",
+        Duration::from_secs(10),
+        || async {
+            (entry.cache_is_warm() && entry.discover(&id("api"), None).await.len() == 2)
+                .then_some(())
+        },
+    )
+    .await;
+    let mut changed = pod("api");
+    changed.manifest = changed.manifest.replace("mesh-test:latest", "mesh-test:v2");
+    changed.replicas = Some(2);
+    let second = entry.apply(changed).await.unwrap();
+    let w = &second.workloads[0];
+    assert_eq!(w.action, ApplyAction::Updated, "{:?}", w.deployment);
+    let now: BTreeSet<String> = w
+        .deployment
+        .replicas
+        .iter()
+        .map(|r| r.node.clone())
+        .collect();
+    assert_eq!(now, placed, "updated where it ran, no new placement");
+    assert_ne!(w.deployment.version, first.workloads[0].deployment.version);
+    net.stop().await;
+}

@@ -145,11 +145,16 @@ impl Mesh {
     /// that just joined, a workload it never heard of) the DHT is asked as well. See
     /// [`Mesh::discover_dht`].
     pub async fn discover(&self, id: &WorkloadId, engine: Option<&str>) -> Vec<Provider> {
-        let workload = id.to_string();
-        let heard = self.inner.providers.get(&workload);
-        if heard.is_empty() || !self.cache_is_warm() {
+        if !self.cache_is_warm() || self.inner.providers.get(&id.to_string()).is_empty() {
             return self.discover_dht(id, engine).await;
         }
+        self.cached_providers(id, engine)
+    }
+
+    /// Providers of a workload from the gossip cache alone (see [`Mesh::cache_is_warm`]).
+    fn cached_providers(&self, id: &WorkloadId, engine: Option<&str>) -> Vec<Provider> {
+        let workload = id.to_string();
+        let heard = self.inner.providers.get(&workload);
         let raw = heard.iter().map(|(peer, r)| (Some(*peer), r.as_slice()));
         to_providers(newest_per_provider(raw, &workload, engine, now_millis()))
     }
@@ -305,10 +310,16 @@ impl Mesh {
         let daemonset = spec.kind == WorkloadKind::DaemonSet;
         let wanted = req.replicas.unwrap_or_else(|| spec.replica_count());
 
-        // Nodes that already run it keep it (an update in place), the rest are ranked.
-        let mut current: HashSet<PeerId> = self
-            .discover(&id, None)
-            .await
+        // Nodes that already run it keep it (an update in place), the rest are ranked. A warm
+        // node has heard every current provider on gossip, so a workload it never heard of runs
+        // nowhere: no DHT lookup (for a key nobody provides, one walks all the way to the key's
+        // closest peers, dialling those it is not connected to).
+        let known = if self.cache_is_warm() {
+            self.cached_providers(&id, None)
+        } else {
+            self.discover(&id, None).await
+        };
+        let mut current: HashSet<PeerId> = known
             .iter()
             .filter_map(|p| p.peer_id.parse().ok())
             .collect();
