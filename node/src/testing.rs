@@ -12,6 +12,26 @@ use tokio_util::sync::CancellationToken;
 use crate::client::{Client, Target};
 use crate::daemon::{Config, Daemon};
 
+/// A bare libp2p peer, for tests that speak to a node as a stranger would: TCP, Noise and
+/// Yamux around `behaviour`, its side of every connection kept open for a minute.
+pub fn raw_peer<B: libp2p::swarm::NetworkBehaviour>(
+    key: libp2p::identity::Keypair,
+    behaviour: B,
+) -> libp2p::Swarm<B> {
+    libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_tcp(
+            libp2p::tcp::Config::default(),
+            libp2p::noise::Config::new,
+            libp2p::yamux::Config::default,
+        )
+        .expect("TCP with Noise and Yamux builds")
+        .with_behaviour(|_| behaviour)
+        .expect("the behaviour is given")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
 /// Pause between two evaluations of a waited-for condition.
 pub const POLL: Duration = Duration::from_millis(10);
 

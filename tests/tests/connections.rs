@@ -10,13 +10,13 @@ use std::time::Duration;
 use futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{gossipsub, noise, tcp, yamux, Multiaddr, PeerId, Swarm, SwarmBuilder};
-use mesh_node::testing::TestNode;
+use libp2p::{gossipsub, Multiaddr, PeerId, Swarm};
+use mesh_node::testing::{raw_peer, TestNode};
 
 const IDLE: Duration = Duration::from_secs(3);
 
-/// A raw gossipsub peer that keeps its own side of every connection open for a minute.
-fn raw_peer(subscribe: bool) -> Swarm<gossipsub::Behaviour> {
+/// A raw gossipsub peer, subscribed to the node's topic or not.
+fn gossip_peer(subscribe: bool) -> Swarm<gossipsub::Behaviour> {
     let key = Keypair::generate_ed25519();
     let config = gossipsub::ConfigBuilder::default()
         .heartbeat_interval(Duration::from_millis(200))
@@ -29,18 +29,7 @@ fn raw_peer(subscribe: bool) -> Swarm<gossipsub::Behaviour> {
         let topic = gossipsub::IdentTopic::new(mesh_node::net::GOSSIP_TOPIC);
         behaviour.subscribe(&topic).unwrap();
     }
-    SwarmBuilder::with_existing_identity(key)
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| behaviour)
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build()
+    raw_peer(key, behaviour)
 }
 
 #[derive(Debug, PartialEq)]
@@ -74,8 +63,8 @@ async fn unused_connections_close_after_the_idle_timeout_and_gossip_mesh_peers_s
     let addr: Multiaddr = node.daemon().addresses[0].parse().unwrap();
     let node_id: PeerId = node.daemon().node.id().to_string().parse().unwrap();
 
-    let mut idle = raw_peer(false);
-    let mut member = raw_peer(true);
+    let mut idle = gossip_peer(false);
+    let mut member = gossip_peer(true);
     member.dial(addr.clone()).unwrap();
     idle.dial(addr).unwrap();
     assert_eq!(

@@ -9,8 +9,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::swarm::SwarmEvent;
-use libp2p::{gossipsub, noise, tcp, yamux, Multiaddr, SwarmBuilder};
-use mesh_node::testing::{wait_until, TestNode};
+use libp2p::{gossipsub, Multiaddr};
+use mesh_node::testing::{raw_peer, wait_until, TestNode};
 use mesh_protocol::{Phase, WorkloadId};
 use mesh_provider::record::{ProviderRecord, Record};
 use mesh_provider::signed;
@@ -59,18 +59,7 @@ async fn forged_relayed_and_garbage_provider_records_on_gossip_are_refused() {
         config,
     )
     .unwrap();
-    let mut swarm = SwarmBuilder::with_existing_identity(attacker.clone())
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| behaviour)
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
-        .build();
+    let mut swarm = raw_peer(attacker.clone(), behaviour);
     let topic = gossipsub::IdentTopic::new(mesh_node::net::GOSSIP_TOPIC);
     swarm.behaviour_mut().subscribe(&topic).unwrap();
     swarm.dial(addr).unwrap();

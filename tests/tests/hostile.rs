@@ -9,8 +9,8 @@ use std::time::Duration;
 use futures::StreamExt;
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::SwarmEvent;
-use libp2p::{noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, SwarmBuilder};
-use mesh_node::testing::TestNode;
+use libp2p::{Multiaddr, PeerId, StreamProtocol};
+use mesh_node::testing::{raw_peer, TestNode};
 use serde_json::{json, Value};
 
 type Raw = request_response::cbor::Behaviour<Value, Value>;
@@ -34,18 +34,7 @@ async fn send_all(addr: Multiaddr, peer: PeerId, requests: Vec<Value>) -> Vec<Ou
         )],
         request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
     );
-    let mut swarm = SwarmBuilder::with_new_identity()
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default(),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .unwrap()
-        .with_behaviour(|_| behaviour)
-        .unwrap()
-        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(30)))
-        .build();
+    let mut swarm = raw_peer(libp2p::identity::Keypair::generate_ed25519(), behaviour);
     swarm.dial(addr.clone()).unwrap();
     let mut outcomes = Vec::new();
     for request in requests {
