@@ -11,6 +11,11 @@ use bollard::Docker;
 use mesh_runtime::error::Result;
 
 use crate::install::HandleData;
+
+/// How long removal waits for removed containers to disappear before it removes their
+/// network and volumes, and how often it looks.
+const CONTAINERS_GONE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+const CONTAINERS_GONE_POLL: std::time::Duration = std::time::Duration::from_millis(50);
 use crate::{client, labels, DockerEngine};
 
 impl DockerEngine {
@@ -44,6 +49,16 @@ impl DockerEngine {
                 Err(e) if matches!(client::status_code(&e), Some(404) | Some(409)) => {}
                 Err(e) => return Err(self.client.api(&format!("remove container {id}"), e)),
             }
+        }
+
+        // A removal answered 409 (one already in progress), or answered by Podman before the
+        // container let go of its network and volumes, would make their removal fail: wait,
+        // bounded, until no container of the instance is listed.
+        let deadline = tokio::time::Instant::now() + CONTAINERS_GONE_TIMEOUT;
+        while !self.members(&conn, project).await?.is_empty()
+            && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(CONTAINERS_GONE_POLL).await;
         }
 
         self.remove_networks(docker, project, data).await?;
