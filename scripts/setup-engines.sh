@@ -45,13 +45,15 @@ fi
 if ! curl -fsS --unix-socket /run/podman/podman.sock http://d/_ping >/dev/null 2>&1; then
   mkdir -p /run/podman
   log "starting the Podman API service"
-  nohup podman system service --time=0 unix:///run/podman/podman.sock >/var/log/podman-service.log 2>&1 &
+  # From /: conmon inherits the service's working directory and fails ("write child:
+  # broken pipe") once it is deleted, as a CI clone the service was started from is.
+  (cd / && nohup podman system service --time=0 unix:///run/podman/podman.sock >/var/log/podman-service.log 2>&1 &)
 fi
 wait_for_socket /run/podman/podman.sock "podman"
 
 if ! curl -fsS --unix-socket /var/run/docker.sock http://d/_ping >/dev/null 2>&1; then
   log "starting dockerd"
-  nohup dockerd >/var/log/dockerd.log 2>&1 &
+  (cd / && nohup dockerd >/var/log/dockerd.log 2>&1 &)
 fi
 wait_for_socket /var/run/docker.sock "dockerd"
 
