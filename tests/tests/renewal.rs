@@ -110,3 +110,63 @@ async fn renewals_replace_the_copy_on_every_holder() {
     }
     shutdown.cancel();
 }
+
+/// A peer that stopped stays in the writer's routing table for a while, nearer to the key than
+/// some that answered the lookup: the put still goes out to those found, and answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_put_completes_when_a_routing_table_peer_is_gone() {
+    let shutdown = CancellationToken::new();
+    let seed = peer(Vec::new(), &shutdown).await;
+    let gone_token = shutdown.child_token();
+    let gone = peer(vec![seed.addr.clone()], &gone_token).await;
+    // The writer dials both, so its routing table names the peer that will go.
+    let writer = peer(vec![seed.addr.clone(), gone.addr.clone()], &shutdown).await;
+    let key = keys::node(&writer.keypair.public().to_peer_id());
+    let expires = Instant::now() + Duration::from_secs(60);
+    let first = mesh_runtime::now_millis();
+
+    // The writer knows the peer that will go: it stored the writer's first record.
+    wait_until(
+        "the first put to reach every peer",
+        Duration::from_secs(20),
+        || async {
+            writer
+                .client
+                .put_record(
+                    key.clone(),
+                    node_record(&writer.keypair, first),
+                    expires,
+                    true,
+                )
+                .await
+                .unwrap();
+            let stored_now = stored(&gone.client, &key, &writer.keypair).await;
+            (stored_now == Some(first)).then_some(())
+        },
+    )
+    .await;
+    gone_token.cancel();
+
+    // A later record, put while the writer's routing table still names the stopped peer
+    // (fewer peers than the replication factor: every known peer is among the nearest).
+    let issued = first + 1;
+    let put = writer.client.put_record(
+        key.clone(),
+        node_record(&writer.keypair, issued),
+        expires,
+        true,
+    );
+    tokio::time::timeout(Duration::from_secs(30), put)
+        .await
+        .expect("the put answers")
+        .unwrap();
+    wait_until(
+        "the seed to hold the new record",
+        Duration::from_secs(10),
+        || async {
+            (stored(&seed.client, &key, &writer.keypair).await == Some(issued)).then_some(())
+        },
+    )
+    .await;
+    shutdown.cancel();
+}

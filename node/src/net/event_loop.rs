@@ -362,19 +362,31 @@ impl EventLoop {
                 if found.elapsed() < CLOSEST_PEERS_REUSE
                     && nearest.iter().all(|p| peers.contains(p)) =>
             {
-                let now = Instant::now();
-                for peer in peers {
-                    self.last_used.insert(*peer, now);
-                }
-                let id = kad.put_record_to(record, peers.iter().copied(), kad::Quorum::One);
-                if let Some(reply) = reply {
-                    self.pending_puts.insert(id, reply);
-                }
+                let peers = peers.clone();
+                self.put_to(record, &peers, reply);
             }
             _ => {
                 let id = kad.get_closest_peers(record.key.to_vec());
                 self.pending_closest.insert(id, (record, reply));
             }
+        }
+    }
+
+    /// Sends a record to `peers`, who count as used.
+    fn put_to(
+        &mut self,
+        record: kad::Record,
+        peers: &[PeerId],
+        reply: Option<Reply<Result<(), String>>>,
+    ) {
+        let now = Instant::now();
+        for peer in peers {
+            self.last_used.insert(*peer, now);
+        }
+        let kad = &mut self.swarm.behaviour_mut().kad;
+        let id = kad.put_record_to(record, peers.iter().copied(), kad::Quorum::One);
+        if let Some(reply) = reply {
+            self.pending_puts.insert(id, reply);
         }
     }
 
@@ -597,9 +609,12 @@ impl EventLoop {
                         }
                         return;
                     }
-                    self.closest
-                        .insert(record.key.clone(), (Instant::now(), peers));
-                    self.replicate(record, reply);
+                    // Straight to the peers found: going through `replicate` again would look
+                    // them up once more whenever the routing table names a nearer peer the
+                    // lookup did not reach (one that is gone), and again, without end.
+                    let key = record.key.clone();
+                    self.put_to(record, &peers, reply);
+                    self.closest.insert(key, (Instant::now(), peers));
                 }
             }
             QueryResult::PutRecord(result) => {
