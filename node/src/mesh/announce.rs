@@ -2,6 +2,7 @@
 //! record in the DHT (signed, expiring, renewed at a third of the TTL, withdrawn with a signed
 //! withdrawal on delete), and heartbeats on gossip.
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use libp2p::{Multiaddr, PeerId};
@@ -268,34 +269,32 @@ impl Mesh {
     /// provided by every node (all nodes, an engine, a popular workload or module): renewing
     /// them every round would keep those peers connected to the whole mesh.
     pub(crate) async fn provide(&self, key: Vec<u8>, replicated: bool) -> Result<(), String> {
+        if self
+            .provided()
+            .get(&key)
+            .is_some_and(|at| at.elapsed() < REPROVIDE_INTERVAL)
+        {
+            return Ok(());
+        }
         // Alone (just started, or cut off), the entry stays local: it counts as announced only
         // once some peer could have heard it.
-        let heard = !self.inner.net.connected_peers().await.is_empty();
-        if heard {
-            let mut provided = self
-                .inner
-                .provided
-                .lock()
-                .expect("provided lock is never poisoned");
-            if provided
-                .get(&key)
-                .is_some_and(|at| at.elapsed() < REPROVIDE_INTERVAL)
-            {
-                return Ok(());
-            }
-            provided.insert(key.clone(), Instant::now());
+        if !self.inner.net.connected_peers().await.is_empty() {
+            self.provided().insert(key.clone(), Instant::now());
         }
         self.inner.net.start_providing(key, replicated).await
     }
 
     /// Stops providing `key` (copies held by other nodes stay until they expire).
     pub(crate) async fn unprovide(&self, key: Vec<u8>) {
+        self.provided().remove(&key);
+        self.inner.net.stop_providing(key).await;
+    }
+
+    fn provided(&self) -> std::sync::MutexGuard<'_, HashMap<Vec<u8>, Instant>> {
         self.inner
             .provided
             .lock()
             .expect("provided lock is never poisoned")
-            .remove(&key);
-        self.inner.net.stop_providing(key).await;
     }
 
     /// Renews everything at a third of the TTL; reacts to workload changes at once.

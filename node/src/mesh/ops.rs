@@ -119,6 +119,18 @@ fn to_providers(records: Vec<mesh_provider::record::ProviderRecord>) -> Vec<Prov
         .collect()
 }
 
+/// Providers of a workload from the copies of its records the gossip cache holds (see
+/// [`Mesh::cache_is_warm`]).
+fn cached_providers(
+    id: &WorkloadId,
+    heard: &[(PeerId, Vec<u8>)],
+    engine: Option<&str>,
+) -> Vec<Provider> {
+    let workload = id.to_string();
+    let raw = heard.iter().map(|(peer, r)| (Some(*peer), r.as_slice()));
+    to_providers(newest_per_provider(raw, &workload, engine, now_millis()))
+}
+
 impl Mesh {
     pub(crate) fn addrs_of(&self, peer: &PeerId) -> Vec<Multiaddr> {
         self.inner
@@ -145,18 +157,11 @@ impl Mesh {
     /// that just joined, a workload it never heard of) the DHT is asked as well. See
     /// [`Mesh::discover_dht`].
     pub async fn discover(&self, id: &WorkloadId, engine: Option<&str>) -> Vec<Provider> {
-        if !self.cache_is_warm() || self.inner.providers.get(&id.to_string()).is_empty() {
+        let heard = self.inner.providers.get(&id.to_string());
+        if heard.is_empty() || !self.cache_is_warm() {
             return self.discover_dht(id, engine).await;
         }
-        self.cached_providers(id, engine)
-    }
-
-    /// Providers of a workload from the gossip cache alone (see [`Mesh::cache_is_warm`]).
-    fn cached_providers(&self, id: &WorkloadId, engine: Option<&str>) -> Vec<Provider> {
-        let workload = id.to_string();
-        let heard = self.inner.providers.get(&workload);
-        let raw = heard.iter().map(|(peer, r)| (Some(*peer), r.as_slice()));
-        to_providers(newest_per_provider(raw, &workload, engine, now_millis()))
+        cached_providers(id, &heard, engine)
     }
 
     /// [`Mesh::discover`] through the DHT: `get_providers` on the workload key, then each
@@ -315,7 +320,7 @@ impl Mesh {
         // nowhere: no DHT lookup (for a key nobody provides, one walks all the way to the key's
         // closest peers, dialling those it is not connected to).
         let known = if self.cache_is_warm() {
-            self.cached_providers(&id, None)
+            cached_providers(&id, &self.inner.providers.get(&id.to_string()), None)
         } else {
             self.discover(&id, None).await
         };
