@@ -113,7 +113,7 @@ fn seeds() -> Vec<Vec<u8>> {
         b"{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [{\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {\"name\": \"p\"}, \"spec\": {\"containers\": [{\"name\": \"c\", \"image\": \"x\"}]}}]}"
             .to_vec(),
     ];
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/real-world");
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/real-world");
     assert!(
         root.is_dir(),
         "the real-world corpus is missing: expected it at {}",

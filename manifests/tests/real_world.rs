@@ -1,4 +1,4 @@
-//! Every file of `shared/testdata/real-world/` (manifests written by other projects) has
+//! Every file of `testdata/real-world/` (manifests written by other projects) has
 //! an expected outcome here: the workloads it yields, or the error a user gets. A file
 //! without an entry fails the test, so new files cannot be skipped silently.
 
@@ -158,7 +158,7 @@ fn table() -> BTreeMap<&'static str, Expect> {
 }
 
 fn corpus() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/testdata/real-world");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata/real-world");
     assert!(
         dir.is_dir(),
         "the real-world corpus is missing: expected it at {}",

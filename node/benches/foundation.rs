@@ -49,8 +49,8 @@ fn manifests() -> Vec<(String, Vec<u8>)> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut files: Vec<PathBuf> = Vec::new();
     for dir in [
-        "../shared/testdata/real-world/k8s",
-        "../shared/testdata/real-world/compose",
+        "testdata/real-world/k8s",
+        "testdata/real-world/compose",
         "examples",
     ] {
         if let Ok(rd) = std::fs::read_dir(root.join(dir)) {
