@@ -1,7 +1,9 @@
 //! A Compose file → one [`WorkloadSpec`] of kind `Compose`, one container per service.
 //!
-//! Order of work, as in `docker compose`: interpolate every value, validate the top-level
-//! keys, then the services; services with `profiles` are left out (with a warning).
+//! Order of work, as in `docker compose`: interpolate every value, apply `extends` and the
+//! `!reset`/`!override` tags, validate the top-level keys, then the services; services with
+//! `profiles` are left out (with a warning); `depends_on` must name started services and
+//! must not form a cycle.
 
 use std::collections::BTreeMap;
 
@@ -11,6 +13,8 @@ use mesh_protocol::spec::{
 };
 use serde_yaml::Value;
 
+use crate::compose_depends;
+use crate::compose_extends;
 use crate::compose_interp::interpolate_document;
 use crate::compose_service::{self, Service};
 use crate::error::{Error, ErrorKind};
@@ -27,6 +31,7 @@ const TOP_LEVEL: &[&str] = &[
 pub(crate) fn parse(mut doc: Value, opts: &ParseOptions) -> Result<WorkloadSpec> {
     let mut warnings = Warnings::default();
     interpolate_document(&mut doc, &opts.env, &mut warnings)?;
+    compose_extends::resolve(&mut doc)?;
     let top = Node::new(&doc, Path::root()).map()?;
     check_keys(&top, TOP_LEVEL)?;
     if let Some(include) = top.get("include") {
@@ -79,7 +84,7 @@ pub(crate) fn parse(mut doc: Value, opts: &ParseOptions) -> Result<WorkloadSpec>
             ),
         );
     }
-    check_dependencies(&enabled, &skipped)?;
+    compose_depends::check(&enabled, &skipped)?;
     for (service, service_warnings) in enabled {
         for w in service_warnings.into_vec() {
             warnings.push(w);
@@ -168,35 +173,6 @@ fn declared_volumes(top: &MapNode<'_>, into: &mut Vec<Volume>) -> Result<BTreeMa
         }
     }
     Ok(declared)
-}
-
-fn check_dependencies(
-    enabled: &[(Service, Warnings)],
-    skipped: &[(Service, Warnings)],
-) -> Result<()> {
-    for (service, _) in enabled {
-        for (dep, path) in service
-            .container
-            .depends_on
-            .iter()
-            .zip(&service.dependency_paths)
-        {
-            if let Some((s, _)) = skipped
-                .iter()
-                .find(|(s, _)| s.container.name == dep.service)
-            {
-                return Err(path.err(format!(
-                    "service {} is only started with profile(s) {}",
-                    dep.service,
-                    s.profiles.join(", ")
-                )));
-            }
-            if !enabled.iter().any(|(s, _)| s.container.name == dep.service) {
-                return Err(path.err(format!("service {:?} is not defined", dep.service)));
-            }
-        }
-    }
-    Ok(())
 }
 
 /// `x-beemesh: {namespace, labels, annotations}`; its annotations win over service labels.

@@ -65,7 +65,8 @@ pub fn referenced_env_vars(input: &[u8]) -> BTreeSet<String> {
         // Non-strict interpolation never fails; it only records names.
         let _ = walk(&mut value, &Path::root, &mut interp);
         for service in services.values() {
-            match service.get("environment") {
+            let environment = service.get("environment");
+            match environment.and_then(|v| crate::yaml_tags::Tagged::of(v).value()) {
                 Some(Value::Sequence(items)) => {
                     for item in items.iter().filter_map(Value::as_str) {
                         if !item.contains('=') {
@@ -108,6 +109,11 @@ fn walk(value: &mut Value, path: &dyn Fn() -> Path, interp: &mut Interpolator<'_
                 let key = key.as_str().unwrap_or("?");
                 walk(item, &|| path().key(key), interp)?;
             }
+        }
+        // A `!reset` value is ignored, so it is not interpolated (no warning, no
+        // `${VAR:?}` error); an `!override` value is.
+        Value::Tagged(tagged) if tagged.tag != crate::yaml_tags::RESET => {
+            walk(&mut tagged.value, path, interp)?;
         }
         _ => {}
     }

@@ -161,9 +161,6 @@ pub(crate) fn parse(
         return Err(node.err("invalid service name: use letters, digits, '_', '.' and '-'"));
     }
     let m = node.map()?;
-    if let Some(extends) = m.get("extends") {
-        return Err(extends.err("not supported: use YAML anchors and merge keys (<<: *base)"));
-    }
     let ignored: Vec<&str> = IGNORED.iter().map(|(k, _)| *k).collect();
     let known = [HONOURED, &ignored, OTHER_KNOWN].concat();
     check_keys(&m, &known)?;

@@ -13,15 +13,16 @@
 //! # Layout
 //!
 //! - [`error`]: [`Error`] and [`ErrorKind`].
-//! - `yaml`, `yaml_value`: bytes → documents (limits, JSON or YAML, duplicate keys, merge
-//!   keys, alias budget).
+//! - `yaml`, `yaml_value`, `yaml_tags`: bytes → documents (limits, JSON or YAML, duplicate
+//!   keys, merge keys, alias budget, the Compose tags `!reset` and `!override`).
 //! - `node`: walking values with field paths; warnings.
 //! - `detect`: structural format detection ([`detect_format`]) and the Kubernetes kind table.
 //! - `meta`: metadata and annotations shared by Kubernetes and beemesh.io/v1.
 //! - `k8s`, `k8s_container`, `k8s_volumes`, `k8s_config`: Kubernetes workloads, containers,
 //!   volumes, ConfigMaps and Secrets.
 //! - `compose`, `compose_service`, `compose_fields`, `compose_mounts`, `compose_deploy`,
-//!   `compose_syntax`, `compose_interp`: Compose files.
+//!   `compose_syntax`, `compose_interp`, `compose_extends`, `compose_merge`,
+//!   `compose_depends`: Compose files.
 //! - `beemesh`: beemesh.io/v1 Function and VirtualMachine.
 //! - [`quantity`]: CPU and memory amounts.
 //! - `names`: name rules ([`normalize_name`]).
@@ -32,9 +33,12 @@ use mesh_protocol::spec::{ConfigObject, WorkloadSpec};
 
 mod beemesh;
 mod compose;
+mod compose_depends;
 mod compose_deploy;
+mod compose_extends;
 mod compose_fields;
 mod compose_interp;
+mod compose_merge;
 mod compose_mounts;
 mod compose_service;
 mod compose_syntax;
@@ -49,6 +53,7 @@ mod names;
 mod node;
 pub mod quantity;
 mod yaml;
+mod yaml_tags;
 mod yaml_value;
 
 pub use compose_interp::referenced_env_vars;
@@ -140,7 +145,14 @@ fn parse_document(
             describe(root.value)
         ))
     })?;
-    let spec = match detect(&map)? {
+    let detected = detect(&map)?;
+    if detected != Detected::Compose {
+        // `!reset` and `!override` only have a meaning in Compose files.
+        if let Some((path, tag)) = yaml_tags::first_tag(&value, &Path::root()) {
+            return Err(path.err(format!("YAML tag {tag} is only supported in Compose files")));
+        }
+    }
+    let spec = match detected {
         Detected::Compose => compose::parse(value, opts)?,
         Detected::Beemesh { api_version, kind } => beemesh::parse(&map, api_version, kind)?,
         Detected::Kubernetes { api_version, kind } => {

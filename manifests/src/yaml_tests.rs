@@ -156,14 +156,45 @@ fn bad_merge_values_are_refused() {
 }
 
 #[test]
-fn tags_are_refused_with_a_location() {
-    let err = fails("services:\n  web:\n    ports: !reset []\n");
+fn unknown_tags_are_refused_with_a_location() {
+    let err = fails("services:\n  web:\n    ports: !custom []\n");
     assert_eq!(
         err.to_string(),
-        "line 3, column 12: YAML tag !reset is not supported"
+        "line 3, column 12: YAML tag !custom is not supported (Compose files accept !reset and \
+         !override)"
+    );
+    let err = fails("services:\n  web:\n    !override ports: []\n");
+    assert_eq!(
+        err.to_string(),
+        "line 3, column 5: YAML tag !override is not supported on a key: tag the value"
     );
     // Core tags are resolved by the parser.
     assert_eq!(one("a: !!str 123\n")["a"], "123");
+}
+
+/// `!reset` and `!override` are kept for the Compose layer, with or without a value, in
+/// every position a value can take.
+#[test]
+fn compose_tags_are_kept_as_tagged_values() {
+    let v = one(
+        "ports: !reset []\nuser: !reset\nimage: !override x\nenv: !override {A: !reset 1}\n\
+         list: [!reset a, b]\n",
+    );
+    let tag = |v: &Value| match v {
+        Value::Tagged(t) => (t.tag.to_string(), t.value.clone()),
+        other => panic!("not tagged: {other:?}"),
+    };
+    assert_eq!(tag(&v["ports"]), ("!reset".into(), Value::Sequence(vec![])));
+    assert_eq!(tag(&v["user"]).0, "!reset");
+    assert_eq!(tag(&v["image"]), ("!override".into(), "x".into()));
+    let (name, env) = tag(&v["env"]);
+    assert_eq!(name, "!override");
+    assert_eq!(tag(&env["A"]), ("!reset".into(), 1.into()));
+    assert_eq!(tag(&v["list"][0]).0, "!reset");
+    // A local tagged key wins over a merged one like any local key.
+    let v = one("a: &a {p: 1, q: 2}\nb: {<<: *a, p: !reset 0}\n");
+    assert_eq!(tag(&v["b"]["p"]).0, "!reset");
+    assert_eq!(v["b"]["q"], 2);
 }
 
 #[test]

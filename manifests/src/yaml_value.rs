@@ -1,13 +1,19 @@
 //! Building a [`Value`] from any serde deserializer (serde_yaml or serde_json) under an
 //! expansion budget, with duplicate keys and YAML merge keys handled as the value is built.
+//! The Compose tags `!reset` and `!override` are kept as [`Value::Tagged`]; other tags are
+//! refused.
 
 use std::cell::{Cell, RefCell};
 use std::fmt;
 
-use serde::de::{self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
+};
+use serde_yaml::value::{Tag, TaggedValue};
 use serde_yaml::{Mapping, Value};
 
 use crate::error::{Error, ErrorKind};
+use crate::yaml_tags::COMPOSE_TAGS;
 
 /// Budget units a node costs on top of its scalar text.
 const NODE_COST: usize = 8;
@@ -243,11 +249,27 @@ impl<'de> Visitor<'de> for ValueSeed<'_> {
         self.unique(Value::Mapping(mapping))
     }
 
+    /// A tagged node. Only the Compose tags `!reset` and `!override` are kept (as
+    /// [`Value::Tagged`], resolved by [`crate::yaml_tags`] once the format is known); any
+    /// other tag, and a tag on a key, is refused here so that the error has a line.
     fn visit_enum<A: EnumAccess<'de>>(self, data: A) -> std::result::Result<Value, A::Error> {
-        let (tag, _variant): (String, _) = data.variant()?;
-        Err(self
-            .budget
-            .fail(Failure::Syntax(format!("YAML tag !{tag} is not supported"))))
+        let (tag, variant): (String, _) = data.variant()?;
+        if !COMPOSE_TAGS.contains(&tag.as_str()) {
+            return Err(self.budget.fail(Failure::Syntax(format!(
+                "YAML tag !{tag} is not supported (Compose files accept !reset and !override)"
+            ))));
+        }
+        if self.duplicate_of.is_some() {
+            return Err(self.budget.fail(Failure::Syntax(format!(
+                "YAML tag !{tag} is not supported on a key: tag the value"
+            ))));
+        }
+        self.budget.charge(NODE_COST)?;
+        let value = variant.newtype_variant_seed(ValueSeed::new(self.budget))?;
+        Ok(Value::Tagged(Box::new(TaggedValue {
+            tag: Tag::new(tag),
+            value,
+        })))
     }
 }
 

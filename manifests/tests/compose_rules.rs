@@ -4,6 +4,8 @@
 
 use std::collections::BTreeMap;
 
+use std::time::{Duration, Instant};
+
 use mesh_manifests::{parse, Error, ParseOptions};
 use mesh_protocol::spec::{PullPolicy, RestartPolicy, WorkloadSpec};
 
@@ -96,7 +98,7 @@ fn unhonoured_keys_warn_and_unknown_keys_fail() {
         ("services:\n  web: {image: x}\nunknown: 1\n", "unknown: unknown field"),
         ("services:\n  web: {build: .}\n", "services.web.build: building images is not supported by the mesh; give the service an image"),
         ("services:\n  web: {command: x}\n", "services.web.image: missing"),
-        ("services:\n  web: {image: x, extends: {service: base}}\n", "services.web.extends: not supported"),
+        ("services:\n  web: {image: x, extends: {service: base}}\n", "services.web.extends.service: service \"base\" is not defined"),
         ("services: {}\n", "services: no services defined"),
         ("services:\n", "services: no services defined"),
         ("services:\n  a: {image: x, profiles: [dev]}\n", "services: nothing to start: every service needs a profile: a (dev)"),
@@ -127,4 +129,66 @@ fn restart_no_in_every_spelling() {
             "{spelling}"
         );
     }
+}
+
+/// A cycle is named in order, from the first service (by name) on it, at the `depends_on`
+/// entry that closes it.
+#[test]
+fn depends_on_cycles_are_refused_in_order() {
+    let cases = [
+        (
+            "services:\n  c: {image: x, depends_on: [a]}\n  b: {image: x, depends_on: [c]}\n  a: {image: x, depends_on: [b]}\n",
+            "services.c.depends_on[0]: depends_on forms a cycle: a -> b -> c -> a",
+        ),
+        (
+            "services:\n  a: {image: x, depends_on: [a]}\n",
+            "services.a.depends_on[0]: depends_on forms a cycle: a -> a",
+        ),
+        (
+            "services:\n  a: {image: x, depends_on: [b]}\n  b: {image: x, depends_on: {d: {condition: service_healthy}, c: {}}}\n  \
+             c: {image: x, depends_on: [b]}\n  d: {image: x}\n",
+            "services.c.depends_on[0]: depends_on forms a cycle: b -> c -> b",
+        ),
+        (
+            "services:\n  web: {image: x, depends_on: {db: {condition: service_healthy}}}\n  db: {image: y, depends_on: [web]}\n",
+            "services.web.depends_on.db: depends_on forms a cycle: db -> web -> db",
+        ),
+    ];
+    for (yaml, want) in cases {
+        assert_eq!(err(yaml).to_string(), want, "{yaml}");
+    }
+    // Shared dependencies are not cycles.
+    let s = one(
+        "services:\n  a: {image: x, depends_on: [b, c]}\n  b: {image: x, depends_on: [d]}\n  \
+         c: {image: x, depends_on: [d]}\n  d: {image: x}\n",
+    );
+    assert_eq!(s.containers.len(), 4);
+}
+
+/// A long dependency chain is checked without recursion and quickly.
+#[test]
+fn long_dependency_chains_are_checked_quickly() {
+    let n = 20_000;
+    let mut yaml = String::from("services:\n");
+    for i in 0..n {
+        yaml.push_str(&format!("  s{i}: {{image: x, depends_on: [s{}]}}\n", i + 1));
+    }
+    let open = format!("{yaml}  s{n}: {{image: x}}\n");
+    let started = Instant::now();
+    assert_eq!(one(&open).containers.len(), n + 1);
+    let closed = format!("{yaml}  s{n}: {{image: x, depends_on: [s0]}}\n");
+    let e = err(&closed);
+    assert!(
+        e.to_string().starts_with(&format!(
+            "services.s{n}.depends_on[0]: depends_on forms a cycle: s0 -> s1 -> s2 -> "
+        )),
+        "{}",
+        e.to_string().chars().take(200).collect::<String>()
+    );
+    assert!(e.to_string().ends_with(&format!("s{n} -> s0")));
+    assert!(
+        started.elapsed() < Duration::from_secs(20),
+        "{:?}",
+        started.elapsed()
+    );
 }

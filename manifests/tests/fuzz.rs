@@ -65,6 +65,10 @@ const TOKENS: &[&str] = &[
     "#",
     "!",
     "!reset ",
+    "!override ",
+    "extends: ",
+    "extends: {service: a}\n",
+    "depends_on: [",
     "?",
     ",",
     "|",
@@ -109,6 +113,10 @@ fn seeds() -> Vec<Vec<u8>> {
         b"apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c}\ndata: {k: v}\n---\napiVersion: v1\nkind: Secret\nmetadata: {name: s}\ndata: {t: aGk=}\n---\n\
           apiVersion: batch/v1\nkind: Job\nmetadata: {name: j}\nspec:\n  backoffLimit: 1\n  template:\n    spec:\n      restartPolicy: Never\n      \
           containers: [{name: c, image: 'x:1', env: [{name: A, valueFrom: {configMapKeyRef: {name: c, key: k}}}]}]\n"
+            .to_vec(),
+        b"services:\n  base: &b {image: x, ports: ['80'], environment: {A: '1'}, depends_on: [db]}\n  db: {image: y}\n\
+          \x20 web:\n    extends: base\n    ports: !override ['81']\n    environment: {A: !reset null}\n\
+          \x20 api: {extends: {service: web}, depends_on: {db: {condition: service_healthy}}, command: !reset x}\n"
             .to_vec(),
         b"{\"apiVersion\": \"v1\", \"kind\": \"List\", \"items\": [{\"apiVersion\": \"v1\", \"kind\": \"Pod\", \"metadata\": {\"name\": \"p\"}, \"spec\": {\"containers\": [{\"name\": \"c\", \"image\": \"x\"}]}}]}"
             .to_vec(),
