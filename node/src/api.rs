@@ -6,7 +6,8 @@ use axum::http::StatusCode;
 use axum::routing::get;
 use axum::{Json, Router};
 use mesh_protocol::api::{
-    ApplyAction, ApplyRequest, ApplyResponse, Deployment, EngineInfo, Health, Logs, Status,
+    ApplyAction, ApplyRequest, ApplyResponse, DeleteRequest, Deployment, EngineInfo, Health, Logs,
+    RecordInfo, Status,
 };
 use mesh_protocol::spec::DEFAULT_NAMESPACE;
 use mesh_protocol::wire::{NodeInfo, Provider};
@@ -62,6 +63,7 @@ pub fn router(mesh: Mesh) -> Router {
         .route("/deployments/{name}", get(get_one).delete(delete))
         .route("/deployments/{name}/status", get(status))
         .route("/deployments/{name}/logs", get(logs))
+        .route("/records/{name}", get(record))
         .route("/events", get(events))
         .route("/discover/{name}", get(discover))
         .route("/nodes", get(nodes))
@@ -124,8 +126,31 @@ async fn delete(
     State(mesh): State<Mesh>,
     Path(name): Path<String>,
     Query(q): Query<NsQuery>,
+    body: axum::body::Bytes,
 ) -> Result<Json<Deployment>, ApiError> {
-    mesh.delete(&id(name, q.namespace)).await.map(Json)
+    // The body is optional: meshctl sends the signed tombstone; a bare DELETE has the node
+    // sign one.
+    let req: DeleteRequest = if body.is_empty() {
+        DeleteRequest::default()
+    } else {
+        serde_json::from_slice(&body)
+            .map_err(|e| ApiError::bad_request(format!("bad delete request: {e}")))?
+    };
+    mesh.delete(&id(name, q.namespace), req.record)
+        .await
+        .map(Json)
+}
+
+async fn record(
+    State(mesh): State<Mesh>,
+    Path(name): Path<String>,
+    Query(q): Query<NsQuery>,
+) -> Result<Json<RecordInfo>, ApiError> {
+    let id = id(name, q.namespace);
+    match mesh.record_info(&id).await {
+        Some(info) => Ok(Json(info)),
+        None => Err(ApiError::not_found(&id)),
+    }
 }
 
 async fn status(

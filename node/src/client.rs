@@ -174,6 +174,18 @@ impl Client {
         self.request(Method::DELETE, path, None).await?.json()
     }
 
+    /// DELETEs with a JSON body.
+    pub async fn delete_with<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> anyhow::Result<T> {
+        let bytes = serde_json::to_vec(body)?;
+        self.request(Method::DELETE, path, Some(bytes))
+            .await?
+            .json()
+    }
+
     /// POSTs JSON; returns the raw answer so callers can read bodies of 4xx answers too.
     pub async fn post<B: Serialize>(&self, path: &str, body: &B) -> anyhow::Result<Answer> {
         let bytes = serde_json::to_vec(body)?;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{bail, Context};
 use mesh_runtime::mock::MockEngine;
 use mesh_runtime::{Controller, ControllerConfig, Engine, Policy, Registry};
+use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -16,7 +17,8 @@ use crate::identity::{self, NodeFile};
 use crate::mesh::modules::MeshFetcher;
 use crate::mesh::{Mesh, MeshConfig};
 use crate::net::{self, NetConfig};
-use crate::service::Node;
+use crate::records::book::RecordBook;
+use crate::service::{Node, Parts};
 use crate::store::Store;
 
 /// Engines this build of `meshd` can enable by name.
@@ -269,12 +271,21 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     registry.refresh().await;
 
     let controller = Controller::new(registry.clone(), config.controller.clone());
-    let node = Node::new(node_id, store, controller, config.policy.clone());
     // Modules bundled into applies are kept even on a node without the wasm engine: it
     // serves them to the nodes that run them.
     let modules = mesh_engine_wasm::ModuleStore::open(config.data_dir.join("wasm"))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    node.set_module_store(modules);
+    let records =
+        Arc::new(RecordBook::load(store.clone()).context("cannot load the workload records")?);
+    let (changes_tx, changes_rx) = mpsc::channel(crate::service::CHANGE_CHANNEL);
+    let node = Node::new(Parts {
+        id: node_id,
+        store,
+        controller,
+        policy: config.policy.clone(),
+        changes: changes_tx,
+        modules: Some(modules),
+    });
     let summary = node
         .recover_all()
         .await
@@ -295,11 +306,15 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         net::new(net_config, shutdown.clone()).map_err(|e| anyhow::anyhow!("network: {e}"))?;
     tasks.spawn(event_loop.run());
     let mesh = Mesh::start(
-        node.clone(),
-        client.clone(),
-        events,
-        keypair,
-        config.mesh.clone(),
+        crate::mesh::Parts {
+            node: node.clone(),
+            net: client.clone(),
+            events,
+            changes: changes_rx,
+            records,
+            keypair,
+            config: config.mesh.clone(),
+        },
         &tasks,
         shutdown.clone(),
     );

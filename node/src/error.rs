@@ -58,6 +58,20 @@ impl From<crate::store::Error> for ApiError {
     }
 }
 
+impl From<crate::records::Error> for ApiError {
+    fn from(e: crate::records::Error) -> Self {
+        use crate::records::Error as E;
+        let status = match &e {
+            E::Stale { .. } => StatusCode::CONFLICT,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        ApiError {
+            status,
+            message: e.to_string(),
+        }
+    }
+}
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         (

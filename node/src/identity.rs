@@ -15,42 +15,60 @@ pub const KEY_FILE: &str = "node.key";
 /// File name of the node description under the data dir.
 pub const NODE_FILE: &str = "node.json";
 
-/// Loads the key, or creates it (readable by the owner only).
+/// Loads the node key under `dir`, or creates it (readable by the owner only).
 pub fn load_or_create(dir: &Path) -> anyhow::Result<Keypair> {
-    let path = dir.join(KEY_FILE);
-    match std::fs::read(&path) {
+    let (key, created) = load_or_create_file(&dir.join(KEY_FILE))?;
+    if created {
+        tracing::info!(peer = %key.public().to_peer_id(), "created a new node identity");
+    }
+    Ok(key)
+}
+
+/// Loads an ed25519 key from `path`, or creates it there (mode 0600, written atomically).
+/// Returns whether it was created. A key readable by others is refused.
+pub fn load_or_create_file(path: &Path) -> anyhow::Result<(Keypair, bool)> {
+    match std::fs::read(path) {
         Ok(bytes) => {
-            let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
+            let mode = std::fs::metadata(path)?.permissions().mode() & 0o777;
             if mode & 0o077 != 0 {
                 bail!(
                     "{} is readable by others (mode {mode:o}); run chmod 600 on it",
                     path.display()
                 );
             }
-            Keypair::from_protobuf_encoding(&bytes)
-                .with_context(|| format!("{} is not a node key", path.display()))
+            let key = Keypair::from_protobuf_encoding(&bytes)
+                .with_context(|| format!("{} is not a key file", path.display()))?;
+            Ok((key, false))
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let key = Keypair::generate_ed25519();
-            let bytes = key.to_protobuf_encoding().context("encoding the new key")?;
-            std::fs::create_dir_all(dir)
-                .with_context(|| format!("cannot create {}", dir.display()))?;
-            let tmp = dir.join(format!(".{KEY_FILE}.tmp"));
-            let mut f = std::fs::OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .mode(0o600)
-                .open(&tmp)
-                .with_context(|| format!("cannot write {}", tmp.display()))?;
-            f.write_all(&bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &path)?;
-            tracing::info!(peer = %key.public().to_peer_id(), "created a new node identity");
-            Ok(key)
+            write_key(path, &key)?;
+            Ok((key, true))
         }
         Err(e) => Err(e).with_context(|| format!("cannot read {}", path.display())),
     }
+}
+
+/// Writes `key` to `path` (mode 0600), replacing what is there atomically.
+pub fn write_key(path: &Path, key: &Keypair) -> anyhow::Result<()> {
+    let bytes = key.to_protobuf_encoding().context("encoding the key")?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    let name = path
+        .file_name()
+        .map_or_else(|| "key".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(0o600)
+        .open(&tmp)
+        .with_context(|| format!("cannot write {}", tmp.display()))?;
+    f.write_all(&bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
 }
 
 /// What `DATA_DIR/node.json` holds while the node runs.

@@ -562,7 +562,10 @@ impl Node {
             Duration::ZERO,
             &message,
         );
-        self.persist(&spec.id(), r)
+        self.persist(&spec.id(), r)?;
+        // Announced at once (succeeded or failed), not at the next renewal round.
+        self.notify(&spec.id());
+        Ok(())
     }
 
     /// Carries a job replica on after a node restart (see the module docs). `None`: the run

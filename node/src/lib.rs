@@ -4,11 +4,12 @@
 //! # Layout
 //!
 //! - [`daemon`]: configuration, start-up (store, engines, recovery, API) and shutdown.
-//! - [`service`]: [`Node`], the operations every entry point uses (apply, delete, get, logs).
+//! - [`service`]: [`Node`], this node's replicas (run, delete, read).
 //! - [`recovery`]: re-adoption after a restart and the monitor of running instances.
 //! - `jobs`: run-to-completion workloads: attempts, retries, deadline, collected outputs.
 //! - [`mesh`]: mesh-wide operations, announcements, heartbeats, serving peers.
 //! - [`net`]: the libp2p swarm task and its client.
+//! - [`records`]: workload records: build, sign, open; the record book.
 //! - [`identity`]: the node key and `node.json`.
 //! - [`store`]: the sled-backed typed store.
 //! - [`api`]: the local HTTP API over the Unix socket and loopback TCP.
@@ -27,6 +28,7 @@ pub mod identity;
 mod jobs;
 pub mod mesh;
 pub mod net;
+pub mod records;
 pub mod recovery;
 pub mod service;
 pub mod store;

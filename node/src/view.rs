@@ -51,6 +51,7 @@ pub fn deployment(
             exit_code: r.exit_code,
             restarts: r.restarts,
             updated_at: r.updated_at,
+            slot: Some(desired.slot),
             job: r.job.clone(),
         })
         .collect();
@@ -66,6 +67,8 @@ pub fn deployment(
         phase,
         error: replicas.iter().find_map(|r| r.error.clone()),
         desired_replicas: desired.replicas,
+        revision: None,
+        submitter: None,
         placement: desired.placement.clone(),
         warnings: spec.warnings.clone(),
         resources: spec.resources,

@@ -45,6 +45,8 @@ impl Meshd {
         Command::new(MESHCTL)
             .arg("--node")
             .arg(&self.socket)
+            // The signing key lives beside the node, never in the user's home.
+            .env("MESH_KEY", self.socket.with_file_name("user.key"))
             .args(args)
             .output()
             .expect("meshctl runs")

@@ -491,6 +491,7 @@ fn ctl(dir: &Path, args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_meshctl"))
         .arg("--node")
         .arg(dir.join("meshd.sock"))
+        .env("MESH_KEY", dir.join("user.key"))
         .args(args)
         .output()
         .unwrap()

@@ -13,8 +13,19 @@ use mesh_node::testnet;
 const MESHD: &str = env!("CARGO_BIN_EXE_meshd");
 const MESHCTL: &str = env!("CARGO_BIN_EXE_meshctl");
 
+/// The signing key of these tests' meshctl runs: in a temporary directory, never in the
+/// user's home.
+fn key_path() -> &'static std::path::Path {
+    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+}
+
 fn ctl(args: &[&str]) -> Output {
-    Command::new(MESHCTL).args(args).output().unwrap()
+    Command::new(MESHCTL)
+        .env("MESH_KEY", key_path().join("user.key"))
+        .args(args)
+        .output()
+        .unwrap()
 }
 
 fn json(out: Output) -> serde_json::Value {

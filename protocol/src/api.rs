@@ -29,13 +29,64 @@ pub struct ApplyRequest {
     /// variables that the file references.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub env: BTreeMap<String, String>,
-    /// Detached signature over `manifest` (verified once trust policy exists).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub signature: Option<String>,
+    /// The signed workload records of the manifest's workloads, one each, made by `meshctl`
+    /// with the user's key (see `docs/protocol.md`). When absent (a client of the local API
+    /// that signs nothing), the node makes them with its own key.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub records: Vec<SignedRecord>,
     /// WASM modules the manifest names by path (`spec.module: ./hello.wasm`), bundled by
     /// `meshctl`. The node stores them by digest and runs the digest.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub modules: Vec<BundledModule>,
+}
+
+/// A signed workload record as it travels, with the workload's data key when its manifest
+/// is sealed. The key goes only to the node `meshctl` talks to, and from it point-to-point to
+/// the nodes that run a replica; it never enters a published record.
+#[derive(Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SignedRecord {
+    #[serde(with = "crate::b64")]
+    pub bytes: Vec<u8>,
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "crate::b64::option"
+    )]
+    pub data_key: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for SignedRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignedRecord")
+            .field("bytes", &self.bytes.len())
+            .field("data_key", &self.data_key.as_ref().map(|_| "…"))
+            .finish()
+    }
+}
+
+/// `GET /records/{name}`: the workload record a node holds (its newest revision).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RecordInfo {
+    pub namespace: String,
+    pub name: String,
+    pub kind: WorkloadKind,
+    pub revision: u64,
+    pub spec_version: String,
+    /// Replicas wanted (`None`: every capable node).
+    pub replicas: Option<u32>,
+    pub tombstone: bool,
+    /// Key id of the signer.
+    pub submitter: String,
+    pub issued_at: UnixMillis,
+    /// Whether the manifest is sealed (it carries secrets).
+    pub sealed: bool,
+}
+
+/// `DELETE /deployments/{name}` body: the signed tombstone. When absent, the node signs one.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct DeleteRequest {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<SignedRecord>,
 }
 
 /// A module named by path in a manifest: its digest, and its bytes (absent once the entry
@@ -104,6 +155,9 @@ pub struct Replica {
     #[serde(default)]
     pub restarts: u32,
     pub updated_at: UnixMillis,
+    /// The replica slot it fills (`0..replicas`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u32>,
     /// Attempts, exit code, outputs and typed error of a run-to-completion workload.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub job: Option<JobStatus>,
@@ -124,6 +178,12 @@ pub struct Deployment {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
     pub desired_replicas: u32,
+    /// Revision of the workload record (the mesh's desired state).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
+    /// Key id of the record's signer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitter: Option<String>,
     pub replicas: Vec<Replica>,
     /// Why replicas could not be placed (e.g. fewer capable nodes than replicas).
     #[serde(default)]

@@ -207,11 +207,34 @@ impl WorkloadSpec {
     /// Field order is fixed by the struct and maps are ordered, so equal content gives an
     /// equal digest on every node.
     pub fn compute_version(&self) -> String {
+        format!("sha256:{}", hex::encode(Sha256::digest(self.canonical())))
+    }
+
+    fn canonical(&self) -> Vec<u8> {
         let mut canonical = self.clone();
         canonical.version.clear();
         canonical.warnings.clear();
-        let bytes = serde_json::to_vec(&canonical).expect("a WorkloadSpec always serialises");
-        format!("sha256:{}", hex::encode(Sha256::digest(&bytes)))
+        serde_json::to_vec(&canonical).expect("a WorkloadSpec always serialises")
+    }
+
+    /// Whether the spec carries values that must not be published: Secret data.
+    pub fn has_secrets(&self) -> bool {
+        self.config
+            .iter()
+            .any(|c| c.kind == ConfigKind::Secret && !c.data.is_empty())
+    }
+
+    /// Sets `version` to HMAC-SHA256 under `key` (a workload's data key) of the canonical
+    /// spec, for specs whose content is secret: a plain digest would let anyone who reads the
+    /// version guess a weak password offline. Written in the same `sha256:<hex>` form, so
+    /// engines name instances alike; equal content and key give an equal version everywhere.
+    pub fn seal_keyed(mut self, key: &[u8]) -> Self {
+        use hmac::Mac as _;
+        let mut mac =
+            hmac::Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
+        mac.update(&self.canonical());
+        self.version = format!("sha256:{}", hex::encode(mac.finalize().into_bytes()));
+        self
     }
 
     /// Sets `version` to [`WorkloadSpec::compute_version`].
@@ -544,5 +567,28 @@ mod tests {
         assert_ne!(a.version, b.compute_version());
         assert!(a.version.starts_with("sha256:"));
         assert_eq!(a.short_version().len(), 12);
+    }
+
+    #[test]
+    fn a_keyed_version_is_stable_per_key_and_not_the_plain_digest() {
+        let mut a = WorkloadSpec::new(
+            "db",
+            DEFAULT_NAMESPACE,
+            WorkloadKind::Pod,
+            SourceFormat::Kubernetes,
+        );
+        a.config.push(ConfigObject {
+            kind: ConfigKind::Secret,
+            name: "creds".into(),
+            data: [("password".to_string(), "hunter2".to_string())].into(),
+            binary_keys: Vec::new(),
+        });
+        assert!(a.has_secrets());
+        let plain = a.compute_version();
+        let k1 = a.clone().seal_keyed(&[1; 32]);
+        assert_ne!(k1.version, plain);
+        assert_eq!(k1.version, a.clone().seal_keyed(&[1; 32]).version);
+        assert_ne!(k1.version, a.clone().seal_keyed(&[2; 32]).version);
+        assert!(k1.version.starts_with("sha256:"));
     }
 }

@@ -9,7 +9,10 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::api::{ApplyRequest, ApplyResponse, Deployment, EngineInfo, Logs};
+use crate::api::{
+    ApplyRequest, ApplyResponse, BundledModule, Deployment, EngineInfo, Logs, RecordInfo,
+    SignedRecord,
+};
 use crate::WorkloadId;
 
 /// A request to a node.
@@ -22,7 +25,14 @@ pub enum Request {
         events: bool,
     },
     List,
+    /// Delete, with the signed tombstone (the node signs one when absent).
     Delete {
+        id: WorkloadId,
+        #[serde(default)]
+        record: Option<SignedRecord>,
+    },
+    /// The workload record the node holds.
+    Record {
         id: WorkloadId,
     },
     Logs {
@@ -37,6 +47,9 @@ pub enum Request {
         engine: Option<String>,
     },
     Engines,
+    /// The answering node's own signed node record (engines, capacity): placement asks a
+    /// peer it is connected to but has not heard a heartbeat from yet.
+    NodeRecord,
 
     // Replica requests: about the replica on the receiving node only.
     ApplyReplica(Box<ReplicaApply>),
@@ -72,10 +85,12 @@ impl Request {
             Request::Get { .. } => "get",
             Request::List => "list",
             Request::Delete { .. } => "delete",
+            Request::Record { .. } => "record",
             Request::Logs { .. } => "logs",
             Request::Discover { .. } => "discover",
             Request::Nodes { .. } => "nodes",
             Request::Engines => "engines",
+            Request::NodeRecord => "node-record",
             Request::ApplyReplica(_) => "apply-replica",
             Request::ReplicaGet { .. } => "replica-get",
             Request::ReplicaList => "replica-list",
@@ -86,15 +101,21 @@ impl Request {
     }
 }
 
-/// "Run one replica of this manifest's workload here."
+/// "Run the replica in slot `slot` of this workload here."
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ReplicaApply {
-    /// The original apply, so the target parses and validates the manifest itself.
-    pub apply: ApplyRequest,
-    /// Which workload of the manifest (`namespace/name`).
+    /// The signed workload record (and the data key, when its manifest is sealed): the target
+    /// verifies it and parses the manifest itself.
+    pub record: SignedRecord,
+    /// Which workload (`namespace/name`), as the record names it.
     pub workload: WorkloadId,
+    /// The slot this replica fills.
+    pub slot: u32,
     /// Replicas wanted across the mesh.
     pub desired_replicas: u32,
+    /// Where the modules the manifest names by path can be fetched (no bytes).
+    #[serde(default)]
+    pub modules: Vec<BundledModule>,
     /// Why replicas were not placed, as decided by the entry node.
     pub placement: Vec<String>,
     /// The entry node that placed it.
@@ -105,12 +126,21 @@ pub struct ReplicaApply {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Response {
     Applied(ApplyResponse),
+    /// A replica's outcome, with the signed provider record it announced (when it runs).
+    ReplicaApplied {
+        outcome: Box<crate::api::ApplyOutcome>,
+        #[serde(default, with = "crate::b64::option")]
+        provider: Option<Vec<u8>>,
+    },
     Deployment(Box<Deployment>),
     Deployments(Vec<Deployment>),
     Logs(Logs),
     Providers(Vec<Provider>),
     Nodes(Vec<NodeInfo>),
     Engines(Vec<EngineInfo>),
+    Record(Option<RecordInfo>),
+    /// A signed record (a node record, for [`Request::NodeRecord`]).
+    Signed(#[serde(with = "crate::b64")] Vec<u8>),
     /// A piece of a module: `bytes` from `offset` of a module of `total` bytes.
     ModuleChunk {
         total: u64,
@@ -139,6 +169,9 @@ pub struct Provider {
     pub addresses: Vec<String>,
     pub issued_at: crate::UnixMillis,
     pub expires_at: crate::UnixMillis,
+    /// The replica slot it fills.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u32>,
 }
 
 /// One node of the mesh.

@@ -72,6 +72,8 @@ mod tests {
                 issued_at,
                 expires_at,
                 withdrawn,
+                slot: None,
+                revision: None,
             }),
         )
         .unwrap()

@@ -10,6 +10,21 @@ pub fn workload(id: &WorkloadId) -> Vec<u8> {
     format!("/mesh/1/workload/{}/{}", id.namespace, id.name).into_bytes()
 }
 
+/// Kademlia *record* key of a workload's record (its signed desired state); one per
+/// workload, written by whoever holds its newest revision, kept only when newer.
+pub fn record(id: &WorkloadId) -> Vec<u8> {
+    format!("/mesh/1/record/{}/{}", id.namespace, id.name).into_bytes()
+}
+
+/// The workload a record key names.
+pub fn workload_of_record(key: &[u8]) -> Option<WorkloadId> {
+    let rest = std::str::from_utf8(key)
+        .ok()?
+        .strip_prefix("/mesh/1/record/")?;
+    let (ns, name) = rest.split_once('/')?;
+    Some(WorkloadId::new(ns, name))
+}
+
 /// Kademlia *record* key of one provider's metadata for one workload.
 pub fn provider(id: &WorkloadId, peer: &PeerId) -> Vec<u8> {
     format!("/mesh/1/provider/{}/{}/{peer}", id.namespace, id.name).into_bytes()
@@ -60,5 +75,8 @@ mod tests {
         assert_eq!(signer_of(&workload(&id)), None);
         assert_eq!(signer_of(&module("sha256:00")), None);
         assert_ne!(provider(&id, &peer), workload(&id));
+        assert_eq!(workload_of_record(&record(&id)), Some(id.clone()));
+        assert_eq!(signer_of(&record(&id)), None);
+        assert_eq!(workload_of_record(&workload(&id)), None);
     }
 }

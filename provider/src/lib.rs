@@ -15,12 +15,17 @@
 //! - [`signed`]: the signed envelope: encode, sign, verify.
 //! - [`discovery`]: choosing the current record per provider and filtering by engine.
 //! - [`placement`]: ranking candidate nodes for replicas.
+//! - [`plan`]: replica slots: what an apply must keep, update, add and retire.
+//! - [`workload`]: workload records (the signed desired state) and [`sealing`] of their secrets.
 
 pub mod discovery;
 pub mod keys;
 pub mod placement;
+pub mod plan;
 pub mod record;
+pub mod sealing;
 pub mod signed;
+pub mod workload;
 
 pub use discovery::{newest_per_provider, Discovered};
 pub use placement::{rank, NodeCandidate, Placement};

@@ -24,6 +24,12 @@ pub struct ProviderRecord {
     /// A signed withdrawal: the workload was deleted on this node.
     #[serde(default)]
     pub withdrawn: bool,
+    /// The replica slot this provider fills (`0..replicas`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slot: Option<u32>,
+    /// Revision of the workload record it runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<u64>,
 }
 
 /// One engine of a node, as announced.

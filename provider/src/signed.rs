@@ -142,6 +142,8 @@ mod tests {
             issued_at: 1,
             expires_at,
             withdrawn: false,
+            slot: None,
+            revision: None,
         })
     }
 

@@ -29,6 +29,8 @@ fn record(signer: &Keypair, claimed: &Keypair, workload: &str) -> Vec<u8> {
         issued_at: now,
         expires_at: now + 60_000,
         withdrawn: false,
+        slot: None,
+        revision: None,
     });
     let bytes = signed::encode(signer, &r).unwrap();
     if signer.public() == claimed.public() {

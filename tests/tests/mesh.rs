@@ -76,7 +76,7 @@ async fn three_nodes_place_discover_and_withdraw() {
     assert!(!c.logs(&id("web"), None).await.unwrap().lines.is_empty());
 
     let started = Instant::now();
-    let deleted = c.delete(&id("web")).await.unwrap();
+    let deleted = c.delete(&id("web"), None).await.unwrap();
     assert_eq!(deleted.phase, Phase::Deleted);
     for node in &net.nodes {
         let mesh = &node.daemon().mesh;

@@ -47,6 +47,27 @@ fn apply(manifest: String, bytes: &[u8]) -> ApplyRequest {
     }
 }
 
+/// The workload record `meshctl` would sign for `req` (one workload, revision 1).
+fn signed_record(req: &ApplyRequest) -> mesh_protocol::api::SignedRecord {
+    let src = mesh_provider::workload::ManifestSource {
+        manifest: req.manifest.clone(),
+        modules: req
+            .modules
+            .iter()
+            .map(|m| BundledModule {
+                bytes: None,
+                providers: Vec::new(),
+                ..m.clone()
+            })
+            .collect(),
+        ..Default::default()
+    };
+    let user = libp2p_identity::Keypair::generate_ed25519();
+    let built =
+        mesh_node::records::build(&user, &src, Some(1), |_| 0, mesh_runtime::now_millis()).unwrap();
+    built.into_iter().next().unwrap().signed
+}
+
 fn id(name: &str) -> WorkloadId {
     WorkloadId::new("default", name)
 }
@@ -165,16 +186,21 @@ async fn a_provider_with_corrupt_bytes_is_skipped_for_a_good_one() {
                 .map(|x| x.parse().unwrap())
                 .collect(),
             Request::ApplyReplica(Box::new(ReplicaApply {
-                apply: req,
+                record: signed_record(&req),
                 workload: id("picky"),
+                slot: 0,
                 desired_replicas: 1,
+                modules: req.modules.clone(),
                 placement: Vec::new(),
                 entry: "test".into(),
             })),
         )
         .await
         .unwrap();
-    assert!(matches!(answer, Response::Applied(_)), "{answer:?}");
+    assert!(
+        matches!(answer, Response::ReplicaApplied { .. }),
+        "{answer:?}"
+    );
 
     let d = wait_until("B to finish the job", WAIT, || async {
         let d = b.daemon().node.view(&id("picky"), true).ok()?;

@@ -4,7 +4,10 @@
 use anyhow::{anyhow, bail, Context};
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
-use mesh_protocol::api::{ApplyRequest, ApplyResponse, Deployment, EngineInfo, Logs};
+use mesh_protocol::api::{
+    ApplyRequest, ApplyResponse, DeleteRequest, Deployment, EngineInfo, Logs, RecordInfo,
+    SignedRecord,
+};
 use mesh_protocol::wire::{NodeInfo, Provider, Request, Response};
 use mesh_protocol::{Event, WorkloadId};
 use tokio_util::sync::CancellationToken;
@@ -48,8 +51,20 @@ impl PeerClient {
         let (client, mut events, event_loop) =
             net::new(config, stop.clone()).map_err(|e| anyhow!(e))?;
         tokio::spawn(event_loop.run());
-        // This client serves nobody: drain whatever arrives.
-        tokio::spawn(async move { while events.recv().await.is_some() {} });
+        // This client is no node: it answers any request at once that it serves nothing, so a
+        // node asking it (for a node record, say) does not wait for a timeout.
+        let responder = client.clone();
+        tokio::spawn(async move {
+            while let Some(event) = events.recv().await {
+                if let net::Event::Inbound { channel, .. } = event {
+                    let no = Response::Error {
+                        status: 404,
+                        message: "meshctl serves nothing".to_string(),
+                    };
+                    responder.respond(channel, no).await;
+                }
+            }
+        });
         client.dial(addr.clone()).await.map_err(|e| anyhow!(e))?;
         Ok(Self {
             net: client,
@@ -81,6 +96,14 @@ fn unexpected() -> anyhow::Error {
 pub enum Backend {
     Local(Client),
     Peer(PeerClient),
+}
+
+fn path_of_record(id: &WorkloadId) -> String {
+    format!(
+        "/records/{}?namespace={}",
+        encode(&id.name),
+        encode(&id.namespace)
+    )
 }
 
 fn path_of(id: &WorkloadId, suffix: &str) -> String {
@@ -144,11 +167,46 @@ impl Backend {
         }
     }
 
-    pub async fn delete(&self, id: &WorkloadId) -> anyhow::Result<Deployment> {
+    /// Deletes with the signed `tombstone`.
+    pub async fn delete(
+        &self,
+        id: &WorkloadId,
+        tombstone: SignedRecord,
+    ) -> anyhow::Result<Deployment> {
         match self {
-            Backend::Local(c) => c.delete(&path_of(id, "")).await,
-            Backend::Peer(p) => match p.ask(Request::Delete { id: id.clone() }).await? {
+            Backend::Local(c) => {
+                let body = DeleteRequest {
+                    record: Some(tombstone),
+                };
+                c.delete_with(&path_of(id, ""), &body).await
+            }
+            Backend::Peer(p) => match p
+                .ask(Request::Delete {
+                    id: id.clone(),
+                    record: Some(tombstone),
+                })
+                .await?
+            {
                 Response::Deployment(d) => Ok(*d),
+                _ => Err(unexpected()),
+            },
+        }
+    }
+
+    /// The workload record the node holds for `id` (tombstones included), if any.
+    pub async fn record(&self, id: &WorkloadId) -> anyhow::Result<Option<RecordInfo>> {
+        match self {
+            Backend::Local(c) => {
+                let answer = c
+                    .request(hyper::Method::GET, &path_of_record(id), None)
+                    .await?;
+                if answer.status == hyper::StatusCode::NOT_FOUND {
+                    return Ok(None);
+                }
+                answer.json().map(Some)
+            }
+            Backend::Peer(p) => match p.ask(Request::Record { id: id.clone() }).await? {
+                Response::Record(r) => Ok(r),
                 _ => Err(unexpected()),
             },
         }

@@ -5,21 +5,21 @@
 //! # Layout
 //!
 //! - this file: the command-line grammar and dispatch;
+//! - `apply`: `apply` and `delete`: read, bundle, sign, send;
 //! - [`backend`]: the local API or a remote peer over libp2p (`--peer`);
+//! - [`key`]: the user's signing key (`meshctl key show|generate`);
 //! - [`output`]: tables, JSON and YAML rendering;
 //! - [`testnet`]: `meshctl testnet up|status|down`.
 
+mod apply;
 pub mod backend;
+pub mod key;
 pub mod output;
 pub mod testnet;
 
-use std::collections::BTreeMap;
-use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{bail, Context};
 use clap::{Args, Parser, Subcommand};
-use mesh_protocol::api::{ApplyAction, ApplyRequest};
 
 use crate::client::{Client, Target};
 use backend::{Backend, PeerClient};
@@ -41,6 +41,7 @@ Examples:
   meshctl nodes --engine docker             nodes of the mesh with a healthy docker
   meshctl --peer /ip4/10.0.0.7/tcp/4001/p2p/12D3KooW… get    ask any node, no local daemon
   meshctl testnet up --nodes 3              a local mesh of 3 meshd processes
+  meshctl key show                          the key id meshctl signs with, and its path
 
 The node is found at --node, else $MESH_NODE, else the default socket of a local meshd;
 --peer talks to any node over libp2p instead.";
@@ -56,6 +57,10 @@ pub struct Cli {
     /// /ip4/HOST/tcp/PORT/p2p/PEER_ID.
     #[arg(long, global = true, value_name = "MULTIADDR")]
     pub peer: Option<String>,
+
+    /// The signing key (created on first use): every apply and delete is signed with it.
+    #[arg(long, global = true, env = "MESH_KEY", value_name = "FILE")]
+    pub key: Option<PathBuf>,
 
     /// Output format.
     #[arg(short = 'o', long = "output", global = true, value_enum, default_value_t = Format::Table)]
@@ -98,6 +103,9 @@ pub enum Command {
     /// Run a local mesh of meshd processes on loopback.
     #[command(subcommand)]
     Testnet(testnet::TestnetCommand),
+    /// The signing key meshctl signs workload records and deletes with.
+    #[command(subcommand)]
+    Key(key::KeyCommand),
 }
 
 #[derive(Debug, Args)]
@@ -170,60 +178,16 @@ pub fn default_target() -> Target {
     Target::Unix(crate::daemon::default_data_dir().join("meshd.sock"))
 }
 
-/// Reads the manifest and the variables it references from the environment.
-fn read_manifest(file: &str) -> anyhow::Result<(String, Option<String>)> {
-    let (bytes, stem) = if file == "-" {
-        let mut buf = Vec::new();
-        std::io::stdin()
-            .take(mesh_manifests::MAX_MANIFEST_BYTES as u64 + 1)
-            .read_to_end(&mut buf)
-            .context("cannot read the manifest from stdin")?;
-        (buf, None)
-    } else {
-        let path = PathBuf::from(file);
-        let meta = std::fs::metadata(&path).with_context(|| format!("cannot read {file}"))?;
-        if meta.len() > mesh_manifests::MAX_MANIFEST_BYTES as u64 {
-            bail!(
-                "{file}: {} bytes; manifests are limited to {} bytes",
-                meta.len(),
-                mesh_manifests::MAX_MANIFEST_BYTES
-            );
-        }
-        let bytes = std::fs::read(&path).with_context(|| format!("cannot read {file}"))?;
-        (
-            bytes,
-            file_stem(&path).map(|s| mesh_manifests::normalize_name(&s)),
-        )
-    };
-    let text = String::from_utf8(bytes).map_err(|e| {
-        anyhow::anyhow!(
-            "{file}: not UTF-8 text (byte {})",
-            e.utf8_error().valid_up_to()
-        )
-    })?;
-    Ok((text, stem))
-}
-
-fn file_stem(path: &Path) -> Option<String> {
-    let stem = path.file_stem()?.to_string_lossy().to_string();
-    // `compose.yaml` and `docker-compose.yml` say nothing: use the directory's name, as Compose does.
-    if matches!(stem.as_str(), "compose" | "docker-compose") {
-        let dir = std::fs::canonicalize(path)
-            .ok()?
-            .parent()?
-            .file_name()?
-            .to_string_lossy()
-            .to_string();
-        return Some(dir);
-    }
-    Some(stem)
-}
-
 /// Runs one command; `Err` is printed as one line by the binary.
 pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let fmt = cli.output;
+    let key_path = cli.key.clone().unwrap_or_else(key::default_path);
     let command = match cli.command {
         Command::Testnet(cmd) => return testnet::run(cmd, fmt).await,
+        Command::Key(cmd) => {
+            key::run(cmd, &key_path, fmt)?;
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
         other => other,
     };
     let backend = match (&cli.peer, &cli.node) {
@@ -233,7 +197,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     };
     let id = |name: &str, ns: &str| WorkloadId::new(ns, name);
     match command {
-        Command::Apply(args) => return apply(&backend, fmt, args).await,
+        Command::Apply(args) => return apply::apply(&backend, fmt, args, &key_path).await,
         Command::Get(NameOpt {
             name: Some(name),
             namespace,
@@ -248,7 +212,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             output::print_describe(fmt, &backend.get(&id(&name, &namespace), true).await?)?;
         }
         Command::Delete(Name { name, namespace }) => {
-            let d = backend.delete(&id(&name, &namespace)).await?;
+            let d = apply::delete(&backend, &id(&name, &namespace), &key_path).await?;
             match fmt {
                 Format::Table => println!(
                     "{}/{} deleted ({} replica{})",
@@ -289,111 +253,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Nodes(NodesArgs { engine }) => {
             output::print_nodes(fmt, &backend.nodes(engine.as_deref()).await?)?;
         }
-        Command::Testnet(_) => unreachable!("testnet commands return before a node is chosen"),
+        Command::Testnet(_) | Command::Key(_) => {
+            unreachable!("testnet and key commands return before a node is chosen")
+        }
     }
     Ok(std::process::ExitCode::SUCCESS)
-}
-
-/// The WASM modules the manifest names by path, read relative to the manifest's directory,
-/// with their digests: the node runs the digest.
-fn bundle_modules(
-    specs: &[mesh_protocol::WorkloadSpec],
-    base: &std::path::Path,
-) -> anyhow::Result<Vec<mesh_protocol::api::BundledModule>> {
-    use mesh_protocol::api::{BundledModule, MAX_MODULE_BYTES};
-    use mesh_protocol::spec::ModuleSource;
-    let mut out: Vec<BundledModule> = Vec::new();
-    for spec in specs {
-        let Some(ModuleSource::Path(path)) = spec.module.as_ref().map(|m| &m.source) else {
-            continue;
-        };
-        if out.iter().any(|m| m.path == *path) {
-            continue;
-        }
-        let file = base.join(path);
-        let size = std::fs::metadata(&file)
-            .with_context(|| format!("{}: spec.module {}", spec.name, file.display()))?
-            .len();
-        if size > MAX_MODULE_BYTES as u64 {
-            bail!(
-                "{}: module {} is {size} bytes; at most {MAX_MODULE_BYTES} can be bundled (store it on a node and write its sha256: digest)",
-                spec.name,
-                file.display()
-            );
-        }
-        let bytes = std::fs::read(&file)
-            .with_context(|| format!("{}: spec.module {}", spec.name, file.display()))?;
-        if !bytes.starts_with(b"\0asm") {
-            bail!(
-                "{}: {} is not a WebAssembly module (no \\0asm header)",
-                spec.name,
-                file.display()
-            );
-        }
-        out.push(BundledModule {
-            path: path.clone(),
-            digest: mesh_engine_wasm::Digest::of(&bytes).to_string(),
-            bytes: Some(bytes),
-            providers: Vec::new(),
-        });
-    }
-    Ok(out)
-}
-
-async fn apply(
-    backend: &Backend,
-    fmt: Format,
-    args: ApplyArgs,
-) -> anyhow::Result<std::process::ExitCode> {
-    let (manifest, stem) = read_manifest(&args.file)?;
-    let name = args.name.clone().or(stem.clone());
-    let env: BTreeMap<String, String> = mesh_manifests::referenced_env_vars(manifest.as_bytes())
-        .into_iter()
-        .filter_map(|k| std::env::var(&k).ok().map(|v| (k, v)))
-        .collect();
-    // Parse here first: a bad file fails fast, with its location, before any node is involved.
-    let opts = mesh_manifests::ParseOptions {
-        default_name: name.clone(),
-        env: env.clone(),
-        ..Default::default()
-    };
-    let label = if args.file == "-" {
-        "<stdin>"
-    } else {
-        args.file.as_str()
-    };
-    let specs = mesh_manifests::parse(manifest.as_bytes(), &opts)
-        .map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
-    let base = if args.file == "-" {
-        std::env::current_dir()?
-    } else {
-        std::path::Path::new(&args.file)
-            .parent()
-            .map(std::path::Path::to_path_buf)
-            .unwrap_or_default()
-    };
-    let modules = bundle_modules(&specs, &base).map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
-    let req = ApplyRequest {
-        manifest,
-        name: args.name,
-        default_name: stem,
-        replicas: args.replicas,
-        env,
-        signature: None,
-        modules,
-    };
-    let resp = backend
-        .apply(req)
-        .await
-        .map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
-    output::print_apply(fmt, &resp)?;
-    let failed = resp
-        .workloads
-        .iter()
-        .any(|w| matches!(w.action, ApplyAction::Failed | ApplyAction::RolledBack));
-    Ok(if failed {
-        std::process::ExitCode::FAILURE
-    } else {
-        std::process::ExitCode::SUCCESS
-    })
 }

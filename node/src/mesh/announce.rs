@@ -125,10 +125,13 @@ impl Mesh {
     /// Signs a provider record (or withdrawal), publishes it on gossip, which reaches every
     /// node within a few hops, and stores it under the provider's DHT key, where nodes that
     /// missed the gossip (or joined later) find it.
-    async fn publish_provider(&self, id: &WorkloadId, record: ProviderRecord, replicated: bool) {
-        let Some(bytes) = self.sign(&Record::Provider(record.clone())) else {
-            return;
-        };
+    async fn publish_provider(
+        &self,
+        id: &WorkloadId,
+        record: ProviderRecord,
+        replicated: bool,
+    ) -> Option<Vec<u8>> {
+        let bytes = self.sign(&Record::Provider(record.clone()))?;
         let me = self.peer_id();
         self.inner
             .providers
@@ -136,29 +139,32 @@ impl Mesh {
         self.inner.net.publish(bytes.clone()).await;
         self.put_signed(
             keys::provider(id, &me),
-            bytes,
+            bytes.clone(),
             self.inner.config.provider_ttl,
             replicated,
         )
         .await;
+        Some(bytes)
     }
 
     /// Announces the workload if a replica runs here, withdraws it otherwise. Unless `renew`,
-    /// a version announced less than a third of the TTL ago is not announced again.
-    pub async fn announce(&self, id: &WorkloadId, renew: bool) {
+    /// a version announced less than a third of the TTL ago is not announced again. Returns
+    /// the signed provider record published, if any.
+    pub async fn announce(&self, id: &WorkloadId, renew: bool) -> Option<Vec<u8>> {
         let node = &self.inner.node;
         let ttl = self.inner.config.provider_ttl;
         let running = node.store().desired(id).ok().flatten().and_then(|d| {
             let observed = node.store().observed(id).ok()?;
-            let r = observed
-                .replicas
-                .into_iter()
-                .find(|r| matches!(r.phase, Phase::Running | Phase::Succeeded))?;
+            // The replica that runs, else the one that failed (announced as failed, so every
+            // node sees it); an update in progress has both: the running one is announced.
+            let mut replicas = observed.replicas;
+            replicas.sort_by_key(|r| !matches!(r.phase, Phase::Running | Phase::Succeeded));
+            let r = replicas.into_iter().next()?;
             Some((d, r))
         });
         let Some((desired, replica)) = running else {
             self.withdraw(id).await;
-            return;
+            return None;
         };
         if !renew {
             let announced = self
@@ -166,11 +172,10 @@ impl Mesh {
                 .announced
                 .lock()
                 .expect("announced lock is never poisoned");
-            if announced
-                .get(id)
-                .is_some_and(|(v, at)| *v == replica.version && at.elapsed() < ttl / 3)
-            {
-                return;
+            if announced.get(id).is_some_and(|(v, slot, at)| {
+                *v == replica.version && *slot == desired.slot && at.elapsed() < ttl / 3
+            }) {
+                return self.inner.providers.own(id, &self.peer_id());
             }
         }
         let now = now_millis();
@@ -191,11 +196,17 @@ impl Mesh {
             issued_at: now,
             expires_at: now + ttl.as_millis() as u64,
             withdrawn: false,
+            slot: Some(desired.slot),
+            revision: desired.record.as_ref().and_then(|r| {
+                mesh_provider::workload::verify(&r.bytes)
+                    .ok()
+                    .map(|v| v.record.revision)
+            }),
         };
         // Gossiped and stored locally; replication to the key's closest peers goes on in the
         // background (the mesh benchmark measures how soon every node sees it).
         let replicated = false;
-        let (_, provided) = futures::join!(
+        let (published, provided) = futures::join!(
             self.publish_provider(id, record, replicated),
             self.provide(keys::workload(id), replicated)
         );
@@ -206,7 +217,8 @@ impl Mesh {
             .announced
             .lock()
             .expect("announced lock is never poisoned")
-            .insert(id.clone(), (replica.version, Instant::now()));
+            .insert(id.clone(), (replica.version, desired.slot, Instant::now()));
+        published
     }
 
     /// Publishes a signed withdrawal (newer than any announcement, so it wins everywhere) and
@@ -222,7 +234,7 @@ impl Mesh {
         let now = now_millis();
         let record = ProviderRecord {
             workload: id.to_string(),
-            version: was.map(|(v, _)| v).unwrap_or_default(),
+            version: was.map(|(v, _, _)| v).unwrap_or_default(),
             peer_id: self.peer_id().to_string(),
             engine: String::new(),
             capabilities: Vec::new(),
@@ -232,6 +244,8 @@ impl Mesh {
             issued_at: now,
             expires_at: now + ttl.as_millis() as u64,
             withdrawn: true,
+            slot: None,
+            revision: None,
         };
         self.publish_provider(id, record, true).await;
         self.unprovide(keys::workload(id)).await;
@@ -314,8 +328,12 @@ impl Mesh {
                     for id in ids {
                         self.announce(&id, true).await;
                     }
+                    self.republish_records().await;
+                    if let Err(e) = self.inner.records.prune(now_millis()) {
+                        tracing::error!(error = %e, "cannot prune workload records");
+                    }
                 }
-                Some(id) = changes.recv() => self.announce(&id, false).await,
+                Some(id) = changes.recv() => { self.announce(&id, false).await; }
                 _ = shutdown.cancelled() => return,
             }
         }
@@ -346,6 +364,9 @@ impl Mesh {
     /// A gossip message: a heartbeat or a provider record (or withdrawal), kept only when
     /// signed by the peer it names, who must be the peer that published it, and unexpired.
     pub(crate) fn on_gossip(&self, source: Option<PeerId>, data: &[u8]) {
+        if mesh_provider::workload::is_workload_record(data) {
+            return self.on_gossip_record(data);
+        }
         let now = now_millis();
         match signed::verify(data, source.as_ref(), now) {
             Ok(s) if s.signer == self.peer_id() => {}

@@ -79,6 +79,15 @@ impl ProviderCache {
             .unwrap_or_default()
     }
 
+    /// The signed copy `peer` published for workload `id`, if held.
+    pub fn own(&self, id: &mesh_protocol::WorkloadId, peer: &PeerId) -> Option<Vec<u8>> {
+        let entries = self.entries.lock().expect("cache lock is never poisoned");
+        entries
+            .get(&id.to_string())
+            .and_then(|per| per.get(peer))
+            .map(|e| e.bytes.clone())
+    }
+
     /// Drops expired copies (withdrawals included: once expired they have done their job).
     pub fn prune(&self, now: UnixMillis) {
         let mut entries = self.entries.lock().expect("cache lock is never poisoned");
@@ -120,6 +129,8 @@ mod tests {
             issued_at,
             expires_at,
             withdrawn: false,
+            slot: None,
+            revision: None,
         }
     }
 

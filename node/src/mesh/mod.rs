@@ -11,15 +11,25 @@
 //! - [`cache`]: provider records heard on gossip;
 //! - [`modules`]: WASM modules: bundling at the entry node, providing, serving, fetching;
 //! - [`announce`]: provider and node records (announce, renew, withdraw) and heartbeats;
-//! - [`ops`]: the mesh-wide operations;
-//! - [`serve`]: answering peers' requests.
+//! - [`records`]: workload records: adopt, publish (gossip and DHT), look up, tombstones;
+//! - [`view`]: the nodes of the mesh as `nodes` and placement both see them;
+//! - [`apply`], [`delete`], [`read`]: the mesh-wide operations;
+//! - [`merge`]: one deployment view from a record and its replicas' reports;
+//! - [`serve`]: answering peers' requests;
+//! - [`owned`]: work that outlives the request that started it.
 
 pub mod announce;
+pub mod apply;
 pub mod cache;
+pub mod delete;
+pub mod merge;
 pub mod modules;
-pub mod ops;
+pub mod owned;
 pub mod peers;
+pub mod read;
+pub mod records;
 pub mod serve;
+pub mod view;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -32,14 +42,16 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::net;
+use crate::records::book::RecordBook;
 use crate::service::Node;
 use cache::ProviderCache;
 use peers::PeerTable;
 
 /// Peer requests served at once; more wait for a slot.
 pub const MAX_INBOUND_IN_FLIGHT: usize = 64;
-/// Workload changes queued for the announcer (it also sweeps periodically).
-pub const CHANGE_CHANNEL: usize = 1024;
+/// Applies and deletes (from the local API or peers) running at once; beyond it a request
+/// is answered "busy" (503) at once rather than queued without bound.
+pub const MAX_OWNED_OPERATIONS: usize = 64;
 
 /// Mesh settings.
 #[derive(Debug, Clone)]
@@ -85,33 +97,57 @@ struct Inner {
     peers: PeerTable,
     /// Provider records heard on gossip.
     providers: ProviderCache,
+    /// The newest workload record of every workload heard of.
+    records: Arc<RecordBook>,
+    /// Owner of applies and deletes: they run here, not in the task of the request that
+    /// asked, so a client that hangs up cancels nothing.
+    owned: owned::Owner,
     /// Nodes applies named as holding a module, by digest.
     module_hints: modules::Hints,
     /// When this node started: its gossip cache is complete once it has heard a full round
     /// of renewals (a third of the provider TTL).
     started: std::time::Instant,
-    /// Workloads this node announced, with the version announced and when.
-    announced: Mutex<HashMap<WorkloadId, (String, std::time::Instant)>>,
+    /// Workloads this node announced, with the version and slot announced and when.
+    announced: Mutex<HashMap<WorkloadId, (String, u32, std::time::Instant)>>,
+    /// When this node last re-published each workload record to a peer that sent an older
+    /// revision (see [`Mesh::on_gossip_record`]).
+    repeated: Mutex<HashMap<WorkloadId, std::time::Instant>>,
     /// Keys this node provides (see [`Mesh::provide`]), and when it last announced each.
     provided: Mutex<HashMap<Vec<u8>, std::time::Instant>>,
     inbound: Arc<Semaphore>,
 }
 
+/// What the mesh side of a node is made of.
+#[derive(Debug)]
+pub struct Parts {
+    pub node: Node,
+    pub net: net::Client,
+    pub events: mpsc::Receiver<net::Event>,
+    /// Workloads whose local state changed (the node service sends them).
+    pub changes: mpsc::Receiver<WorkloadId>,
+    pub records: Arc<RecordBook>,
+    pub keypair: Keypair,
+    pub config: MeshConfig,
+}
+
 impl Mesh {
     /// Wires the node to the network and starts the mesh tasks on `tasks`.
-    pub fn start(
-        node: Node,
-        net: net::Client,
-        events: mpsc::Receiver<net::Event>,
-        keypair: Keypair,
-        config: MeshConfig,
-        tasks: &TaskTracker,
-        shutdown: CancellationToken,
-    ) -> Self {
+    pub fn start(parts: Parts, tasks: &TaskTracker, shutdown: CancellationToken) -> Self {
+        let Parts {
+            node,
+            net,
+            events,
+            changes,
+            records,
+            keypair,
+            config,
+        } = parts;
         let mesh = Mesh {
             inner: Arc::new(Inner {
                 peers: PeerTable::new(config.heartbeat_validity()),
                 providers: ProviderCache::new(),
+                records,
+                owned: owned::Owner::new(tasks.clone(), MAX_OWNED_OPERATIONS),
                 started: std::time::Instant::now(),
                 module_hints: Default::default(),
                 node,
@@ -119,17 +155,16 @@ impl Mesh {
                 keypair,
                 config,
                 announced: Mutex::new(HashMap::new()),
+                repeated: Mutex::new(HashMap::new()),
                 provided: Mutex::new(HashMap::new()),
                 inbound: Arc::new(Semaphore::new(MAX_INBOUND_IN_FLIGHT)),
             }),
         };
-        let (changes_tx, changes_rx) = mpsc::channel(CHANGE_CHANNEL);
-        mesh.inner.node.watch_changes(changes_tx);
         tasks.spawn(
             mesh.clone()
                 .run_events(events, tasks.clone(), shutdown.clone()),
         );
-        tasks.spawn(mesh.clone().run_announcer(changes_rx, shutdown.clone()));
+        tasks.spawn(mesh.clone().run_announcer(changes, shutdown.clone()));
         tasks.spawn(mesh.clone().run_heartbeats(shutdown));
         mesh
     }
@@ -148,6 +183,10 @@ impl Mesh {
 
     pub fn peers(&self) -> &PeerTable {
         &self.inner.peers
+    }
+
+    pub fn records(&self) -> &RecordBook {
+        &self.inner.records
     }
 
     /// Handles network events until shutdown: peers' requests (each in its own task, bounded)

@@ -12,7 +12,7 @@ use std::sync::{Arc, OnceLock, Weak};
 use async_trait::async_trait;
 use libp2p::{Multiaddr, PeerId};
 use mesh_engine_wasm::{Digest, ModuleFetcher};
-use mesh_protocol::api::{ApplyRequest, MAX_MODULE_BYTES};
+use mesh_protocol::api::{ApplyRequest, BundledModule, MAX_MODULE_BYTES};
 use mesh_protocol::wire::{Request, Response, MODULE_CHUNK_BYTES};
 use mesh_provider::keys;
 
@@ -69,7 +69,7 @@ impl Mesh {
     }
 
     /// Remembers which nodes an apply named as holding its modules.
-    pub(crate) fn hint_modules(&self, req: &ApplyRequest) {
+    pub(crate) fn hint_modules(&self, modules: &[BundledModule]) {
         let mut hints = self
             .inner
             .module_hints
@@ -78,7 +78,7 @@ impl Mesh {
         if hints.len() >= MAX_HINTS {
             hints.clear();
         }
-        for m in &req.modules {
+        for m in modules {
             if !m.providers.is_empty() {
                 hints.insert(m.digest.clone(), m.providers.clone());
             }

@@ -14,7 +14,8 @@ use libp2p::{
 use mesh_protocol::wire::{Request, Response};
 
 use super::{
-    NetConfig, MAX_DEPLOY_REQUEST_BYTES, MAX_GOSSIP_BYTES, MAX_REQUEST_BYTES, MAX_RESPONSE_BYTES,
+    NetConfig, MAX_DEPLOY_REQUEST_BYTES, MAX_GOSSIP_BYTES, MAX_KAD_PACKET_BYTES, MAX_REQUEST_BYTES,
+    MAX_RESPONSE_BYTES,
 };
 
 /// Kademlia under the project's own protocol name: nodes of other DHTs never mix with ours.
@@ -60,7 +61,9 @@ fn rpc(protocol: StreamProtocol, timeout: Duration, max_request: u64) -> Rpc {
     request_response::Behaviour::with_codec(
         codec,
         [(protocol, ProtocolSupport::Full)],
-        request_response::Config::default().with_request_timeout(timeout),
+        request_response::Config::default()
+            .with_request_timeout(timeout)
+            .with_max_concurrent_streams(super::MAX_INBOUND_STREAMS),
     )
 }
 
@@ -70,7 +73,8 @@ fn behaviour(key: &Keypair, config: &NetConfig) -> Result<Behaviour, String> {
         peer,
         MemoryStoreConfig {
             max_records: MAX_STORED_RECORDS,
-            max_value_bytes: mesh_provider::MAX_RECORD_BYTES,
+            max_value_bytes: mesh_provider::MAX_RECORD_BYTES
+                .max(mesh_provider::workload::MAX_WORKLOAD_RECORD_BYTES),
             max_providers_per_key: 256,
             max_provided_keys: MAX_STORED_RECORDS,
         },
@@ -78,6 +82,7 @@ fn behaviour(key: &Keypair, config: &NetConfig) -> Result<Behaviour, String> {
     let mut kad_config = kad::Config::new(KAD_PROTOCOL);
     kad_config
         .set_query_timeout(config.query_timeout)
+        .set_max_packet_size(MAX_KAD_PACKET_BYTES)
         .set_replication_factor(NonZeroUsize::new(REPLICATION_FACTOR).expect("non-zero"))
         // Only signed records newer than the stored copy are kept (see the event loop).
         .set_record_filtering(kad::StoreInserts::FilterBoth)

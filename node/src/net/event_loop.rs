@@ -17,7 +17,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 use super::behaviour::{self, Behaviour, BehaviourEvent, GOSSIP_TOPIC};
-use super::{Command, Event, FoundRecord, NetConfig};
+use super::{Channel, Command, Event, FoundRecord, NetConfig};
 
 type Reply<T> = oneshot::Sender<T>;
 
@@ -51,7 +51,9 @@ pub struct EventLoop {
     bootstrap: Vec<Multiaddr>,
     bootstrap_interval: Duration,
     topic: gossipsub::IdentTopic,
-    pending_requests: HashMap<OutboundRequestId, Reply<Result<Response, String>>>,
+    /// Requests in flight, by protocol and id: each request-response behaviour numbers its
+    /// requests from the same start, so an id alone names two requests at once.
+    pending_requests: HashMap<(Channel, OutboundRequestId), Reply<Result<Response, String>>>,
     pending_get_records: HashMap<QueryId, (Vec<FoundRecord>, Reply<Vec<FoundRecord>>)>,
     /// Providers found so far and how many peers answered with some.
     pending_get_providers: HashMap<QueryId, PendingProviders>,
@@ -74,11 +76,6 @@ impl std::fmt::Debug for EventLoop {
             .field("peer", self.swarm.local_peer_id())
             .finish()
     }
-}
-
-/// Whether a request goes over the deploy protocol (long timeout) or the quick one.
-fn is_deploy(request: &Request) -> bool {
-    matches!(request, Request::Apply(_) | Request::ApplyReplica(_))
 }
 
 /// The peer id a multiaddr ends with, if any.
@@ -311,13 +308,13 @@ impl EventLoop {
                 reply,
             } => {
                 self.last_used.insert(peer, Instant::now());
-                let rr = if is_deploy(&request) {
-                    &mut behaviour.deploy
-                } else {
-                    &mut behaviour.rpc
+                let channel = Channel::of(&request);
+                let rr = match channel {
+                    Channel::Deploy => &mut behaviour.deploy,
+                    Channel::Rpc => &mut behaviour.rpc,
                 };
                 let id = rr.send_request_with_addresses(&peer, request, addrs);
-                self.pending_requests.insert(id, reply);
+                self.pending_requests.insert((channel, id), reply);
             }
             Command::Respond { channel, response } => {
                 // The channel carries its own connection, whichever protocol it came on; the
@@ -393,8 +390,8 @@ impl EventLoop {
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.on_kad(e),
-            SwarmEvent::Behaviour(BehaviourEvent::Rpc(e))
-            | SwarmEvent::Behaviour(BehaviourEvent::Deploy(e)) => self.on_rpc(e),
+            SwarmEvent::Behaviour(BehaviourEvent::Rpc(e)) => self.on_rpc(Channel::Rpc, e),
+            SwarmEvent::Behaviour(BehaviourEvent::Deploy(e)) => self.on_rpc(Channel::Deploy, e),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 message,
                 ..
@@ -445,7 +442,7 @@ impl EventLoop {
         }
     }
 
-    fn on_rpc(&mut self, event: request_response::Event<Request, Response>) {
+    fn on_rpc(&mut self, on: Channel, event: request_response::Event<Request, Response>) {
         if let request_response::Event::Message { peer, .. } = &event {
             self.last_used.insert(*peer, Instant::now());
         }
@@ -472,7 +469,7 @@ impl EventLoop {
                     request_id,
                     response,
                 } => {
-                    if let Some(reply) = self.pending_requests.remove(&request_id) {
+                    if let Some(reply) = self.pending_requests.remove(&(on, request_id)) {
                         let _ = reply.send(Ok(response));
                     }
                 }
@@ -483,7 +480,7 @@ impl EventLoop {
                 peer,
                 ..
             } => {
-                if let Some(reply) = self.pending_requests.remove(&request_id) {
+                if let Some(reply) = self.pending_requests.remove(&(on, request_id)) {
                     let _ = reply.send(Err(format!("request to {peer} failed: {error}")));
                 }
             }
@@ -522,6 +519,9 @@ impl EventLoop {
                 self.last_used.insert(source, Instant::now());
                 let key = record.key.to_vec();
                 let now = mesh_runtime::now_millis();
+                if let Some(id) = mesh_provider::keys::workload_of_record(&key) {
+                    return self.store_workload_record(id, record, source);
+                }
                 let Some(signer) = mesh_provider::keys::signer_of(&key) else {
                     tracing::debug!(%source, "refused a record under a foreign key");
                     return;
@@ -555,6 +555,40 @@ impl EventLoop {
                 store_ok(kad::store::RecordStore::add_provider(store, record));
             }
             _ => {}
+        }
+    }
+
+    /// A workload record put here by a peer: kept only when it verifies, names the workload
+    /// its key names, and has a higher revision than the copy held.
+    fn store_workload_record(
+        &mut self,
+        id: mesh_protocol::WorkloadId,
+        mut record: kad::Record,
+        source: PeerId,
+    ) {
+        use mesh_provider::workload;
+        let incoming = match workload::verify(&record.value) {
+            Ok(v) if v.record.id == id => v,
+            Ok(_) => {
+                tracing::debug!(%source, "refused a workload record under another workload's key");
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(%source, error = %e, "refused a workload record");
+                return;
+            }
+        };
+        let store = self.swarm.behaviour_mut().kad.store_mut();
+        if let Some(existing) = kad::store::RecordStore::get(store, &record.key) {
+            if workload::verify(&existing.value)
+                .is_ok_and(|have| have.record.revision >= incoming.record.revision)
+            {
+                return;
+            }
+        }
+        record.expires = Some(Instant::now() + crate::mesh::records::RECORD_DHT_TTL);
+        if let Err(e) = kad::store::RecordStore::put(store, record) {
+            tracing::debug!(error = ?e, "workload record not stored");
         }
     }
 

@@ -19,7 +19,9 @@ use libp2p::identity::Keypair;
 use libp2p::request_response::ResponseChannel;
 use libp2p::{Multiaddr, PeerId};
 use mesh_protocol::wire::{Request, Response};
-use tokio::sync::{mpsc, oneshot};
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 pub use behaviour::{
@@ -39,8 +41,10 @@ pub const MAX_DEPLOY_REQUEST_BYTES: u64 =
     MAX_REQUEST_BYTES + (mesh_protocol::api::MAX_MODULE_BYTES as u64).div_ceil(3) * 4;
 /// Largest response body (logs, deployment lists).
 pub const MAX_RESPONSE_BYTES: u64 = 16 * 1024 * 1024;
-/// Largest gossip message (heartbeat or provider record).
-pub const MAX_GOSSIP_BYTES: usize = 16 * 1024;
+/// Largest gossip message (heartbeat, provider record or workload record).
+pub const MAX_GOSSIP_BYTES: usize = mesh_provider::workload::MAX_WORKLOAD_RECORD_BYTES + 4 * 1024;
+/// Largest Kademlia message: a workload record with the framing around it.
+pub const MAX_KAD_PACKET_BYTES: usize = 2 * mesh_provider::workload::MAX_WORKLOAD_RECORD_BYTES;
 
 /// Network settings of a node.
 #[derive(Debug, Clone)]
@@ -158,6 +162,33 @@ pub(crate) enum Command {
 pub struct Client {
     commands: mpsc::Sender<Command>,
     local: PeerId,
+    /// Requests in flight per protocol, bounded: each takes a stream of the connection, and
+    /// a peer refuses streams beyond its limit. Further requests wait for a slot.
+    rpc_slots: Arc<Semaphore>,
+    deploy_slots: Arc<Semaphore>,
+}
+
+/// Requests in flight at once on each request-response protocol, from one node.
+pub const MAX_OUTBOUND_REQUESTS: usize = 64;
+/// Streams a node accepts at once per connection and protocol (above what one peer sends).
+pub const MAX_INBOUND_STREAMS: usize = 2 * MAX_OUTBOUND_REQUESTS;
+
+/// The request-response protocol a request travels on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub(crate) enum Channel {
+    /// Quick requests ([`RPC_PROTOCOL`]).
+    Rpc,
+    /// Applies, which answer once the workload settled ([`DEPLOY_PROTOCOL`]).
+    Deploy,
+}
+
+impl Channel {
+    pub(crate) fn of(request: &Request) -> Self {
+        match request {
+            Request::Apply(_) | Request::ApplyReplica(_) => Channel::Deploy,
+            _ => Channel::Rpc,
+        }
+    }
 }
 
 fn gone<T>(_: T) -> String {
@@ -257,6 +288,12 @@ impl Client {
         addrs: Vec<Multiaddr>,
         request: Request,
     ) -> Result<Response, String> {
+        let slots = match Channel::of(&request) {
+            Channel::Rpc => &self.rpc_slots,
+            Channel::Deploy => &self.deploy_slots,
+        };
+        let _slot = slots.acquire().await.map_err(gone)?;
+        let name = request.name();
         let (reply, rx) = oneshot::channel();
         self.send(Command::Request {
             peer,
@@ -265,7 +302,8 @@ impl Client {
             reply,
         })
         .await?;
-        rx.await.map_err(gone)?
+        rx.await
+            .map_err(|_| format!("the network task dropped the {name} request to {peer}"))?
     }
 
     pub async fn respond(&self, channel: ResponseChannel<Response>, response: Response) {
@@ -299,6 +337,8 @@ pub fn new(
         Client {
             commands: cmd_tx,
             local,
+            rpc_slots: Arc::new(Semaphore::new(MAX_OUTBOUND_REQUESTS)),
+            deploy_slots: Arc::new(Semaphore::new(MAX_OUTBOUND_REQUESTS)),
         },
         ev_rx,
         event_loop,

@@ -8,7 +8,9 @@
 //! - `pending`: `namespace/name` → [`Pending`] (an apply or delete that has not finished);
 //! - `events`: `namespace/name \0 seq` → `Event`, at most [`MAX_EVENTS_PER_WORKLOAD`] each;
 //! - `attempt_logs`: `namespace/name \0 attempt` → the last log lines of a finished job
-//!   attempt, tagged with its correlation id (the newest [`MAX_ATTEMPT_HISTORY`] attempts).
+//!   attempt, tagged with its correlation id (the newest `MAX_ATTEMPT_HISTORY` attempts)
+//!   ([`jobs`]);
+//! - `records`: `namespace/name` → the signed workload record the node holds ([`records`]).
 //!
 //! Files beside the database, under `<data dir>/jobs/<namespace>/<name>/`: the collected
 //! outputs of a job's successful run (`outputs/`). They go with the workload.
@@ -16,10 +18,13 @@
 //! Values are JSON. Writes that must survive a crash (intent before acting, handles after
 //! install) are followed by [`Store::flush`].
 
+mod jobs;
+mod records;
+
 use std::path::{Path, PathBuf};
 
-use mesh_protocol::api::{LogLine, VersionRecord};
-use mesh_protocol::job::{JobStatus, MAX_ATTEMPT_HISTORY};
+use mesh_protocol::api::VersionRecord;
+use mesh_protocol::job::JobStatus;
 use mesh_protocol::{Event, Phase, WorkloadId, WorkloadSpec};
 use mesh_runtime::Handle;
 use serde::de::DeserializeOwned;
@@ -61,6 +66,12 @@ pub struct Desired {
     /// Why replicas were not placed.
     #[serde(default)]
     pub placement: Vec<String>,
+    /// The signed workload record this replica runs (absent in stores of older versions).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub record: Option<mesh_protocol::api::SignedRecord>,
+    /// The replica slot this node fills.
+    #[serde(default)]
+    pub slot: u32,
 }
 
 /// One replica on this node, as last observed.
@@ -107,6 +118,7 @@ pub struct Store {
     pending: sled::Tree,
     events: sled::Tree,
     attempt_logs: sled::Tree,
+    records: sled::Tree,
     /// `<data dir>/jobs`: files of job runs.
     jobs_dir: PathBuf,
 }
@@ -166,56 +178,10 @@ impl Store {
             pending: db.open_tree("pending")?,
             events: db.open_tree("events")?,
             attempt_logs: db.open_tree("attempt_logs")?,
+            records: db.open_tree("records")?,
             jobs_dir: dir.parent().unwrap_or(dir).join("jobs"),
             db,
         })
-    }
-
-    /// Directory of a workload's job files.
-    fn job_dir(&self, id: &WorkloadId) -> PathBuf {
-        self.jobs_dir
-            .join(component(&id.namespace))
-            .join(component(&id.name))
-    }
-
-    /// Where the outputs of a job's successful run are copied.
-    pub fn outputs_dir(&self, id: &WorkloadId) -> PathBuf {
-        self.job_dir(id).join("outputs")
-    }
-
-    /// Forgets a job's previous run: its attempts' logs and its outputs.
-    pub fn clear_job_run(&self, id: &WorkloadId) -> Result<()> {
-        for k in self.attempt_logs.scan_prefix(prefix(id)).keys() {
-            self.attempt_logs.remove(k?)?;
-        }
-        remove_dir(&self.job_dir(id))
-    }
-
-    /// Keeps the last lines of a finished job attempt; only the newest
-    /// [`MAX_ATTEMPT_HISTORY`] attempts are kept.
-    pub fn put_attempt_logs(&self, id: &WorkloadId, attempt: u32, lines: &[LogLine]) -> Result<()> {
-        let mut k = prefix(id);
-        k.extend_from_slice(&attempt.to_be_bytes());
-        self.attempt_logs.insert(k, encode(&lines))?;
-        let keys: Vec<sled::IVec> = self
-            .attempt_logs
-            .scan_prefix(prefix(id))
-            .keys()
-            .collect::<std::result::Result<_, _>>()?;
-        for k in &keys[..keys.len().saturating_sub(MAX_ATTEMPT_HISTORY)] {
-            self.attempt_logs.remove(k)?;
-        }
-        Ok(())
-    }
-
-    /// The kept lines of every finished attempt of a job, oldest attempt first.
-    pub fn attempt_logs(&self, id: &WorkloadId) -> Result<Vec<LogLine>> {
-        let mut out = Vec::new();
-        for entry in self.attempt_logs.scan_prefix(prefix(id)) {
-            let (k, v) = entry?;
-            out.extend(decode::<Vec<LogLine>>(&k, &v)?);
-        }
-        Ok(out)
     }
 
     /// Makes every write so far durable.
@@ -381,6 +347,8 @@ fn remove_dir(dir: &Path) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mesh_protocol::api::LogLine;
+    use mesh_protocol::job::MAX_ATTEMPT_HISTORY;
     use mesh_protocol::spec::{SourceFormat, DEFAULT_NAMESPACE};
     use mesh_protocol::{Outcome, Step, WorkloadKind};
 
@@ -403,6 +371,8 @@ mod tests {
             created_at: 1,
             updated_at: 1,
             placement: vec![],
+            record: None,
+            slot: 0,
         }
     }
 

@@ -1,0 +1,353 @@
+//! Apply, end to end, at the entry node: each workload's signed record is verified and
+//! opened, compared with the record the mesh holds, adopted and published when it asks for
+//! something new, and its replica slots are planned ([`mesh_provider::plan`]) and carried out:
+//! empty slots filled at once, holders of an older version updated one at a time, surplus
+//! slots retired. Holders already running the wanted version hear nothing: re-applying the
+//! same file restarts nothing.
+
+use futures::future::join_all;
+use libp2p::PeerId;
+use mesh_protocol::api::{
+    ApplyAction, ApplyOutcome, ApplyRequest, ApplyResponse, BundledModule, Deployment, SignedRecord,
+};
+use mesh_protocol::wire::{Provider, ReplicaApply, Request, Response};
+use mesh_protocol::{Phase, WorkloadId, WorkloadSpec};
+use mesh_provider::plan::{plan, Holder, Plan};
+use mesh_provider::workload::{ManifestSource, Verified};
+use mesh_runtime::now_millis;
+
+use super::merge::{combine_actions, failed_part, from_record, merge, unexpected, with_record};
+use super::Mesh;
+use crate::error::ApiError;
+use crate::records::{self, Opened};
+
+/// A replica's answer, or why there is none.
+type Outcome = Result<ApplyOutcome, ApiError>;
+
+/// What an apply did to the mesh's record of a workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Change {
+    /// No record, or a tombstone: the workload is new.
+    Created,
+    /// A new desired state replaced the record.
+    Updated,
+    /// The record already asked for this.
+    Same,
+}
+
+impl Mesh {
+    /// Applies a manifest to the mesh and answers with every replica's real outcome. The
+    /// work is the node's own: a client that hangs up mid-apply cancels nothing.
+    pub async fn apply(&self, req: ApplyRequest) -> Result<ApplyResponse, ApiError> {
+        if req.replicas == Some(0) {
+            return Err(ApiError::bad_request(
+                "--replicas must be at least 1".to_string(),
+            ));
+        }
+        let mesh = self.clone();
+        self.inner
+            .owned
+            .run(async move { mesh.apply_owned(req).await })
+            .await
+    }
+
+    async fn apply_owned(&self, req: ApplyRequest) -> Result<ApplyResponse, ApiError> {
+        // Every record is opened before anything is stored, published or started: one bad
+        // record refuses the whole apply.
+        let signed = if req.records.is_empty() {
+            self.sign_for(&req)?
+        } else {
+            req.records.clone()
+        };
+        let opened: Vec<(Opened, SignedRecord)> = signed
+            .into_iter()
+            .map(|s| Ok((records::open(&s)?, s)))
+            .collect::<Result<_, records::Error>>()?;
+        let req = self.take_modules(req).await?;
+        let mut workloads = Vec::with_capacity(opened.len());
+        for (o, s) in opened {
+            workloads.push(self.apply_record(o, s, &req.modules).await?);
+        }
+        Ok(ApplyResponse { workloads })
+    }
+
+    /// Records for an apply that came without any (a local API client that signs nothing):
+    /// made and signed by this node.
+    fn sign_for(&self, req: &ApplyRequest) -> Result<Vec<SignedRecord>, ApiError> {
+        let src = ManifestSource {
+            manifest: req.manifest.clone(),
+            name: req.name.clone(),
+            default_name: req.default_name.clone(),
+            env: req.env.clone(),
+            modules: req
+                .modules
+                .iter()
+                .map(|m| BundledModule {
+                    bytes: None,
+                    providers: Vec::new(),
+                    ..m.clone()
+                })
+                .collect(),
+        };
+        let built = records::build(
+            &self.inner.keypair,
+            &src,
+            req.replicas,
+            |id| self.inner.records.revision(id),
+            now_millis(),
+        )?;
+        Ok(built.into_iter().map(|b| b.signed).collect())
+    }
+
+    async fn apply_record(
+        &self,
+        opened: Opened,
+        signed: SignedRecord,
+        modules: &[BundledModule],
+    ) -> Result<ApplyOutcome, ApiError> {
+        let record = &opened.verified.record;
+        let id = record.id.clone();
+        let held = self.record(&id).await;
+        let (effective, signed, change) = match held {
+            Some(h) if !h.record.tombstone && h.record.same_desire(record) => {
+                // The same desired state: the record held stays (nothing to publish).
+                let signed = SignedRecord {
+                    bytes: h.bytes.clone(),
+                    data_key: signed.data_key,
+                };
+                (h, signed, Change::Same)
+            }
+            Some(h) if h.record.revision >= record.revision => {
+                return Err(records::Error::Stale {
+                    id,
+                    offered: record.revision,
+                    held: h.record.revision,
+                }
+                .into());
+            }
+            h => {
+                self.adopt(opened.verified.clone()).await?;
+                let change = if h.is_none_or(|h| h.record.tombstone) {
+                    Change::Created
+                } else {
+                    Change::Updated
+                };
+                (opened.verified.clone(), signed, change)
+            }
+        };
+        let spec = &opened.spec;
+        let holders = self.slot_holders(&id).await;
+        let candidates = self.candidates(spec).await;
+        let plan = plan(
+            effective.record.replicas,
+            &effective.record.spec_version,
+            spec.resources,
+            &candidates,
+            &holders.iter().map(|(h, _)| h.clone()).collect::<Vec<_>>(),
+        );
+        tracing::debug!(workload = %id, ?plan, "apply plan");
+        let kept: Vec<Provider> = holders
+            .iter()
+            .filter(|(h, _)| plan.keep.iter().any(|(s, p)| *s == h.slot && *p == h.peer))
+            .map(|(_, p)| p.clone())
+            .collect();
+        let desired = effective
+            .record
+            .replicas
+            .count()
+            .unwrap_or((plan.keep.len() + plan.update.len() + plan.add.len()) as u32);
+        let replica = |slot: u32| ReplicaApply {
+            record: signed.clone(),
+            workload: id.clone(),
+            slot,
+            desired_replicas: desired,
+            modules: modules.to_vec(),
+            placement: plan.notes.clone(),
+            entry: self.peer_id().to_string(),
+        };
+
+        // Empty slots at once; then the rollout, one holder at a time, stopping at the first
+        // that fails (it rolled back to the old version, which keeps serving).
+        let adds = plan
+            .add
+            .iter()
+            .map(|(slot, peer, _)| self.run_replica(*peer, replica(*slot)));
+        let mut results: Vec<(PeerId, String, Outcome)> = plan
+            .add
+            .iter()
+            .map(|(_, p, e)| (*p, e.clone()))
+            .zip(join_all(adds).await)
+            .map(|((p, e), r)| (p, e, r))
+            .collect();
+        let mut notes = plan.notes.clone();
+        for (i, (slot, peer)) in plan.update.iter().enumerate() {
+            let outcome = self.run_replica(*peer, replica(*slot)).await;
+            let failed = !matches!(&outcome, Ok(o) if matches!(o.action, ApplyAction::Updated | ApplyAction::Unchanged | ApplyAction::Created));
+            results.push((*peer, String::new(), outcome));
+            if failed && i + 1 < plan.update.len() {
+                notes.push(format!(
+                    "rollout stopped at slot {slot}: {} replica(s) keep the previous version",
+                    plan.update.len() - i - 1
+                ));
+                break;
+            }
+        }
+        for (_, peer) in &plan.retire {
+            if let Err(e) = self.delete_replica(*peer, &id).await {
+                if e.status != axum::http::StatusCode::NOT_FOUND {
+                    notes.push(format!(
+                        "could not retire the replica on …{}: {e}",
+                        short(peer)
+                    ));
+                }
+            }
+        }
+        Ok(self.outcome(&effective, spec, &plan, kept, results, notes, change))
+    }
+
+    /// Runs one replica on `peer` (this node included) and announces it.
+    async fn run_replica(&self, peer: PeerId, r: ReplicaApply) -> Outcome {
+        if peer == self.peer_id() {
+            let id = r.workload.clone();
+            let outcome = self.inner.node.apply_replica(r).await?;
+            self.announce(&id, false).await;
+            return Ok(outcome);
+        }
+        match self.ask(peer, Request::ApplyReplica(Box::new(r))).await? {
+            Response::ReplicaApplied { outcome, provider } => {
+                // The replica's signed provider record: this node knows the slot is filled
+                // before gossip brings it, so an apply right after this one sees it.
+                if let Some(bytes) = provider {
+                    self.on_gossip(Some(peer), &bytes);
+                }
+                Ok(*outcome)
+            }
+            _ => Err(unexpected(&peer)),
+        }
+    }
+
+    /// Slots of `id` and who fills them, from the signed provider records (the gossip cache
+    /// on a warm node, the DHT as well otherwise) and this node's own store.
+    pub(crate) async fn slot_holders(&self, id: &WorkloadId) -> Vec<(Holder, Provider)> {
+        let mut out: Vec<(Holder, Provider)> = self
+            .discover(id, None)
+            .await
+            .into_iter()
+            .filter(|p| matches!(p.phase, Phase::Running | Phase::Succeeded))
+            .filter_map(|p| {
+                let holder = Holder {
+                    slot: p.slot?,
+                    peer: p.peer_id.parse().ok()?,
+                    version: p.version.clone(),
+                };
+                Some((holder, p))
+            })
+            .collect();
+        // For this node, its own store is the truth (its announcement may lag a job's end).
+        let me = self.peer_id();
+        out.retain(|(h, _)| h.peer != me);
+        out.extend(self.local_holder(id));
+        out
+    }
+
+    /// This node's replica of `id` as a slot holder, when it runs one.
+    fn local_holder(&self, id: &WorkloadId) -> Option<(Holder, Provider)> {
+        let store = self.inner.node.store();
+        let desired = store.desired(id).ok()??;
+        let replica = store
+            .observed(id)
+            .ok()?
+            .replicas
+            .into_iter()
+            .find(|r| matches!(r.phase, Phase::Running | Phase::Succeeded))?;
+        let me = self.peer_id();
+        let provider = Provider {
+            peer_id: me.to_string(),
+            workload: id.to_string(),
+            engine: replica.engine.clone(),
+            version: replica.version.clone(),
+            phase: replica.phase,
+            capabilities: Vec::new(),
+            resources: desired.spec.resources,
+            addresses: Vec::new(),
+            issued_at: replica.updated_at,
+            expires_at: u64::MAX,
+            slot: Some(desired.slot),
+        };
+        let holder = Holder {
+            slot: desired.slot,
+            peer: me,
+            version: replica.version,
+        };
+        Some((holder, provider))
+    }
+
+    /// The apply's answer for one workload: the record's view, with the replicas that were
+    /// kept and the outcome of every replica asked to change.
+    #[allow(clippy::too_many_arguments)]
+    fn outcome(
+        &self,
+        record: &Verified,
+        spec: &WorkloadSpec,
+        plan: &Plan,
+        kept: Vec<Provider>,
+        results: Vec<(PeerId, String, Outcome)>,
+        notes: Vec<String>,
+        change: Change,
+    ) -> ApplyOutcome {
+        let desired = record.record.replicas.count().unwrap_or(0);
+        let mut actions = Vec::new();
+        let mut parts: Vec<Deployment> = vec![from_record(record, &kept)];
+        for (peer, engine, result) in results {
+            match result {
+                Ok(o) => {
+                    actions.push(o.action);
+                    parts.push(o.deployment);
+                }
+                Err(e) => {
+                    actions.push(ApplyAction::Failed);
+                    let peer = peer.to_string();
+                    parts.push(failed_part(
+                        spec, desired, &notes, &peer, &engine, e.message,
+                    ));
+                }
+            }
+        }
+        let mut deployment = with_record(merge(parts).expect("at least the record's part"), record);
+        deployment.placement = notes.clone();
+        if deployment.replicas.is_empty() {
+            deployment.phase = Phase::Failed;
+            deployment.error = Some(format!(
+                "no node can run {} {}: {}",
+                spec.kind,
+                record.record.id,
+                notes.join("; ")
+            ));
+            actions.push(ApplyAction::Failed);
+        }
+        let action = match (change, actions.is_empty()) {
+            // Nothing was asked of any replica: only a new record or a retirement is a change.
+            (Change::Same, true) if plan.retire.is_empty() => ApplyAction::Unchanged,
+            (Change::Created, true) => ApplyAction::Created,
+            (_, true) => ApplyAction::Updated,
+            (Change::Created, false) => match combine_actions(&actions) {
+                ApplyAction::Updated | ApplyAction::Unchanged => ApplyAction::Created,
+                other => other,
+            },
+            (Change::Updated, false) => match combine_actions(&actions) {
+                ApplyAction::Created | ApplyAction::Unchanged => ApplyAction::Updated,
+                other => other,
+            },
+            (Change::Same, false) => match combine_actions(&actions) {
+                ApplyAction::Created => ApplyAction::Updated,
+                other => other,
+            },
+        };
+        ApplyOutcome { action, deployment }
+    }
+}
+
+fn short(peer: &PeerId) -> String {
+    let s = peer.to_string();
+    s[s.len().saturating_sub(6)..].to_string()
+}

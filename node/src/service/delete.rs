@@ -1,0 +1,67 @@
+//! Removing this node's replica of a workload: intent first, then uninstall, then forget.
+
+use mesh_protocol::api::Deployment;
+use mesh_protocol::{Phase, WorkloadId};
+use mesh_runtime::now_millis;
+
+use super::{Node, Recorder};
+use crate::error::ApiError;
+use crate::store::Pending;
+
+impl Node {
+    /// `DELETE /deployments/{name}`: uninstalls every replica on this node and forgets it.
+    pub async fn delete(&self, id: &WorkloadId) -> Result<Deployment, ApiError> {
+        let lock = self.workload_lock(id);
+        let _guard = lock.lock().await;
+        let store = &self.inner.store;
+        if store.desired(id)?.is_none() {
+            return Err(ApiError::not_found(id));
+        }
+        let view = self.view(id, false)?;
+        store.set_pending(
+            id,
+            &Pending::Delete {
+                since: now_millis(),
+            },
+        )?;
+        store.flush()?;
+        self.finish_delete(id).await?;
+        self.notify(id);
+        Ok(Deployment {
+            phase: Phase::Deleted,
+            ..view
+        })
+    }
+
+    /// Uninstalls what is left of a workload and removes it from the store.
+    pub(crate) async fn finish_delete(&self, id: &WorkloadId) -> Result<(), ApiError> {
+        let store = &self.inner.store;
+        let desired = store.desired(id)?;
+        let observed = store.observed(id)?;
+        for replica in &observed.replicas {
+            let Some(handle) = &replica.handle else {
+                continue;
+            };
+            let spec = match store.version(id, &replica.version)? {
+                Some(s) => s,
+                None => match &desired {
+                    Some(d) => d.spec.clone(),
+                    None => continue,
+                },
+            };
+            let rec = Recorder {
+                store,
+                ordinal: replica.ordinal,
+                reason: &replica.engine_reason,
+            };
+            self.inner
+                .controller
+                .uninstall(&spec, handle, &rec)
+                .await
+                .map_err(|e| ApiError::internal(format!("cannot remove {id}: {e}")))?;
+        }
+        store.remove_workload(id)?;
+        store.flush()?;
+        Ok(())
+    }
+}

@@ -1,0 +1,58 @@
+//! Job runs: the kept log lines of finished attempts and the files of a run.
+
+use std::path::PathBuf;
+
+use mesh_protocol::api::LogLine;
+use mesh_protocol::job::MAX_ATTEMPT_HISTORY;
+use mesh_protocol::WorkloadId;
+
+use super::{component, decode, encode, prefix, remove_dir, Result, Store};
+
+impl Store {
+    /// Directory of a workload's job files.
+    pub(super) fn job_dir(&self, id: &WorkloadId) -> PathBuf {
+        self.jobs_dir
+            .join(component(&id.namespace))
+            .join(component(&id.name))
+    }
+
+    /// Where the outputs of a job's successful run are copied.
+    pub fn outputs_dir(&self, id: &WorkloadId) -> PathBuf {
+        self.job_dir(id).join("outputs")
+    }
+
+    /// Forgets a job's previous run: its attempts' logs and its outputs.
+    pub fn clear_job_run(&self, id: &WorkloadId) -> Result<()> {
+        for k in self.attempt_logs.scan_prefix(prefix(id)).keys() {
+            self.attempt_logs.remove(k?)?;
+        }
+        remove_dir(&self.job_dir(id))
+    }
+
+    /// Keeps the last lines of a finished job attempt; only the newest
+    /// [`MAX_ATTEMPT_HISTORY`] attempts are kept.
+    pub fn put_attempt_logs(&self, id: &WorkloadId, attempt: u32, lines: &[LogLine]) -> Result<()> {
+        let mut k = prefix(id);
+        k.extend_from_slice(&attempt.to_be_bytes());
+        self.attempt_logs.insert(k, encode(&lines))?;
+        let keys: Vec<sled::IVec> = self
+            .attempt_logs
+            .scan_prefix(prefix(id))
+            .keys()
+            .collect::<std::result::Result<_, _>>()?;
+        for k in &keys[..keys.len().saturating_sub(MAX_ATTEMPT_HISTORY)] {
+            self.attempt_logs.remove(k)?;
+        }
+        Ok(())
+    }
+
+    /// The kept lines of every finished attempt of a job, oldest attempt first.
+    pub fn attempt_logs(&self, id: &WorkloadId) -> Result<Vec<LogLine>> {
+        let mut out = Vec::new();
+        for entry in self.attempt_logs.scan_prefix(prefix(id)) {
+            let (k, v) = entry?;
+            out.extend(decode::<Vec<LogLine>>(&k, &v)?);
+        }
+        Ok(out)
+    }
+}

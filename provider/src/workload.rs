@@ -1,0 +1,244 @@
+//! Workload records: the desired state of a workload as a signed mesh object.
+//!
+//! `meshctl` builds one [`WorkloadRecord`] per workload of a manifest and signs it with the
+//! user's key; every node verifies it before it stores, forwards or acts on it, so no node can
+//! forge or alter the desired state. Encoding (integers big-endian):
+//!
+//! ```text
+//! "MWR1" | u16 key_len | public key (libp2p protobuf encoding) | u16 sig_len | signature | payload (JSON)
+//! ```
+//!
+//! The signature covers `"mesh-workload/1\0" || payload`: the domain keeps a signature made
+//! for a provider record, a request or anything else from ever verifying as a workload
+//! record. The payload is verified as received (never re-encoded), so the JSON encoder's
+//! choices cannot make a valid record fail; the submitter named inside must be the signer.
+//!
+//! Secrets: a manifest that carries Secret values or interpolation variables travels
+//! [`Source::Sealed`] (XChaCha20-Poly1305 under the workload's [`DataKey`]), and its spec
+//! version is then keyed by the same key (see `WorkloadSpec::seal_keyed`), so neither the
+//! record nor any version string lets a weak password be guessed offline.
+
+use libp2p_identity::{Keypair, PeerId, PublicKey};
+use mesh_protocol::api::BundledModule;
+use mesh_protocol::{UnixMillis, WorkloadId, WorkloadKind};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub use crate::sealing::{DataKey, SealError, Sealed};
+
+const MAGIC: &[u8; 4] = b"MWR1";
+const DOMAIN: &[u8] = b"mesh-workload/1\0";
+
+/// Largest encoded workload record. The manifest travels inside it, so this bounds the
+/// manifests the mesh holds; Kademlia and gossip limits are set above it.
+pub const MAX_WORKLOAD_RECORD_BYTES: usize = 64 * 1024;
+
+/// How long a tombstone is kept after the delete, so that a replica that comes back late (a
+/// node that was cut off) meets it and cannot resurrect the workload. Far beyond any TTL.
+pub const TOMBSTONE_TTL_MS: UnixMillis = 7 * 24 * 3600 * 1000;
+
+/// How many replicas the mesh should run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Replicas {
+    /// Slots `0..n`.
+    Count(u32),
+    /// One on every capable node (DaemonSet).
+    EveryNode,
+}
+
+impl Replicas {
+    pub fn count(&self) -> Option<u32> {
+        match self {
+            Replicas::Count(n) => Some(*n),
+            Replicas::EveryNode => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Replicas {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Replicas::Count(n) => write!(f, "{n}"),
+            Replicas::EveryNode => f.write_str("every capable node"),
+        }
+    }
+}
+
+/// What a node parses to get the spec: exactly what `meshctl` read and sent.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ManifestSource {
+    pub manifest: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_name: Option<String>,
+    /// Compose interpolation variables.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub env: BTreeMap<String, String>,
+    /// Modules named by path, with their digests (never their bytes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<BundledModule>,
+}
+
+/// The manifest, in clear or sealed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Source {
+    Plain(ManifestSource),
+    Sealed(Sealed),
+    /// A tombstone carries no manifest.
+    Deleted,
+}
+
+/// The desired state of one workload, as signed by its submitter.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WorkloadRecord {
+    pub id: WorkloadId,
+    /// Strictly increasing per workload; a node keeps the highest it has seen.
+    pub revision: u64,
+    pub kind: WorkloadKind,
+    /// The spec version a node's parse of the source must give (keyed when sealed).
+    pub spec_version: String,
+    pub replicas: Replicas,
+    /// Module digests the workload runs (`sha256:…`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub modules: Vec<String>,
+    pub source: Source,
+    /// A delete: the workload should run nowhere.
+    #[serde(default)]
+    pub tombstone: bool,
+    pub issued_at: UnixMillis,
+    /// Key id (peer-id form) of the signer.
+    pub submitter: String,
+}
+
+impl WorkloadRecord {
+    /// A tombstone for `id` at `revision`.
+    pub fn tombstone(id: WorkloadId, revision: u64, kind: WorkloadKind, now: UnixMillis) -> Self {
+        Self {
+            id,
+            revision,
+            kind,
+            spec_version: String::new(),
+            replicas: Replicas::Count(0),
+            modules: Vec::new(),
+            source: Source::Deleted,
+            tombstone: true,
+            issued_at: now,
+            submitter: String::new(),
+        }
+    }
+
+    /// Whether `other` asks for the same thing (content and replicas), whatever its revision.
+    pub fn same_desire(&self, other: &WorkloadRecord) -> bool {
+        self.tombstone == other.tombstone
+            && self.spec_version == other.spec_version
+            && self.replicas == other.replicas
+    }
+
+    /// Whether a tombstone is past [`TOMBSTONE_TTL_MS`] and may be forgotten.
+    pub fn tombstone_expired(&self, now: UnixMillis) -> bool {
+        self.tombstone && self.issued_at.saturating_add(TOMBSTONE_TTL_MS) <= now
+    }
+}
+
+/// Why a workload record was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    #[error("malformed workload record: {0}")]
+    Malformed(String),
+    #[error("workload record of {0} bytes exceeds the {MAX_WORKLOAD_RECORD_BYTES}-byte limit")]
+    TooLarge(usize),
+    #[error("workload record signature does not verify (altered or forged)")]
+    BadSignature,
+    #[error("workload record names submitter {claimed} but is signed by {signer}")]
+    WrongSigner { claimed: String, signer: String },
+}
+
+/// A verified record, its signer and the exact bytes it came in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verified {
+    pub record: WorkloadRecord,
+    pub signer: PeerId,
+    pub bytes: Vec<u8>,
+}
+
+/// Whether `bytes` look like a workload record (as opposed to a provider or node record).
+pub fn is_workload_record(bytes: &[u8]) -> bool {
+    bytes.starts_with(MAGIC)
+}
+
+/// Signs `record` with `keypair` (setting its submitter) and encodes it.
+pub fn encode(keypair: &Keypair, mut record: WorkloadRecord) -> Result<Verified, Error> {
+    let signer = keypair.public().to_peer_id();
+    record.submitter = signer.to_string();
+    let payload = serde_json::to_vec(&record).map_err(|e| Error::Malformed(e.to_string()))?;
+    let mut msg = DOMAIN.to_vec();
+    msg.extend_from_slice(&payload);
+    let signature = keypair
+        .sign(&msg)
+        .map_err(|e| Error::Malformed(e.to_string()))?;
+    let key = keypair.public().encode_protobuf();
+    let mut out = Vec::with_capacity(8 + key.len() + signature.len() + payload.len());
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&(key.len() as u16).to_be_bytes());
+    out.extend_from_slice(&key);
+    out.extend_from_slice(&(signature.len() as u16).to_be_bytes());
+    out.extend_from_slice(&signature);
+    out.extend_from_slice(&payload);
+    if out.len() > MAX_WORKLOAD_RECORD_BYTES {
+        return Err(Error::TooLarge(out.len()));
+    }
+    Ok(Verified {
+        record,
+        signer,
+        bytes: out,
+    })
+}
+
+fn read_chunk<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], Error> {
+    let truncated = || Error::Malformed("truncated".into());
+    let (len, rest) = bytes.split_first_chunk::<2>().ok_or_else(truncated)?;
+    let len = u16::from_be_bytes(*len) as usize;
+    let chunk = rest.get(..len).ok_or_else(truncated)?;
+    *bytes = &rest[len..];
+    Ok(chunk)
+}
+
+/// Decodes and verifies a record: size, signature, submitter = signer.
+pub fn verify(bytes: &[u8]) -> Result<Verified, Error> {
+    if bytes.len() > MAX_WORKLOAD_RECORD_BYTES {
+        return Err(Error::TooLarge(bytes.len()));
+    }
+    let mut rest = bytes
+        .strip_prefix(MAGIC.as_slice())
+        .ok_or_else(|| Error::Malformed("not a workload record".into()))?;
+    let key = read_chunk(&mut rest)?;
+    let signature = read_chunk(&mut rest)?;
+    let public = PublicKey::try_decode_protobuf(key)
+        .map_err(|e| Error::Malformed(format!("public key: {e}")))?;
+    let mut msg = DOMAIN.to_vec();
+    msg.extend_from_slice(rest);
+    if !public.verify(&msg, signature) {
+        return Err(Error::BadSignature);
+    }
+    let signer = public.to_peer_id();
+    let record: WorkloadRecord =
+        serde_json::from_slice(rest).map_err(|e| Error::Malformed(e.to_string()))?;
+    if record.submitter != signer.to_string() {
+        return Err(Error::WrongSigner {
+            claimed: record.submitter,
+            signer: signer.to_string(),
+        });
+    }
+    Ok(Verified {
+        record,
+        signer,
+        bytes: bytes.to_vec(),
+    })
+}
+
+#[cfg(test)]
+#[path = "workload_tests.rs"]
+mod tests;
