@@ -7,7 +7,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use libp2p::kad::{self, GetProvidersOk, GetRecordOk, QueryId, QueryResult};
+use libp2p::kad::{self, QueryId};
 use libp2p::multiaddr::Protocol;
 use libp2p::request_response::{self, OutboundRequestId};
 use libp2p::swarm::SwarmEvent;
@@ -16,16 +16,18 @@ use mesh_protocol::wire::{Request, Response};
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+mod dht;
+
 use super::behaviour::{self, Behaviour, BehaviourEvent, GOSSIP_TOPIC};
 use super::{Channel, Command, Event, FoundRecord, NetConfig};
 
-type Reply<T> = oneshot::Sender<T>;
+pub(super) type Reply<T> = oneshot::Sender<T>;
 
 /// Providers found so far, how many peers answered with some, and who waits for them.
 type PendingProviders = (HashSet<PeerId>, usize, Reply<HashSet<PeerId>>);
 
 /// Copies of a record (or answers listing providers) after which a lookup stops.
-const ENOUGH_COPIES: usize = 2;
+pub(super) const ENOUGH_COPIES: usize = 2;
 
 /// Above this many connected peers, the least recently used are closed...
 pub const CONNECTIONS_HIGH_WATER: usize = 32;
@@ -339,54 +341,6 @@ impl EventLoop {
         }
     }
 
-    /// Sends a record to its key's closest peers. A renewal goes straight to the peers found
-    /// for the key before (a lookup walks to many more peers than it stores on, and every
-    /// peer it reaches stays connected for a while); a new key, or one whose peers are older
-    /// than [`CLOSEST_PEERS_REUSE`], failed to store it, or no longer include the nearest
-    /// peers of the routing table, is looked up first.
-    fn replicate(&mut self, record: kad::Record, reply: Option<Reply<Result<(), String>>>) {
-        let kad = &mut self.swarm.behaviour_mut().kad;
-        // A peer the routing table learned since (a node that joined), closer to the key than
-        // those found, calls for a new lookup.
-        let target = kad::KBucketKey::from(record.key.clone());
-        let nearest: Vec<PeerId> = kad
-            .get_closest_local_peers(&target)
-            .take(behaviour::REPLICATION_FACTOR)
-            .map(|k| *k.preimage())
-            .collect();
-        match self.closest.get(&record.key) {
-            Some((found, peers))
-                if found.elapsed() < CLOSEST_PEERS_REUSE
-                    && nearest.iter().all(|p| peers.contains(p)) =>
-            {
-                let peers = peers.clone();
-                self.put_to(record, &peers, reply);
-            }
-            _ => {
-                let id = kad.get_closest_peers(record.key.to_vec());
-                self.pending_closest.insert(id, (record, reply));
-            }
-        }
-    }
-
-    /// Sends a record to `peers`, who count as used.
-    fn put_to(
-        &mut self,
-        record: kad::Record,
-        peers: &[PeerId],
-        reply: Option<Reply<Result<(), String>>>,
-    ) {
-        let now = Instant::now();
-        for peer in peers {
-            self.last_used.insert(*peer, now);
-        }
-        let kad = &mut self.swarm.behaviour_mut().kad;
-        let id = kad.put_record_to(record, peers.iter().copied(), kad::Quorum::One);
-        if let Some(reply) = reply {
-            self.pending_puts.insert(id, reply);
-        }
-    }
-
     fn on_swarm_event(&mut self, event: SwarmEvent<BehaviourEvent>) {
         match event {
             SwarmEvent::Behaviour(BehaviourEvent::Kad(e)) => self.on_kad(e),
@@ -488,197 +442,6 @@ impl EventLoop {
                 tracing::debug!(%peer, %error, "inbound request failed");
             }
             request_response::Event::ResponseSent { .. } => {}
-        }
-    }
-
-    fn on_kad(&mut self, event: kad::Event) {
-        match event {
-            kad::Event::OutboundQueryProgressed {
-                id, result, step, ..
-            } => self.on_query(id, result, step.last),
-            kad::Event::InboundRequest { request } => self.on_kad_inbound(request),
-            _ => {}
-        }
-    }
-
-    /// Records and provider entries from peers: only signed records, newer than the copy we
-    /// hold, are stored (Kademlia itself would take anything).
-    fn on_kad_inbound(&mut self, request: kad::InboundRequest) {
-        let store_ok = |r: Result<(), kad::store::Error>| {
-            if let Err(e) = r {
-                tracing::debug!(error = ?e, "record not stored");
-            }
-        };
-        match request {
-            kad::InboundRequest::PutRecord {
-                record: Some(mut record),
-                source,
-                ..
-            } => {
-                // A peer renewing a record here comes back every round: keep its connection.
-                self.last_used.insert(source, Instant::now());
-                let key = record.key.to_vec();
-                let now = mesh_runtime::now_millis();
-                if let Some(id) = mesh_provider::keys::workload_of_record(&key) {
-                    return self.store_workload_record(id, record, source);
-                }
-                let Some(signer) = mesh_provider::keys::signer_of(&key) else {
-                    tracing::debug!(%source, "refused a record under a foreign key");
-                    return;
-                };
-                let incoming =
-                    match mesh_provider::signed::verify(&record.value, Some(&signer), now) {
-                        Ok(s) => s,
-                        Err(e) => {
-                            tracing::debug!(%source, error = %e, "refused a record");
-                            return;
-                        }
-                    };
-                let store = self.swarm.behaviour_mut().kad.store_mut();
-                if let Some(existing) = kad::store::RecordStore::get(store, &record.key) {
-                    if let Ok(have) =
-                        mesh_provider::signed::verify_signature(&existing.value, Some(&signer))
-                    {
-                        if have.record.issued_at() >= incoming.record.issued_at() {
-                            return;
-                        }
-                    }
-                }
-                let remaining = incoming.record.expires_at().saturating_sub(now);
-                record.expires = Some(Instant::now() + Duration::from_millis(remaining));
-                store_ok(kad::store::RecordStore::put(store, record));
-            }
-            kad::InboundRequest::AddProvider {
-                record: Some(record),
-            } => {
-                let store = self.swarm.behaviour_mut().kad.store_mut();
-                store_ok(kad::store::RecordStore::add_provider(store, record));
-            }
-            _ => {}
-        }
-    }
-
-    /// A workload record put here by a peer: kept only when it verifies, names the workload
-    /// its key names, and has a higher revision than the copy held.
-    fn store_workload_record(
-        &mut self,
-        id: mesh_protocol::WorkloadId,
-        mut record: kad::Record,
-        source: PeerId,
-    ) {
-        use mesh_provider::workload;
-        let incoming = match workload::verify(&record.value) {
-            Ok(v) if v.record.id == id => v,
-            Ok(_) => {
-                tracing::debug!(%source, "refused a workload record under another workload's key");
-                return;
-            }
-            Err(e) => {
-                tracing::debug!(%source, error = %e, "refused a workload record");
-                return;
-            }
-        };
-        let store = self.swarm.behaviour_mut().kad.store_mut();
-        if let Some(existing) = kad::store::RecordStore::get(store, &record.key) {
-            if workload::verify(&existing.value)
-                .is_ok_and(|have| have.record.revision >= incoming.record.revision)
-            {
-                return;
-            }
-        }
-        record.expires = Some(Instant::now() + crate::mesh::records::RECORD_DHT_TTL);
-        if let Err(e) = kad::store::RecordStore::put(store, record) {
-            tracing::debug!(error = ?e, "workload record not stored");
-        }
-    }
-
-    /// Ends a lookup early; Kademlia then reports its last step, which answers the caller.
-    fn finish(&mut self, id: QueryId) {
-        if let Some(mut query) = self.swarm.behaviour_mut().kad.query_mut(&id) {
-            query.finish();
-        }
-    }
-
-    fn on_query(&mut self, id: QueryId, result: QueryResult, last: bool) {
-        match result {
-            QueryResult::GetRecord(Ok(GetRecordOk::FoundRecord(found))) => {
-                if let Some((records, _)) = self.pending_get_records.get_mut(&id) {
-                    records.push(found.record.value);
-                    // One writer per key, and renewals reach every holder: two copies are
-                    // enough to take the newest, without walking the rest of the DHT.
-                    if records.len() >= ENOUGH_COPIES {
-                        self.finish(id);
-                    }
-                }
-            }
-            QueryResult::GetRecord(_) => {}
-            QueryResult::GetProviders(Ok(GetProvidersOk::FoundProviders { providers, .. })) => {
-                if let Some((found, answers, _)) = self.pending_get_providers.get_mut(&id) {
-                    // Only answers that name providers count: peers far from the key answer
-                    // with none, and stopping on those would miss every provider.
-                    if !providers.is_empty() {
-                        *answers += 1;
-                    }
-                    found.extend(providers);
-                    // Every provider announces to the same closest peers of the key, so each
-                    // of them holds the whole list: two answers are enough.
-                    if *answers >= ENOUGH_COPIES {
-                        self.finish(id);
-                    }
-                }
-            }
-            QueryResult::GetProviders(_) => {}
-            QueryResult::GetClosestPeers(result) => {
-                if let Some((record, reply)) = self.pending_closest.remove(&id) {
-                    let peers: Vec<PeerId> = match result {
-                        Ok(ok) => ok.peers.into_iter().map(|p| p.peer_id).collect(),
-                        Err(kad::GetClosestPeersError::Timeout { peers, .. }) => {
-                            peers.into_iter().map(|p| p.peer_id).collect()
-                        }
-                    };
-                    if peers.is_empty() {
-                        // A lone node: stored locally, nobody to replicate to.
-                        if let Some(reply) = reply {
-                            let _ = reply.send(Ok(()));
-                        }
-                        return;
-                    }
-                    // Straight to the peers found: going through `replicate` again would look
-                    // them up once more whenever the routing table names a nearer peer the
-                    // lookup did not reach (one that is gone), and again, without end.
-                    let key = record.key.clone();
-                    self.put_to(record, &peers, reply);
-                    self.closest.insert(key, (Instant::now(), peers));
-                }
-            }
-            QueryResult::PutRecord(result) => {
-                if let Err(e) = &result {
-                    // Stored locally anyway; a lone node has nobody to replicate to. The next
-                    // renewal looks the closest peers up again.
-                    tracing::debug!(error = %e, "record replication incomplete");
-                    self.closest.remove(e.key());
-                }
-                if let Some(reply) = self.pending_puts.remove(&id) {
-                    let _ = reply.send(Ok(()));
-                }
-            }
-            QueryResult::StartProviding(result) => {
-                if let Err(e) = &result {
-                    tracing::debug!(error = %e, "provider replication incomplete");
-                }
-                if let Some(reply) = self.pending_provides.remove(&id) {
-                    let _ = reply.send(Ok(()));
-                }
-            }
-            _ => {}
-        }
-        if last {
-            if let Some((records, reply)) = self.pending_get_records.remove(&id) {
-                let _ = reply.send(records);
-            }
-            if let Some((providers, _, reply)) = self.pending_get_providers.remove(&id) {
-                let _ = reply.send(providers);
-            }
         }
     }
 }

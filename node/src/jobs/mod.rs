@@ -23,105 +23,23 @@
 
 use std::time::Duration;
 
-use mesh_protocol::api::{ApplyAction, LogLine};
-use mesh_protocol::job::{JobError, JobPhase, JobStatus};
-use mesh_protocol::{Event, Outcome, Phase, Step, WorkloadId, WorkloadSpec};
-use mesh_runtime::engine::{InstallContext, LogOptions};
+use mesh_protocol::api::ApplyAction;
+use mesh_protocol::job::{JobError, JobPhase};
+use mesh_protocol::{Outcome, Phase, Step, WorkloadId, WorkloadSpec};
+use mesh_runtime::engine::InstallContext;
 use mesh_runtime::job::{self, AttemptState, Next, Policy};
-use mesh_runtime::{now_millis, Handle, Observer, Recovered, Selection};
+use mesh_runtime::{now_millis, Handle, Observer, Selection};
 use tracing::Instrument as _;
 
 use crate::error::ApiError;
 use crate::service::Node;
-use crate::store::{Observed, ReplicaRecord, Store};
+use crate::store::{Observed, ReplicaRecord};
 
-/// Records a job attempt's steps as events carrying its correlation id (the tracing span
-/// carries it for the log line), and persists the instance's handle as soon as it exists.
-struct JobRecorder<'a> {
-    store: &'a Store,
-    ordinal: u32,
-    correlation: &'a str,
-}
+mod recorder;
+mod recover;
 
-impl Observer for JobRecorder<'_> {
-    fn step(
-        &self,
-        spec: &WorkloadSpec,
-        engine: &str,
-        step: Step,
-        outcome: Outcome,
-        took: Duration,
-        message: &str,
-    ) {
-        let duration_us = took.as_micros() as u64;
-        match outcome {
-            Outcome::Ok => tracing::info!(%step, us = duration_us, %message, "job step"),
-            Outcome::Failed => tracing::warn!(%step, us = duration_us, %message, "job step failed"),
-        }
-        let event = Event {
-            seq: 0,
-            at: now_millis(),
-            workload: spec.id().to_string(),
-            version: spec.version.clone(),
-            step,
-            outcome,
-            duration_us,
-            engine: (!engine.is_empty()).then(|| engine.to_string()),
-            message: message.to_string(),
-            correlation: (!self.correlation.is_empty()).then(|| self.correlation.to_string()),
-        };
-        if let Err(e) = self.store.append_event(event) {
-            tracing::error!(error = %e, "cannot record event");
-        }
-    }
-
-    fn installed(&self, spec: &WorkloadSpec, handle: &Handle) {
-        let id = spec.id();
-        let result = self.store.observed(&id).and_then(|mut obs| {
-            if let Some(r) = obs
-                .replicas
-                .iter_mut()
-                .find(|r| r.ordinal == self.ordinal && r.version == spec.version)
-            {
-                r.handle = Some(handle.clone());
-                r.updated_at = now_millis();
-            }
-            self.store.put_observed(&id, &obs)?;
-            self.store.flush()
-        });
-        if let Err(e) = result {
-            tracing::error!(workload = %id, error = %e, "cannot persist handle");
-        }
-    }
-}
-
-/// The job status of a job replica (created empty on a replica that has none, which callers
-/// rule out).
-fn status(r: &mut ReplicaRecord) -> &mut JobStatus {
-    r.job.get_or_insert_with(JobStatus::default)
-}
-
-fn correlation(r: &ReplicaRecord) -> String {
-    r.job
-        .as_ref()
-        .map(|j| j.correlation.clone())
-        .unwrap_or_default()
-}
-
-fn span(id: &WorkloadId, correlation: &str) -> tracing::Span {
-    tracing::info_span!("job", workload = %id, correlation = %correlation)
-}
-
-/// A job that failed before any attempt (no engine could run it).
-pub(crate) fn unplaceable(error: &str) -> JobStatus {
-    let mut status = JobStatus::default();
-    job::finish(
-        &mut status,
-        Some(JobError::new(JobPhase::Provision, error)),
-        now_millis(),
-    );
-    status
-}
+pub(crate) use recorder::unplaceable;
+use recorder::{correlation, span, status, JobRecorder};
 
 impl Node {
     fn job_policy(&self, spec: &WorkloadSpec) -> Policy {
@@ -566,123 +484,5 @@ impl Node {
         // Announced at once (succeeded or failed), not at the next renewal round.
         self.notify(&spec.id());
         Ok(())
-    }
-
-    /// Carries a job replica on after a node restart (see the module docs). `None`: the run
-    /// must start afresh (the caller converges). Caller holds the workload lock.
-    pub(crate) async fn recover_job(
-        &self,
-        spec: &WorkloadSpec,
-        mut r: ReplicaRecord,
-        desired_version: &str,
-        interrupted: bool,
-    ) -> Result<Option<ReplicaRecord>, ApiError> {
-        let id = spec.id();
-        let Some(st) = r.job.clone() else {
-            return Ok(Some(r));
-        };
-        let cid = st.correlation.clone();
-        let rec = JobRecorder {
-            store: self.store(),
-            ordinal: r.ordinal,
-            correlation: &cid,
-        };
-        let controller = self.controller();
-        async {
-            if st.finished() {
-                if let Some(h) = r.handle.clone() {
-                    if let Ok(Recovered::Gone) = controller.recover(spec, &h, &rec).await {
-                        r.handle = None;
-                        status(&mut r).kept_instance = false;
-                        self.persist(&id, &r)?;
-                    }
-                }
-                return Ok(Some(r));
-            }
-            if r.version != desired_version {
-                if let Some(h) = &r.handle {
-                    let _ = controller.uninstall(spec, h, &rec).await;
-                }
-                return Ok(None);
-            }
-            match (r.handle.clone(), r.phase) {
-                (Some(h), Phase::Running | Phase::Unknown) => {
-                    match controller.recover(spec, &h, &rec).await {
-                        Ok(Recovered::Adopted(s)) => {
-                            tracing::info!(instance = %h.instance, state = ?s.state, "attempt re-adopted");
-                            Ok(Some(r))
-                        }
-                        Ok(Recovered::Gone) => {
-                            let error = JobError::new(
-                                JobPhase::Execution,
-                                "the instance was lost while the node was down",
-                            );
-                            self.attempt_failed(spec, &mut r, None, error, None, &rec)
-                                .await?;
-                            r.handle = None;
-                            self.persist(&id, &r)?;
-                            Ok(Some(r))
-                        }
-                        Err(e) => {
-                            r.phase = Phase::Unknown;
-                            r.error = Some(format!("cannot recover: {e}"));
-                            self.persist(&id, &r)?;
-                            Ok(Some(r))
-                        }
-                    }
-                }
-                (None, Phase::Pending) if st.next_attempt_at.is_some() => Ok(Some(r)),
-                (handle, _) => {
-                    // Cut short before its attempt ran (provisioning, or no attempt yet).
-                    if let Some(h) = handle {
-                        if let Err(e) = controller.uninstall(spec, &h, &rec).await {
-                            tracing::warn!(error = %e, "cannot remove a half-made instance");
-                        }
-                        r.handle = None;
-                    }
-                    if st.attempts == 0 || (interrupted && st.attempts == 1) {
-                        return Ok(None);
-                    }
-                    let error = JobError::new(
-                        JobPhase::Provision,
-                        "interrupted by a node restart before the attempt started",
-                    );
-                    self.attempt_failed(spec, &mut r, None, error, None, &rec)
-                        .await?;
-                    Ok(Some(r))
-                }
-            }
-        }
-        .instrument(span(&id, &cid))
-        .await
-    }
-
-    /// Log lines of a job replica: the kept lines of its finished attempts, then the live
-    /// lines of the attempt that runs now, each tagged with its correlation id; the last
-    /// `tail` overall.
-    pub(crate) async fn job_logs(
-        &self,
-        id: &WorkloadId,
-        r: &ReplicaRecord,
-        tail: Option<usize>,
-    ) -> Result<Vec<LogLine>, ApiError> {
-        let mut lines = self.store().attempt_logs(id)?;
-        let running = r
-            .job
-            .as_ref()
-            .filter(|j| !j.finished() && matches!(r.phase, Phase::Running | Phase::Unknown));
-        if let (Some(st), Some(handle)) = (running, &r.handle) {
-            if let Some(engine) = self.registry().get(&handle.engine) {
-                match engine.logs(handle, LogOptions { tail }).await {
-                    Ok(live) => lines.extend(job::tag(live, &st.correlation)),
-                    Err(mesh_runtime::Error::Unsupported { .. }) => {}
-                    Err(e) => return Err(ApiError::unavailable(e.to_string())),
-                }
-            }
-        }
-        if let Some(n) = tail {
-            lines.drain(..lines.len().saturating_sub(n));
-        }
-        Ok(lines)
     }
 }
