@@ -513,7 +513,9 @@ async fn validate(engine: &dyn Engine, spec: &WorkloadSpec) -> Result<()> {
             spec.kind
         )));
     }
-    if spec.version.is_empty() || spec.version != spec.compute_version() {
+    // A keyed version (a spec with secrets) cannot be recomputed without the workload's data
+    // key; the node checked it against the signed record before anything ran.
+    if spec.version.is_empty() || (!spec.version_keyed && spec.version != spec.compute_version()) {
         return Err(Error::Invalid(
             "the spec's version does not match its content digest".to_string(),
         ));

@@ -28,9 +28,18 @@ async fn signed(mesh: &Mesh, user: &Keypair, manifest: &str, replicas: u32) -> A
         ..Default::default()
     };
     let specs = records::parse_source(&src).unwrap();
-    let held = mesh.record_info(&specs[0].id()).await.map_or(0, |r| r.revision);
-    let built =
-        records::build(user, &src, Some(replicas), |_| held, mesh_runtime::now_millis()).unwrap();
+    let held = mesh
+        .record_info(&specs[0].id())
+        .await
+        .map_or(0, |r| r.revision);
+    let built = records::build(
+        user,
+        &src,
+        Some(replicas),
+        |_| held,
+        mesh_runtime::now_millis(),
+    )
+    .unwrap();
     ApplyRequest {
         manifest: manifest.to_string(),
         records: built.into_iter().map(|b| b.signed).collect(),
@@ -48,21 +57,26 @@ async fn a_rollout_stops_at_the_first_replica_that_fails_its_health_check() {
     let user = Keypair::generate_ed25519();
     let entry = &net.node(0).daemon().mesh;
     let v1 = pod("web", "localhost/mesh-test:1", "ok");
-    let first = entry.apply(signed(entry, &user, &v1, 3).await).await.unwrap();
+    let first = entry
+        .apply(signed(entry, &user, &v1, 3).await)
+        .await
+        .unwrap();
     assert_eq!(first.workloads[0].action, ApplyAction::Created);
     let old_version = first.workloads[0].deployment.version.clone();
 
     // Version 2 never becomes healthy: the first replica updated rolls back, and the others
     // are never touched.
     let v2 = pod("web", "localhost/mesh-test:2", "fail");
-    let second = entry.apply(signed(entry, &user, &v2, 3).await).await.unwrap();
+    let second = entry
+        .apply(signed(entry, &user, &v2, 3).await)
+        .await
+        .unwrap();
     let w = &second.workloads[0];
     assert_eq!(w.action, ApplyAction::RolledBack, "{w:?}");
     assert!(
-        w.deployment
-            .placement
-            .iter()
-            .any(|n| n.contains("rollout stopped at slot 0: 2 replica(s) keep the previous version")),
+        w.deployment.placement.iter().any(
+            |n| n.contains("rollout stopped at slot 0: 2 replica(s) keep the previous version")
+        ),
         "{:?}",
         w.deployment.placement
     );
@@ -73,16 +87,33 @@ async fn a_rollout_stops_at_the_first_replica_that_fails_its_health_check() {
         .filter(|m| m.state == mesh_runtime::mock::MockRunState::Running)
         .map(|m| m.spec.version)
         .collect();
-    assert_eq!(running, vec![old_version.clone(); 3], "the old version serves everywhere");
-    let d = entry.get(&WorkloadId::new("default", "web"), false).await.unwrap();
-    assert!(d.replicas.iter().all(|r| r.phase == Phase::Running && r.version == old_version));
+    assert_eq!(
+        running,
+        vec![old_version.clone(); 3],
+        "the old version serves everywhere"
+    );
+    let d = entry
+        .get(&WorkloadId::new("default", "web"), false)
+        .await
+        .unwrap();
+    assert!(d
+        .replicas
+        .iter()
+        .all(|r| r.phase == Phase::Running && r.version == old_version));
 
     // A good version 3 rolls out to all three, one at a time.
     let v3 = pod("web", "localhost/mesh-test:3", "ok");
-    let third = entry.apply(signed(entry, &user, &v3, 3).await).await.unwrap();
+    let third = entry
+        .apply(signed(entry, &user, &v3, 3).await)
+        .await
+        .unwrap();
     let w = &third.workloads[0];
     assert_eq!(w.action, ApplyAction::Updated, "{w:?}");
-    assert!(w.deployment.replicas.iter().all(|r| r.version == w.deployment.version));
+    assert!(w
+        .deployment
+        .replicas
+        .iter()
+        .all(|r| r.version == w.deployment.version));
     assert_eq!(w.deployment.replicas.len(), 3);
     net.stop().await;
 }
@@ -118,12 +149,18 @@ async fn secrets_travel_sealed_and_reach_only_the_node_that_runs_them() {
         ..Default::default()
     })
     .unwrap();
-    assert_ne!(record.record.spec_version, plain[0].version, "the version is keyed");
+    assert_ne!(
+        record.record.spec_version, plain[0].version,
+        "the version is keyed"
+    );
 
     let resp = entry.apply(req).await.unwrap();
     let w = &resp.workloads[0];
     assert_eq!(w.action, ApplyAction::Created, "{w:?}");
-    assert_eq!(w.deployment.replicas[0].node, net.node(1).daemon().node.id());
+    assert_eq!(
+        w.deployment.replicas[0].node,
+        net.node(1).daemon().node.id()
+    );
     // The node that runs it got the data key and the secret value.
     let instances = net.node(1).mock.instances();
     let creds = instances[0]
@@ -135,7 +172,14 @@ async fn secrets_travel_sealed_and_reach_only_the_node_that_runs_them() {
     assert_eq!(creds.data["password"], SECRET);
     // The entry node keeps no replica, so no data key; every copy of the record any node
     // holds is the sealed one.
-    assert!(net.node(0).daemon().node.store().list_desired().unwrap().is_empty());
+    assert!(net
+        .node(0)
+        .daemon()
+        .node
+        .store()
+        .list_desired()
+        .unwrap()
+        .is_empty());
     for node in &net.nodes {
         for (_, bytes) in node.daemon().node.store().list_records().unwrap() {
             assert!(!String::from_utf8_lossy(&bytes).contains(SECRET));

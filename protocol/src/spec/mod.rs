@@ -151,6 +151,11 @@ pub struct WorkloadSpec {
     /// `sha256:<hex>` content digest; see [`WorkloadSpec::compute_version`].
     #[serde(default)]
     pub version: String,
+    /// The version is keyed by the workload's data key ([`WorkloadSpec::seal_keyed`]): it
+    /// cannot be recomputed from the content alone. Absent from the encoding when false, so
+    /// the digests of other specs do not change.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub version_keyed: bool,
 }
 
 impl WorkloadSpec {
@@ -180,6 +185,7 @@ impl WorkloadSpec {
             job: None,
             warnings: Vec::new(),
             version: String::new(),
+            version_keyed: false,
         }
     }
 
@@ -233,6 +239,7 @@ impl WorkloadSpec {
     /// engines name instances alike; equal content and key give an equal version everywhere.
     pub fn seal_keyed(mut self, key: &[u8]) -> Self {
         use hmac::Mac as _;
+        self.version_keyed = true;
         let mut mac =
             hmac::Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
         mac.update(&self.canonical());
@@ -242,6 +249,7 @@ impl WorkloadSpec {
 
     /// Sets `version` to [`WorkloadSpec::compute_version`].
     pub fn seal(mut self) -> Self {
+        self.version_keyed = false;
         self.version = self.compute_version();
         self
     }
