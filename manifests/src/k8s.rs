@@ -6,13 +6,14 @@
 use std::collections::BTreeSet;
 
 use mesh_protocol::spec::{
-    Container, JobSpec, ResourceAmounts, RestartPolicy, SourceFormat, WorkloadKind, WorkloadSpec,
+    Amount, Container, JobSpec, ResourceAmounts, RestartPolicy, Rollout, SourceFormat,
+    WorkloadKind, WorkloadSpec,
 };
 
 use crate::k8s_container;
 use crate::k8s_volumes::PodVolumes;
 use crate::meta;
-use crate::node::{warn_ignored, warn_unknown, MapNode, Result, Warnings};
+use crate::node::{warn_ignored, warn_unknown, MapNode, Node, Result, Warnings};
 
 /// Pod spec fields that are read.
 const POD_HONOURED: &[&str] = &["containers", "initContainers", "volumes", "restartPolicy"];
@@ -145,6 +146,10 @@ pub(crate) fn parse_workload(object: &MapNode<'_>, kind: WorkloadKind) -> Result
         WorkloadKind::Deployment => {
             let replicas = spec.get("replicas").map(|n| n.u32()).transpose()?;
             out.replicas = Some(replicas.unwrap_or(1));
+            out.rollout = spec
+                .get("strategy")
+                .map(|n| rollout(&n, &mut warnings))
+                .transpose()?;
         }
         WorkloadKind::Job => {
             out.job = Some(job_spec(&spec, &mut warnings)?);
@@ -167,6 +172,67 @@ pub(crate) fn parse_workload(object: &MapNode<'_>, kind: WorkloadKind) -> Result
     meta::finish(&mut out, &annotations, &mut warnings)?;
     out.warnings = warnings.into_vec();
     Ok(out)
+}
+
+/// A Deployment's `strategy`: `Recreate` updates every replica at once, `RollingUpdate` at
+/// most `maxUnavailable` at a time (Kubernetes' default 25 %). Each replica is replaced in
+/// place on its node, so `maxSurge` (extra replicas during the update) is not honoured.
+fn rollout(node: &Node<'_>, warnings: &mut Warnings) -> Result<Rollout> {
+    let m = node.map()?;
+    let kind = m
+        .get("type")
+        .map(|t| t.non_empty_str().map(str::to_string))
+        .transpose()?;
+    let rolling = m.get("rollingUpdate");
+    match kind.as_deref() {
+        Some("Recreate") => {
+            if let Some(r) = rolling {
+                return Err(r.err("is only allowed with type RollingUpdate"));
+            }
+            Ok(Rollout::Recreate)
+        }
+        Some("RollingUpdate") | None => {
+            let mut max_unavailable = Amount::Percent(25);
+            if let Some(r) = rolling {
+                let r = r.map()?;
+                if let Some(n) = r.get("maxUnavailable") {
+                    max_unavailable = amount(&n)?;
+                }
+                if let Some(n) = r.get("maxSurge") {
+                    if amount(&n)? != Amount::Count(0) && amount(&n)? != Amount::Percent(0) {
+                        warnings.at(
+                            &n.path,
+                            "not honoured: each replica is updated in place on its node, without \
+                             extra replicas",
+                        );
+                    }
+                }
+            }
+            Ok(Rollout::Rolling { max_unavailable })
+        }
+        Some(other) => Err(m.req("type")?.err(format!(
+            "unknown strategy {other:?}: RollingUpdate or Recreate"
+        ))),
+    }
+}
+
+/// `2` or `"25%"`.
+fn amount(node: &Node<'_>) -> Result<Amount> {
+    let text = node.scalar_string()?;
+    match text.strip_suffix('%') {
+        Some(p) => p
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|p| *p <= 100)
+            .map(Amount::Percent)
+            .ok_or_else(|| node.err(format!("{text:?} is not a percentage from 0% to 100%"))),
+        None => text
+            .trim()
+            .parse::<u32>()
+            .map(Amount::Count)
+            .map_err(|_| node.err(format!("{text:?} is neither a count nor a percentage"))),
+    }
 }
 
 fn job_spec(spec: &MapNode<'_>, warnings: &mut Warnings) -> Result<JobSpec> {

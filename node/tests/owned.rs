@@ -33,12 +33,15 @@ async fn a_client_that_hangs_up_mid_apply_cancels_nothing() {
     // The deploy was under way when the client left: its intent is recorded.
     assert!(store.desired(&id).unwrap().is_some());
 
+    // Finished: Running, and the intent cleared (it is cleared right after the replica is
+    // stored Running, so both are waited for together).
     let d = wait_until(
         "the deploy to finish without its client",
         Duration::from_secs(20),
         || async {
             let d = node.daemon().node.view(&id, false).ok()?;
-            (d.phase == Phase::Running).then_some(d)
+            let settled = d.phase == Phase::Running && store.list_pending().ok()?.is_empty();
+            settled.then_some(d)
         },
     )
     .await;

@@ -58,8 +58,12 @@ pub enum Request {
         events: bool,
     },
     ReplicaList,
+    /// Remove the replica here: `record` is the workload's current signed record (a
+    /// tombstone, or a record whose replica count this slot is beyond), no older than the one
+    /// the replica runs.
     ReplicaDelete {
         id: WorkloadId,
+        record: SignedRecord,
     },
     ReplicaLogs {
         id: WorkloadId,

@@ -6,7 +6,8 @@
 //! Rules:
 //! - a slot holder running the wanted version is kept, untouched (an unchanged apply sends
 //!   nothing to anyone);
-//! - a holder of another version is updated in place, one at a time (the caller rolls out);
+//! - a holder of another version is updated in place, one at a time (the caller rolls out),
+//!   and so is a holder whose replica failed (it is retried where it is);
 //! - slots at or beyond the count retire (a scale-down retires the highest slots);
 //! - a slot held twice (after a partition) keeps one holder, preferring the wanted version,
 //!   then the lower peer id, and retires the other; a node holding two slots keeps the lower;
@@ -41,6 +42,8 @@ pub struct Holder {
     pub slot: u32,
     pub peer: PeerId,
     pub version: String,
+    /// Its replica runs (or ran to completion); a failed or stopped one is retried in place.
+    pub running: bool,
 }
 
 /// What to do.
@@ -48,7 +51,7 @@ pub struct Holder {
 pub struct Plan {
     /// Slots already as wanted.
     pub keep: Vec<(u32, PeerId)>,
-    /// Slots whose holder runs another version, to update in place one at a time.
+    /// Slots whose holder runs another version (or failed), to update in place one at a time.
     pub update: Vec<(u32, PeerId)>,
     /// Empty slots, the node chosen for each and the engine it would use.
     pub add: Vec<(u32, PeerId, String)>,
@@ -85,6 +88,7 @@ pub fn plan(
     sorted.sort_by(|a, b| {
         a.slot
             .cmp(&b.slot)
+            .then((!a.running).cmp(&!b.running))
             .then((a.version != version).cmp(&(b.version != version)))
             .then(a.peer.to_bytes().cmp(&b.peer.to_bytes()))
     });
@@ -103,7 +107,7 @@ pub fn plan(
         if count.is_some_and(|n| *slot >= n) {
             // Stays busy: a node is never told to start a slot and retire one at once.
             out.retire.push((*slot, h.peer));
-        } else if h.version == version {
+        } else if h.version == version && h.running {
             out.keep.push((*slot, h.peer));
         } else {
             out.update.push((*slot, h.peer));

@@ -23,6 +23,7 @@ fn holder(slot: u32, peer: PeerId, version: &str) -> Holder {
         slot,
         peer,
         version: version.into(),
+        running: true,
     }
 }
 
@@ -139,4 +140,15 @@ fn without_capacity_slots_stay_unplaced_with_the_reason() {
         plan.notes
     );
     assert!(plan.notes.iter().any(|n| n.contains("needs 500m CPU")));
+}
+
+#[test]
+fn a_failed_holder_is_retried_in_place_not_placed_again_elsewhere() {
+    let p = peers(3);
+    let cands: Vec<Candidate> = p.iter().map(|p| capable(*p, 1000)).collect();
+    let mut failed = holder(0, p[1], "v1");
+    failed.running = false;
+    let plan = plan(Replicas::Count(1), "v1", NONE, &cands, &[failed]);
+    assert_eq!(plan.update, vec![(0, p[1])]);
+    assert!(plan.add.is_empty(), "{plan:?}");
 }

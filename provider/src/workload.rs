@@ -33,6 +33,14 @@ const DOMAIN: &[u8] = b"mesh-workload/1\0";
 /// manifests the mesh holds; Kademlia and gossip limits are set above it.
 pub const MAX_WORKLOAD_RECORD_BYTES: usize = 64 * 1024;
 
+/// Highest revision a record may carry: a workload is never applied four billion times, and a
+/// record at `u64::MAX` would freeze its workload forever (nothing could be newer).
+pub const MAX_REVISION: u64 = u32::MAX as u64;
+
+/// How far in the future a record's `issued_at` may lie (clock skew between machines). A
+/// record from further ahead would never age out of the book.
+pub const MAX_CLOCK_SKEW_MS: UnixMillis = 10 * 60 * 1000;
+
 /// How long a tombstone is kept after the delete, so that a replica that comes back late (a
 /// node that was cut off) meets it and cannot resurrect the workload. Far beyond any TTL.
 pub const TOMBSTONE_TTL_MS: UnixMillis = 7 * 24 * 3600 * 1000;
@@ -154,6 +162,10 @@ pub enum Error {
     BadSignature,
     #[error("workload record names submitter {claimed} but is signed by {signer}")]
     WrongSigner { claimed: String, signer: String },
+    #[error("workload record revision {0} is beyond the highest allowed ({MAX_REVISION})")]
+    RevisionTooHigh(u64),
+    #[error("workload record issued {0} ms in the future (clocks more than 10 min apart?)")]
+    FromTheFuture(UnixMillis),
 }
 
 /// A verified record, its signer and the exact bytes it came in.
@@ -204,6 +216,35 @@ fn read_chunk<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], Error> {
     let chunk = rest.get(..len).ok_or_else(truncated)?;
     *bytes = &rest[len..];
     Ok(chunk)
+}
+
+/// [`verify`] for a record from elsewhere: also refuses a revision beyond [`MAX_REVISION`] and
+/// an `issued_at` more than [`MAX_CLOCK_SKEW_MS`] after `now`.
+pub fn verify_at(bytes: &[u8], now: UnixMillis) -> Result<Verified, Error> {
+    let v = verify(bytes)?;
+    if v.record.revision > MAX_REVISION {
+        return Err(Error::RevisionTooHigh(v.record.revision));
+    }
+    if v.record.issued_at > now.saturating_add(MAX_CLOCK_SKEW_MS) {
+        return Err(Error::FromTheFuture(v.record.issued_at - now));
+    }
+    Ok(v)
+}
+
+/// Whether `a` supersedes `b` (two records of one workload): the higher revision; at an equal
+/// revision (two submitters signed the same next revision at once) a tombstone, then the later
+/// `issued_at`, then the lower SHA-256 of the bytes, so that every node picks the same one.
+pub fn supersedes(a: &Verified, b: &Verified) -> bool {
+    use sha2::{Digest as _, Sha256};
+    let key = |v: &Verified| {
+        (
+            v.record.revision,
+            v.record.tombstone,
+            v.record.issued_at,
+            std::cmp::Reverse(Sha256::digest(&v.bytes).to_vec()),
+        )
+    };
+    key(a) > key(b)
 }
 
 /// Decodes and verifies a record: size, signature, submitter = signer.

@@ -170,3 +170,45 @@ fn same_desire_ignores_revision_and_time() {
     b.replicas = Replicas::Count(3);
     assert!(!a.same_desire(&b));
 }
+
+#[test]
+fn absurd_revisions_and_future_records_are_refused_from_elsewhere() {
+    let key = Keypair::generate_ed25519();
+    let mut r = record("web");
+    r.revision = u64::MAX;
+    let bytes = encode(&key, r).unwrap().bytes;
+    assert!(verify(&bytes).is_ok());
+    assert_eq!(
+        verify_at(&bytes, 1_000),
+        Err(Error::RevisionTooHigh(u64::MAX))
+    );
+    let mut r = record("web");
+    r.issued_at = 10_000_000;
+    let bytes = encode(&key, r).unwrap().bytes;
+    assert!(matches!(
+        verify_at(&bytes, 1_000),
+        Err(Error::FromTheFuture(_))
+    ));
+    assert!(verify_at(&bytes, 10_000_000).is_ok());
+}
+
+#[test]
+fn at_an_equal_revision_every_node_picks_the_same_record() {
+    let alice = Keypair::generate_ed25519();
+    let bob = Keypair::generate_ed25519();
+    let a = encode(&alice, record("web")).unwrap();
+    let b = encode(&bob, record("web")).unwrap();
+    assert_ne!(supersedes(&a, &b), supersedes(&b, &a), "exactly one wins");
+    let mut t = record("web");
+    t.tombstone = true;
+    let t = encode(&bob, t).unwrap();
+    assert!(
+        supersedes(&t, &a) && !supersedes(&a, &t),
+        "a tombstone wins a tie"
+    );
+    let mut newer = record("web");
+    newer.revision = 4;
+    let newer = encode(&alice, newer).unwrap();
+    assert!(supersedes(&newer, &t));
+    assert!(!supersedes(&a, &a));
+}

@@ -111,7 +111,37 @@ async fn malformed_manifest_from_a_peer_changes_nothing() {
     let node = TestNode::start().await;
     let addr: Multiaddr = node.daemon().addresses[0].parse().unwrap();
     let peer: PeerId = node.daemon().node.id().parse().unwrap();
-    let apply = json!({"Apply": {"manifest": "apiVersion: v1\nkind: Pod\nmetadata: {name: x\n"}});
+    // Signed like any apply (a peer's apply must carry its records), with a manifest that
+    // does not parse.
+    let manifest = "apiVersion: v1\nkind: Pod\nmetadata: {name: x\n";
+    let record = mesh_provider::workload::WorkloadRecord {
+        id: mesh_protocol::WorkloadId::new("default", "x"),
+        revision: 1,
+        kind: mesh_protocol::WorkloadKind::Pod,
+        spec_version: "sha256:00".into(),
+        replicas: mesh_provider::workload::Replicas::Count(1),
+        modules: Vec::new(),
+        source: mesh_provider::workload::Source::Plain(mesh_provider::workload::ManifestSource {
+            manifest: manifest.into(),
+            ..Default::default()
+        }),
+        tombstone: false,
+        issued_at: mesh_runtime::now_millis(),
+        submitter: String::new(),
+    };
+    let key = libp2p::identity::Keypair::generate_ed25519();
+    let bytes = mesh_provider::workload::encode(&key, record).unwrap().bytes;
+    let apply = serde_json::to_value(mesh_protocol::wire::Request::Apply(Box::new(
+        mesh_protocol::api::ApplyRequest {
+            manifest: manifest.into(),
+            records: vec![mesh_protocol::api::SignedRecord {
+                bytes,
+                data_key: None,
+            }],
+            ..Default::default()
+        },
+    )))
+    .unwrap();
     let outcomes = send_all(addr, peer, vec![apply]).await;
     match &outcomes[0] {
         Outcome::Answer(v) => {

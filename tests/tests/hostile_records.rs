@@ -173,3 +173,76 @@ async fn forged_and_altered_records_are_refused_and_change_nothing() {
     assert!(node.mock.instances().is_empty());
     node.stop().await;
 }
+
+/// Valid signatures, wrong moment: an apply from a peer that carries no records (a node signs
+/// only for its own local API), and a replay of an older record of a workload after a newer
+/// one was applied. Both are refused; the replica keeps running the newer version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsigned_peer_applies_and_replayed_older_records_are_refused() {
+    let node = TestNode::start().await;
+    let addr: Multiaddr = node.daemon().addresses[0].parse().unwrap();
+    let peer: PeerId = node.daemon().node.id().parse().unwrap();
+    let mesh = &node.daemon().mesh;
+    let user = Keypair::generate_ed25519();
+
+    let v1 = signed(&user);
+    mesh.apply(match apply(v1.clone()) {
+        Request::Apply(r) => *r,
+        _ => unreachable!(),
+    })
+    .await
+    .unwrap();
+    let src = ManifestSource {
+        manifest: MANIFEST.replace("mesh-test:latest", "mesh-test:2"),
+        ..Default::default()
+    };
+    let v2 = records::build(&user, &src, Some(1), |_| 1, mesh_runtime::now_millis())
+        .unwrap()
+        .remove(0)
+        .signed;
+    let applied = mesh
+        .apply(ApplyRequest {
+            manifest: src.manifest.clone(),
+            records: vec![v2],
+            ..ApplyRequest::default()
+        })
+        .await
+        .unwrap();
+    let running = applied.workloads[0].deployment.version.clone();
+
+    let unsigned = Request::Apply(Box::new(ApplyRequest {
+        manifest: MANIFEST.replace("victim", "other"),
+        ..ApplyRequest::default()
+    }));
+    let answers = send_all(addr, peer, vec![unsigned, replica(v1.clone()), apply(v1)]).await;
+    match &answers[0] {
+        Response::Error { status, message } => {
+            assert_eq!(*status, 400);
+            assert!(message.contains("signed by its submitter"), "{message}");
+        }
+        other => panic!("an unsigned peer apply was accepted: {other:?}"),
+    }
+    for answer in &answers[1..] {
+        match answer {
+            Response::Error { status, message } => {
+                assert_eq!(*status, 409, "{message}");
+                assert!(message.contains("not newer than revision 2"), "{message}");
+            }
+            other => panic!("a replayed older record was accepted: {other:?}"),
+        }
+    }
+    let d = node
+        .daemon()
+        .node
+        .view(&WorkloadId::new("default", "victim"), false)
+        .unwrap();
+    assert_eq!(d.version, running, "the replica still runs revision 2");
+    assert!(node
+        .daemon()
+        .node
+        .store()
+        .desired(&WorkloadId::new("default", "other"))
+        .unwrap()
+        .is_none());
+    node.stop().await;
+}

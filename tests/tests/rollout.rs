@@ -66,6 +66,19 @@ async fn a_rollout_stops_at_the_first_replica_that_fails_its_health_check() {
 
     // Version 2 never becomes healthy: the first replica updated rolls back, and the others
     // are never touched.
+    let instances = |net: &TestNet| -> Vec<(usize, String, u32)> {
+        net.nodes
+            .iter()
+            .enumerate()
+            .flat_map(|(i, n)| {
+                n.mock
+                    .instances()
+                    .into_iter()
+                    .map(move |m| (i, m.id, m.starts))
+            })
+            .collect()
+    };
+    let before = instances(&net);
     let v2 = pod("web", "localhost/mesh-test:2", "fail");
     let second = entry
         .apply(signed(entry, &user, &v2, 3).await)
@@ -100,6 +113,28 @@ async fn a_rollout_stops_at_the_first_replica_that_fails_its_health_check() {
         .replicas
         .iter()
         .all(|r| r.phase == Phase::Running && r.version == old_version));
+    // Slots 1 and 2 were never asked: their instances are the very same, started once.
+    let after = instances(&net);
+    for slot in [1, 2] {
+        let runner = d
+            .replicas
+            .iter()
+            .find(|r| r.slot == Some(slot))
+            .map(|r| r.node.clone())
+            .unwrap();
+        let node = net
+            .nodes
+            .iter()
+            .position(|n| n.daemon().node.id() == runner)
+            .unwrap();
+        let of = |list: &[(usize, String, u32)]| -> Vec<(usize, String, u32)> {
+            list.iter()
+                .filter(|(i, _, _)| *i == node)
+                .cloned()
+                .collect()
+        };
+        assert_eq!(of(&after), of(&before), "slot {slot}'s node was touched");
+    }
 
     // A good version 3 rolls out to all three, one at a time.
     let v3 = pod("web", "localhost/mesh-test:3", "ok");
@@ -171,7 +206,14 @@ async fn secrets_travel_sealed_and_reach_only_the_node_that_runs_them() {
         .unwrap();
     assert_eq!(creds.data["password"], SECRET);
     // The entry node keeps no replica, so no data key; every copy of the record any node
-    // holds is the sealed one.
+    // holds is the sealed one (waited for: node 2 hears it on gossip).
+    let bystander = &net.node(2).daemon().mesh;
+    mesh_node::testing::wait_until("the record at node 2", Duration::from_secs(10), || async {
+        bystander
+            .record_info(&WorkloadId::new("default", "db"))
+            .await
+    })
+    .await;
     assert!(net
         .node(0)
         .daemon()
@@ -191,5 +233,47 @@ async fn secrets_travel_sealed_and_reach_only_the_node_that_runs_them() {
         .await
         .unwrap();
     assert_eq!(again.workloads[0].action, ApplyAction::Unchanged);
+    net.stop().await;
+}
+
+fn deployment(image: &str, health: &str) -> String {
+    format!(
+        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: api\nspec:\n  replicas: 3\n  strategy:\n    rollingUpdate:\n      maxUnavailable: 2\n  selector:\n    matchLabels: {{app: api}}\n  template:\n    metadata:\n      labels: {{app: api}}\n      annotations:\n        beemesh.io/runtime-engine: mock\n        beemesh.io/mock-health: {health}\n    spec:\n      containers:\n      - name: main\n        image: {image}\n"
+    )
+}
+
+/// `maxUnavailable: 2`: two replicas are updated at once; when that batch fails, the third
+/// is never touched.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deployment_strategy_sets_how_many_replicas_update_at_once() {
+    let net = TestNet::start(3, |_, c| {
+        c.controller.health_timeout = Duration::from_millis(500);
+    })
+    .await;
+    net.wait_connected(Duration::from_secs(20)).await;
+    let user = Keypair::generate_ed25519();
+    let entry = &net.node(0).daemon().mesh;
+    let v1 = deployment("localhost/mesh-test:1", "ok");
+    let first = entry
+        .apply(signed(entry, &user, &v1, 3).await)
+        .await
+        .unwrap();
+    assert_eq!(first.workloads[0].action, ApplyAction::Created);
+    let v2 = deployment("localhost/mesh-test:2", "fail");
+    let second = entry
+        .apply(signed(entry, &user, &v2, 3).await)
+        .await
+        .unwrap();
+    let w = &second.workloads[0];
+    assert_eq!(w.action, ApplyAction::RolledBack, "{w:?}");
+    assert!(
+        w.deployment
+            .placement
+            .iter()
+            .any(|n| n
+                .contains("rollout stopped at slot 0, 1: 1 replica(s) keep the previous version")),
+        "{:?}",
+        w.deployment.placement
+    );
     net.stop().await;
 }

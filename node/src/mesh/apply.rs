@@ -13,7 +13,7 @@ use mesh_protocol::api::{
 use mesh_protocol::wire::{Provider, ReplicaApply, Request, Response};
 use mesh_protocol::{Phase, WorkloadId, WorkloadSpec};
 use mesh_provider::plan::{plan, Holder, Plan};
-use mesh_provider::workload::{ManifestSource, Verified};
+use mesh_provider::workload::{self, ManifestSource, Verified};
 use mesh_runtime::now_millis;
 
 use super::merge::{combine_actions, failed_part, from_record, merge, unexpected, with_record};
@@ -63,6 +63,21 @@ impl Mesh {
             .into_iter()
             .map(|s| Ok((records::open(&s)?, s)))
             .collect::<Result<_, records::Error>>()?;
+        // A stale record refuses the whole apply before any workload of it changes.
+        for (o, _) in &opened {
+            let r = &o.verified.record;
+            if let Some(h) = self.record(&r.id).await {
+                let same = !h.record.tombstone && h.record.same_desire(r);
+                if !same && !workload::supersedes(&o.verified, &h) {
+                    return Err(records::Error::Stale {
+                        id: r.id.clone(),
+                        offered: r.revision,
+                        held: h.record.revision,
+                    }
+                    .into());
+                }
+            }
+        }
         let req = self.take_modules(req).await?;
         let mut workloads = Vec::with_capacity(opened.len());
         for (o, s) in opened {
@@ -107,6 +122,8 @@ impl Mesh {
     ) -> Result<ApplyOutcome, ApiError> {
         let record = &opened.verified.record;
         let id = record.id.clone();
+        let lock = self.workload_lock(&id);
+        let _turn = lock.lock().await;
         let held = self.record(&id).await;
         let (effective, signed, change) = match held {
             Some(h) if !h.record.tombstone && h.record.same_desire(record) => {
@@ -117,7 +134,7 @@ impl Mesh {
                 };
                 (h, signed, Change::Same)
             }
-            Some(h) if h.record.revision >= record.revision => {
+            Some(h) if !workload::supersedes(&opened.verified, &h) => {
                 return Err(records::Error::Stale {
                     id,
                     offered: record.revision,
@@ -180,20 +197,33 @@ impl Mesh {
             .map(|((p, e), r)| (p, e, r))
             .collect();
         let mut notes = plan.notes.clone();
-        for (i, (slot, peer)) in plan.update.iter().enumerate() {
-            let outcome = self.run_replica(*peer, replica(*slot)).await;
-            let failed = !matches!(&outcome, Ok(o) if matches!(o.action, ApplyAction::Updated | ApplyAction::Unchanged | ApplyAction::Created));
-            results.push((*peer, String::new(), outcome));
-            if failed && i + 1 < plan.update.len() {
+        // Holders of another version, a batch at a time (one by default; the Deployment's
+        // strategy may say more, or all for Recreate); a batch with a failure ends the rollout.
+        let batch = spec.rollout.map_or(1, |r| r.batch(desired as usize));
+        let mut done = 0;
+        for chunk in plan.update.chunks(batch) {
+            let runs = chunk
+                .iter()
+                .map(|(slot, peer)| self.run_replica(*peer, replica(*slot)));
+            let outcomes = join_all(runs).await;
+            done += chunk.len();
+            let mut failed = false;
+            for ((_, peer), outcome) in chunk.iter().zip(outcomes) {
+                failed |= !matches!(&outcome, Ok(o) if matches!(o.action, ApplyAction::Updated | ApplyAction::Unchanged | ApplyAction::Created));
+                results.push((*peer, String::new(), outcome));
+            }
+            if failed && done < plan.update.len() {
+                let slots: Vec<String> = chunk.iter().map(|(s, _)| s.to_string()).collect();
                 notes.push(format!(
-                    "rollout stopped at slot {slot}: {} replica(s) keep the previous version",
-                    plan.update.len() - i - 1
+                    "rollout stopped at slot {}: {} replica(s) keep the previous version",
+                    slots.join(", "),
+                    plan.update.len() - done
                 ));
                 break;
             }
         }
         for (_, peer) in &plan.retire {
-            if let Err(e) = self.delete_replica(*peer, &id).await {
+            if let Err(e) = self.delete_replica(*peer, &id, &signed).await {
                 if e.status != axum::http::StatusCode::NOT_FOUND {
                     notes.push(format!(
                         "could not retire the replica on …{}: {e}",
@@ -229,16 +259,21 @@ impl Mesh {
     /// Slots of `id` and who fills them, from the signed provider records (the gossip cache
     /// on a warm node, the DHT as well otherwise) and this node's own store.
     pub(crate) async fn slot_holders(&self, id: &WorkloadId) -> Vec<(Holder, Provider)> {
-        let mut out: Vec<(Holder, Provider)> = self
-            .discover(id, None)
-            .await
+        // A warm node heard every provider on gossip: no DHT lookup (for a new workload it
+        // would walk to the key's closest peers and find nobody).
+        let providers = if self.cache_is_warm() {
+            self.cached_providers_of(id)
+        } else {
+            self.providers_of(id, None).await
+        };
+        let mut out: Vec<(Holder, Provider)> = providers
             .into_iter()
-            .filter(|p| matches!(p.phase, Phase::Running | Phase::Succeeded))
             .filter_map(|p| {
                 let holder = Holder {
                     slot: p.slot?,
                     peer: p.peer_id.parse().ok()?,
                     version: p.version.clone(),
+                    running: matches!(p.phase, Phase::Running | Phase::Succeeded),
                 };
                 Some((holder, p))
             })
@@ -254,12 +289,10 @@ impl Mesh {
     fn local_holder(&self, id: &WorkloadId) -> Option<(Holder, Provider)> {
         let store = self.inner.node.store();
         let desired = store.desired(id).ok()??;
-        let replica = store
-            .observed(id)
-            .ok()?
-            .replicas
-            .into_iter()
-            .find(|r| matches!(r.phase, Phase::Running | Phase::Succeeded))?;
+        let mut replicas = store.observed(id).ok()?.replicas;
+        replicas.sort_by_key(|r| !matches!(r.phase, Phase::Running | Phase::Succeeded));
+        let replica = replicas.into_iter().next()?;
+        let running = matches!(replica.phase, Phase::Running | Phase::Succeeded);
         let me = self.peer_id();
         let provider = Provider {
             peer_id: me.to_string(),
@@ -278,6 +311,7 @@ impl Mesh {
             slot: desired.slot,
             peer: me,
             version: replica.version,
+            running,
         };
         Some((holder, provider))
     }

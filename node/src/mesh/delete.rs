@@ -37,6 +37,8 @@ impl Mesh {
         id: &WorkloadId,
         tombstone: Option<SignedRecord>,
     ) -> Result<Deployment, ApiError> {
+        let lock = self.workload_lock(id);
+        let _turn = lock.lock().await;
         let held = self.record(id).await;
         let local = self.inner.node.store().desired(id)?;
         let live = held.as_ref().filter(|h| !h.record.tombstone);
@@ -46,7 +48,8 @@ impl Mesh {
         let held_revision = held.as_ref().map_or(0, |h| h.record.revision);
         let tombstone = match tombstone {
             Some(signed) => {
-                let v = workload::verify(&signed.bytes).map_err(records::Error::from)?;
+                let v = workload::verify_at(&signed.bytes, now_millis())
+                    .map_err(records::Error::from)?;
                 if !v.record.tombstone || v.record.id != *id {
                     return Err(ApiError::bad_request(format!(
                         "the record sent with the delete is not a tombstone of {id}"
@@ -77,12 +80,16 @@ impl Mesh {
                 workload::verify(&signed.bytes).map_err(records::Error::from)?
             }
         };
+        let signed = SignedRecord {
+            bytes: tombstone.bytes.clone(),
+            data_key: None,
+        };
         self.adopt(tombstone).await?;
         let holders = self.holders(id).await?;
         let results = join_all(
             holders
                 .into_iter()
-                .map(|peer| self.delete_replica(peer, id)),
+                .map(|peer| self.delete_replica(peer, id, &signed)),
         )
         .await;
         let mut parts = Vec::new();
@@ -115,10 +122,13 @@ impl Mesh {
     }
 
     /// Removes the replica on `peer` (this node included) and withdraws its announcement.
+    /// `record` is the workload's current record (a tombstone, or the record the replica is
+    /// surplus to): the peer checks it before it removes anything.
     pub(crate) async fn delete_replica(
         &self,
         peer: PeerId,
         id: &WorkloadId,
+        record: &SignedRecord,
     ) -> Result<Deployment, ApiError> {
         if peer == self.peer_id() {
             let d = self.inner.node.delete(id).await?;
@@ -126,7 +136,16 @@ impl Mesh {
             return Ok(d);
         }
         match self
-            .ask(peer, Request::ReplicaDelete { id: id.clone() })
+            .ask(
+                peer,
+                Request::ReplicaDelete {
+                    id: id.clone(),
+                    record: SignedRecord {
+                        bytes: record.bytes.clone(),
+                        data_key: None,
+                    },
+                },
+            )
             .await?
         {
             Response::Deployment(d) => Ok(*d),

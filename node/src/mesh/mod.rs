@@ -109,6 +109,9 @@ struct Inner {
     started: std::time::Instant,
     /// Workloads this node announced, with the version and slot announced and when.
     announced: Mutex<HashMap<WorkloadId, (String, u32, std::time::Instant)>>,
+    /// One apply or delete of a workload at a time through this node (see
+    /// [`Mesh::workload_lock`]).
+    workload_locks: Mutex<HashMap<WorkloadId, Arc<tokio::sync::Mutex<()>>>>,
     /// When this node last re-published each workload record to a peer that sent an older
     /// revision (see [`Mesh::on_gossip_record`]).
     repeated: Mutex<HashMap<WorkloadId, std::time::Instant>>,
@@ -156,6 +159,7 @@ impl Mesh {
                 config,
                 announced: Mutex::new(HashMap::new()),
                 repeated: Mutex::new(HashMap::new()),
+                workload_locks: Mutex::new(HashMap::new()),
                 provided: Mutex::new(HashMap::new()),
                 inbound: Arc::new(Semaphore::new(MAX_INBOUND_IN_FLIGHT)),
             }),
@@ -165,6 +169,7 @@ impl Mesh {
                 .run_events(events, tasks.clone(), shutdown.clone()),
         );
         tasks.spawn(mesh.clone().run_announcer(changes, shutdown.clone()));
+        mesh.retire_deleted();
         tasks.spawn(mesh.clone().run_heartbeats(shutdown));
         mesh
     }
@@ -189,6 +194,19 @@ impl Mesh {
         &self.inner.records
     }
 
+    /// The lock that makes applies and deletes of one workload through this node take turns,
+    /// so that two of them never both read the same held record and act on it. Locks nobody
+    /// holds are dropped as new ones are made.
+    pub(crate) fn workload_lock(&self, id: &WorkloadId) -> Arc<tokio::sync::Mutex<()>> {
+        let mut locks = self
+            .inner
+            .workload_locks
+            .lock()
+            .expect("workload locks are never poisoned");
+        locks.retain(|_, l| Arc::strong_count(l) > 1);
+        locks.entry(id.clone()).or_default().clone()
+    }
+
     /// Handles network events until shutdown: peers' requests (each in its own task, bounded)
     /// and heartbeats.
     async fn run_events(
@@ -210,9 +228,18 @@ impl Mesh {
                 } => {
                     let mesh = self.clone();
                     let slots = self.inner.inbound.clone();
+                    // Applies and deletes are bounded by the owner (a permit, else 503 at
+                    // once); holding an inbound slot for their whole run would let two busy
+                    // nodes wait on each other and starve quick requests.
+                    let owned = serve::is_owned(&request);
                     tasks.spawn(async move {
-                        let Ok(_slot) = slots.acquire_owned().await else {
-                            return;
+                        let _slot = if owned {
+                            None
+                        } else {
+                            match slots.acquire_owned().await {
+                                Ok(slot) => Some(slot),
+                                Err(_) => return,
+                            }
                         };
                         let response = mesh.serve(peer, request).await;
                         mesh.inner.net.respond(channel, response).await;

@@ -90,13 +90,15 @@ impl Mesh {
     }
 
     /// Providers of `id` (any phase) as heard on gossip.
-    fn cached_providers_of(&self, id: &WorkloadId) -> Vec<Provider> {
+    pub(crate) fn cached_providers_of(&self, id: &WorkloadId) -> Vec<Provider> {
         cached_providers(id, &self.inner.providers.get(&id.to_string()), None)
     }
 
     /// `GET /records/{name}`: the record the mesh holds for `id`, tombstones included.
     pub async fn record_info(&self, id: &WorkloadId) -> Option<RecordInfo> {
-        self.record(id).await.map(|v| records::info(&v.record))
+        self.record_from_dht(id)
+            .await
+            .map(|v| records::info(&v.record))
     }
 
     /// Logs of every replica, each line tagged with its node.

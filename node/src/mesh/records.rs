@@ -21,12 +21,22 @@ use crate::records::book::Offer;
 pub const RECORD_DHT_TTL: Duration = Duration::from_secs(24 * 3600);
 
 impl Mesh {
-    /// Offers a verified record to the book; when it is newer than the one held, it is
-    /// published (gossip, and the DHT key's closest peers).
+    /// Offers a verified record to the book; when it supersedes the one held, it is
+    /// published (gossip, and the DHT key's closest peers). A record the book already holds
+    /// something newer than is refused as stale (409).
     pub(crate) async fn adopt(&self, v: Verified) -> Result<Offer, ApiError> {
         let offer = self.inner.records.offer(v.clone(), now_millis())?;
-        if offer == Offer::Adopted {
-            self.publish_record(&v).await;
+        match offer {
+            Offer::Adopted => self.publish_record(&v).await,
+            Offer::Same => {}
+            Offer::Older { held } => {
+                return Err(crate::records::Error::Stale {
+                    id: v.record.id.clone(),
+                    offered: v.record.revision,
+                    held,
+                }
+                .into())
+            }
         }
         Ok(offer)
     }
@@ -49,16 +59,25 @@ impl Mesh {
         }
     }
 
-    /// The newest record of `id` this node can find: its book, and on a node whose book may
-    /// be incomplete (it just started), the DHT as well.
+    /// The record of `id` this node holds. A warm node (up for a renewal round) has heard
+    /// every live record, which the holders republish each round: its book answers. A node
+    /// that just started asks the DHT as well. For a workload nobody holds, a DHT lookup walks
+    /// all the way to the key's closest peers: the apply path must not pay for it when the
+    /// book already knows.
     pub(crate) async fn record(&self, id: &WorkloadId) -> Option<Verified> {
         let held = self.inner.records.get(id);
-        if held.is_some() && self.cache_is_warm() {
+        if self.cache_is_warm() {
             return held;
         }
+        self.record_from_dht(id).await
+    }
+
+    /// The newest record of `id` from the book and the DHT both (tombstones of deletes this
+    /// node missed included): what `meshctl` signs the next revision after.
+    pub(crate) async fn record_from_dht(&self, id: &WorkloadId) -> Option<Verified> {
         let found = self.inner.net.get_records(keys::record(id)).await;
         for bytes in found {
-            match workload::verify(&bytes) {
+            match workload::verify_at(&bytes, now_millis()) {
                 Ok(v) if v.record.id == *id => {
                     if let Err(e) = self.inner.records.offer(v, now_millis()) {
                         tracing::error!(error = %e, "cannot keep a workload record");
@@ -74,7 +93,7 @@ impl Mesh {
     /// this node's replica; an older revision than the one held means its sender missed an
     /// update or a delete, so the newer one is published again.
     pub(crate) fn on_gossip_record(&self, data: &[u8]) {
-        let v = match workload::verify(data) {
+        let v = match workload::verify_at(data, now_millis()) {
             Ok(v) => v,
             Err(e) => {
                 tracing::debug!(error = %e, "refused a workload record on gossip");
@@ -83,18 +102,25 @@ impl Mesh {
         };
         let id = v.record.id.clone();
         match self.inner.records.offer(v.clone(), now_millis()) {
-            Ok(Offer::Adopted) if v.record.tombstone => self.retire_local(id, "deleted"),
+            Ok(Offer::Adopted) if v.record.tombstone => {
+                self.retire_local(id, v.record.revision, "deleted")
+            }
             Ok(Offer::Adopted) | Ok(Offer::Same) => {}
             Ok(Offer::Older { .. }) => {
-                if let Some(held) = self.inner.records.get(&id) {
-                    let tombstone = held.record.tombstone;
-                    if self.should_repeat(&id) {
-                        let mesh = self.clone();
-                        tokio::spawn(async move { mesh.publish_record(&held).await });
-                    }
-                    if tombstone {
-                        self.retire_local(id, "deleted");
-                    }
+                let Some(held) = self.inner.records.get(&id) else {
+                    return;
+                };
+                // The sender missed an update or a delete. The nodes that run the workload
+                // (and every holder of a tombstone) repeat the newer record, at most once a
+                // round each, rather than every node that heard the old one.
+                let runs_it = matches!(self.inner.node.store().desired(&id), Ok(Some(_)));
+                if (runs_it || held.record.tombstone) && self.should_repeat(&id) {
+                    let mesh = self.clone();
+                    let newer = held.clone();
+                    tokio::spawn(async move { mesh.publish_record(&newer).await });
+                }
+                if held.record.tombstone {
+                    self.retire_local(id, held.record.revision, "deleted");
                 }
             }
             Err(e) => tracing::error!(error = %e, "cannot keep a workload record"),
@@ -121,20 +147,36 @@ impl Mesh {
         true
     }
 
-    /// Removes this node's replica of `id`, if it has one, in a task the node owns.
-    pub(crate) fn retire_local(&self, id: WorkloadId, why: &'static str) {
+    /// Removes this node's replica of `id` in a task the node owns, if the replica runs a
+    /// record older than `revision` (a tombstone's). Checked under the replica's lock, so an
+    /// apply of a newer revision that got in first is not undone.
+    pub(crate) fn retire_local(&self, id: WorkloadId, revision: u64, why: &'static str) {
         let node = self.inner.node.clone();
-        if !matches!(node.store().desired(&id), Ok(Some(_))) {
-            return;
-        }
         let mesh = self.clone();
         self.inner.owned.spawn(async move {
-            tracing::info!(workload = %id, reason = why, "removing this node's replica");
-            match node.delete(&id).await {
-                Ok(_) => mesh.withdraw(&id).await,
+            match node.delete_superseded(&id, revision).await {
+                Ok(true) => {
+                    tracing::info!(workload = %id, reason = why, "removed this node's replica");
+                    mesh.withdraw(&id).await;
+                }
+                Ok(false) => {}
                 Err(e) => tracing::warn!(workload = %id, error = %e, "cannot remove the replica"),
             }
         });
+    }
+
+    /// At start: replicas whose workload the book says was deleted (the node went down
+    /// between learning the tombstone and removing its replica) are removed.
+    pub(crate) fn retire_deleted(&self) {
+        let Ok(desired) = self.inner.node.store().list_desired() else {
+            return;
+        };
+        for d in desired {
+            let id = d.spec.id();
+            if let Some(held) = self.inner.records.get(&id).filter(|h| h.record.tombstone) {
+                self.retire_local(id, held.record.revision, "deleted while this node was down");
+            }
+        }
     }
 
     /// Re-publishes the records of workloads this node runs, each by one holder only: the

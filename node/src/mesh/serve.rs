@@ -5,10 +5,12 @@
 use libp2p::PeerId;
 use mesh_protocol::wire::{Request, Response};
 use mesh_provider::record::Record;
-use mesh_provider::signed;
+use mesh_provider::{signed, workload};
+use mesh_runtime::now_millis;
 
 use super::Mesh;
 use crate::error::ApiError;
+use crate::records::{self, book::Offer};
 
 fn error(e: ApiError) -> Response {
     Response::Error {
@@ -17,18 +19,66 @@ fn error(e: ApiError) -> Response {
     }
 }
 
+/// Requests that run as the node's own work (bounded by its owner, not by inbound slots).
+pub(crate) fn is_owned(request: &Request) -> bool {
+    matches!(
+        request,
+        Request::Apply(_)
+            | Request::Delete { .. }
+            | Request::ApplyReplica(_)
+            | Request::ReplicaDelete { .. }
+    )
+}
+
 impl Mesh {
+    /// Verifies a record a peer sent about workload `id` and offers it to the book. One
+    /// older than the record held (or superseded by a tombstone) is refused as stale.
+    async fn take_current(
+        &self,
+        id: &mesh_protocol::WorkloadId,
+        signed: &mesh_protocol::api::SignedRecord,
+    ) -> Result<workload::Verified, ApiError> {
+        let v = workload::verify_at(&signed.bytes, now_millis()).map_err(records::Error::from)?;
+        if v.record.id != *id {
+            return Err(ApiError::bad_request(format!(
+                "the record is of {}, not {id}",
+                v.record.id
+            )));
+        }
+        match self.inner.records.offer(v.clone(), now_millis())? {
+            Offer::Adopted | Offer::Same => Ok(v),
+            Offer::Older { held } => Err(records::Error::Stale {
+                id: id.clone(),
+                offered: v.record.revision,
+                held,
+            }
+            .into()),
+        }
+    }
+
     pub(crate) async fn serve(&self, peer: PeerId, request: Request) -> Response {
         let name = request.name();
         tracing::debug!(%peer, request = name, "serving a peer");
         let node = self.node();
         let result: Result<Response, ApiError> = match request {
+            // Over the network only signed requests are taken: a node signs for the clients of
+            // its own local API, never for a peer.
+            Request::Apply(req) if req.records.is_empty() => Err(ApiError::bad_request(
+                "an apply from a peer must carry the workload records signed by its submitter \
+                 (meshctl apply signs them)"
+                    .to_string(),
+            )),
             Request::Apply(req) => self.apply(*req).await.map(Response::Applied),
             Request::Get { id, events } => self
                 .get(&id, events)
                 .await
                 .map(|d| Response::Deployment(Box::new(d))),
             Request::List => self.list().await.map(Response::Deployments),
+            Request::Delete { record: None, .. } => Err(ApiError::bad_request(
+                "a delete from a peer must carry a tombstone signed by its submitter \
+                 (meshctl delete signs it)"
+                    .to_string(),
+            )),
             Request::Delete { id, record } => self
                 .delete(&id, record)
                 .await
@@ -54,6 +104,9 @@ impl Mesh {
                     .owned
                     .run(async move {
                         let id = r.workload.clone();
+                        // The book learns the record first: one older than (or deleted by) a
+                        // record this node holds is refused, whoever sends it.
+                        mesh.take_current(&id, &r.record).await?;
                         let outcome = mesh.node().apply_replica(*r).await?;
                         // Discoverable before the entry node hears back.
                         let provider = mesh.announce(&id, false).await;
@@ -68,11 +121,26 @@ impl Mesh {
                 .view(&id, events)
                 .map(|d| Response::Deployment(Box::new(d))),
             Request::ReplicaList => node.list().map(Response::Deployments),
-            Request::ReplicaDelete { id } => {
+            Request::ReplicaDelete { id, record } => {
                 let mesh = self.clone();
                 self.inner
                     .owned
                     .run(async move {
+                        let current = mesh.take_current(&id, &record).await?;
+                        let runs = mesh
+                            .node()
+                            .store()
+                            .desired(&id)?
+                            .and_then(|d| d.record.as_ref().and_then(records::revision_of))
+                            .unwrap_or(0);
+                        if current.record.revision < runs {
+                            return Err(records::Error::Stale {
+                                id: id.clone(),
+                                offered: current.record.revision,
+                                held: runs,
+                            }
+                            .into());
+                        }
                         let d = mesh.node().delete(&id).await?;
                         // Withdrawn before the requester hears back.
                         mesh.withdraw(&id).await;

@@ -185,7 +185,11 @@ pub(crate) enum Channel {
 impl Channel {
     pub(crate) fn of(request: &Request) -> Self {
         match request {
-            Request::Apply(_) | Request::ApplyReplica(_) => Channel::Deploy,
+            // Deletes wait for the workload's lock, which a deploy may hold for long.
+            Request::Apply(_)
+            | Request::ApplyReplica(_)
+            | Request::Delete { .. }
+            | Request::ReplicaDelete { .. } => Channel::Deploy,
             _ => Channel::Rpc,
         }
     }

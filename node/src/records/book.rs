@@ -73,28 +73,31 @@ impl RecordBook {
         self.entries().get(id).map_or(0, |v| v.record.revision)
     }
 
-    /// Keeps `v` if it is newer than the record held, and writes it through.
+    /// Keeps `v` if it supersedes the record held (see [`workload::supersedes`]), and writes
+    /// it through under the book's lock, so the store never ends up holding an older copy
+    /// than the book. A tombstone is flushed: a restart must not forget a delete.
     pub fn offer(&self, v: Verified, now: UnixMillis) -> Result<Offer, store::Error> {
         let id = v.record.id.clone();
-        {
-            let mut entries = self.entries();
-            if let Some(held) = entries.get(&id) {
-                if held.bytes == v.bytes {
-                    return Ok(Offer::Same);
-                }
-                if held.record.revision >= v.record.revision {
-                    return Ok(Offer::Older {
-                        held: held.record.revision,
-                    });
-                }
-            } else if entries.len() >= MAX_RECORDS {
-                if let Some(evicted) = evict(&mut entries, now) {
-                    self.store.remove_record(&evicted)?;
-                }
+        let mut entries = self.entries();
+        if let Some(held) = entries.get(&id) {
+            if held.bytes == v.bytes {
+                return Ok(Offer::Same);
             }
-            entries.insert(id.clone(), v.clone());
+            if !workload::supersedes(&v, held) {
+                return Ok(Offer::Older {
+                    held: held.record.revision,
+                });
+            }
+        } else if entries.len() >= MAX_RECORDS {
+            if let Some(evicted) = evict(&mut entries, now) {
+                self.store.remove_record(&evicted)?;
+            }
         }
         self.store.put_record(&id, &v.bytes)?;
+        if v.record.tombstone {
+            self.store.flush()?;
+        }
+        entries.insert(id, v);
         Ok(Offer::Adopted)
     }
 
@@ -107,20 +110,15 @@ impl RecordBook {
 
     /// Forgets tombstones past their time.
     pub fn prune(&self, now: UnixMillis) -> Result<(), store::Error> {
-        let expired: Vec<WorkloadId> = {
-            let mut entries = self.entries();
-            let expired: Vec<WorkloadId> = entries
-                .iter()
-                .filter(|(_, v)| v.record.tombstone_expired(now))
-                .map(|(id, _)| id.clone())
-                .collect();
-            for id in &expired {
-                entries.remove(id);
-            }
-            expired
-        };
+        let mut entries = self.entries();
+        let expired: Vec<WorkloadId> = entries
+            .iter()
+            .filter(|(_, v)| v.record.tombstone_expired(now))
+            .map(|(id, _)| id.clone())
+            .collect();
         for id in expired {
             self.store.remove_record(&id)?;
+            entries.remove(&id);
         }
         Ok(())
     }

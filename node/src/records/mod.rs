@@ -165,7 +165,7 @@ pub fn build(
         };
         let record = WorkloadRecord {
             id: id.clone(),
-            revision: held(&id) + 1,
+            revision: next_revision(&id, held(&id))?,
             kind: spec.kind,
             spec_version: spec.version.clone(),
             replicas: replicas_of(&spec, replicas),
@@ -195,11 +195,18 @@ pub fn build_tombstone(
     held: u64,
     now: UnixMillis,
 ) -> Result<SignedRecord, Error> {
-    let record = WorkloadRecord::tombstone(id.clone(), held + 1, kind, now);
+    let record = WorkloadRecord::tombstone(id.clone(), next_revision(id, held)?, kind, now);
     Ok(SignedRecord {
         bytes: workload::encode(keypair, record)?.bytes,
         data_key: None,
     })
+}
+
+/// The revision after `held`, refused past [`workload::MAX_REVISION`].
+fn next_revision(id: &WorkloadId, held: u64) -> Result<u64, Error> {
+    held.checked_add(1)
+        .filter(|r| *r <= workload::MAX_REVISION)
+        .ok_or_else(|| Error::Manifest(format!("{id}: no revision after {held} is allowed")))
 }
 
 fn module_digests(spec: &WorkloadSpec) -> Vec<String> {
@@ -221,7 +228,7 @@ pub struct Opened {
 /// Verifies a signed record, unseals its manifest with `data_key` when sealed, parses it and
 /// checks that this node gets the version the signer stated.
 pub fn open(signed: &SignedRecord) -> Result<Opened, Error> {
-    let verified = workload::verify(&signed.bytes)?;
+    let verified = workload::verify_at(&signed.bytes, mesh_runtime::now_millis())?;
     open_verified(verified, signed.data_key.as_deref())
 }
 
@@ -262,6 +269,13 @@ pub fn open_verified(verified: Verified, data_key: Option<&[u8]>) -> Result<Open
         source,
         key,
     })
+}
+
+/// The revision of a stored signed record (one this node verified when it took it).
+pub fn revision_of(signed: &SignedRecord) -> Option<u64> {
+    workload::verify(&signed.bytes)
+        .ok()
+        .map(|v| v.record.revision)
 }
 
 /// What `GET /records/{name}` shows of a record.

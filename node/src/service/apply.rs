@@ -59,6 +59,20 @@ impl Node {
         let mut observed = store.observed(&id)?;
 
         if let Some(d) = &existing {
+            // A record older than the one this replica runs (a replay, or an entry node that
+            // has not heard of the newer one) changes nothing.
+            let running = d.record.as_ref().and_then(records::revision_of);
+            let offered = records::revision_of(&record);
+            if let (Some(running), Some(offered)) = (running, offered) {
+                if offered < running {
+                    return Err(records::Error::Stale {
+                        id: id.clone(),
+                        offered,
+                        held: running,
+                    }
+                    .into());
+                }
+            }
             if d.slot != slot && observed.replicas.iter().any(|r| r.handle.is_some()) {
                 return Err(ApiError {
                     status: axum::http::StatusCode::CONFLICT,
@@ -135,6 +149,15 @@ impl Node {
         let action = self
             .converge(&spec, &mut observed, existing.is_some())
             .await?;
+        if let (ApplyAction::RolledBack, Some(previous)) = (action, &existing) {
+            // The previous version serves again: it is the desired state of this replica
+            // again too, or a restart would deploy the version that failed.
+            let mut back = previous.clone();
+            if let Some(now_desired) = store.desired(&id)? {
+                back.history = now_desired.history;
+            }
+            store.put_desired(&back)?;
+        }
         store.clear_pending(&id)?;
         self.notify(&id);
         Ok(ApplyOutcome {

@@ -33,6 +33,39 @@ impl Node {
         })
     }
 
+    /// Removes this node's replica of `id` if the record it runs is older than `revision` (a
+    /// tombstone's); checked under the workload lock. Returns whether it removed one.
+    pub async fn delete_superseded(
+        &self,
+        id: &WorkloadId,
+        revision: u64,
+    ) -> Result<bool, ApiError> {
+        let lock = self.workload_lock(id);
+        let _guard = lock.lock().await;
+        let store = &self.inner.store;
+        let Some(desired) = store.desired(id)? else {
+            return Ok(false);
+        };
+        let running = desired
+            .record
+            .as_ref()
+            .and_then(crate::records::revision_of)
+            .unwrap_or(0);
+        if running >= revision {
+            return Ok(false);
+        }
+        store.set_pending(
+            id,
+            &Pending::Delete {
+                since: now_millis(),
+            },
+        )?;
+        store.flush()?;
+        self.finish_delete(id).await?;
+        self.notify(id);
+        Ok(true)
+    }
+
     /// Uninstalls what is left of a workload and removes it from the store.
     pub(crate) async fn finish_delete(&self, id: &WorkloadId) -> Result<(), ApiError> {
         let store = &self.inner.store;

@@ -145,6 +145,10 @@ pub struct WorkloadSpec {
     /// Run-to-completion settings for Jobs and run-to-completion Functions.
     #[serde(default)]
     pub job: Option<JobSpec>,
+    /// How updates roll out across replicas (a Deployment's `strategy`); one at a time when
+    /// absent. Absent from the encoding when not given, so other specs' digests stay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
     /// Fields that were recognised but are not honoured (shown by `apply` and `describe`).
     #[serde(default)]
     pub warnings: Vec<String>,
@@ -183,6 +187,7 @@ impl WorkloadSpec {
             replicas: None,
             restart_policy: RestartPolicy::default(),
             job: None,
+            rollout: None,
             warnings: Vec::new(),
             version: String::new(),
             version_keyed: false,

@@ -283,3 +283,38 @@ pub struct JobSpec {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub outputs: Vec<String>,
 }
+
+/// How new content replaces running replicas: a Deployment's `strategy`. Each replica is
+/// updated in place on its node (new instance healthy, or the old one back); this says how
+/// many are updated at once.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Rollout {
+    /// `RollingUpdate`: at most this many replicas updated at once.
+    Rolling { max_unavailable: Amount },
+    /// `Recreate`: every replica at once.
+    Recreate,
+}
+
+/// A count, or a percentage of the replica count (`maxUnavailable: 25%`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Amount {
+    Count(u32),
+    Percent(u32),
+}
+
+impl Rollout {
+    /// Replicas updated at once out of `replicas` (at least 1). Percentages round down, as
+    /// Kubernetes rounds `maxUnavailable`.
+    pub fn batch(&self, replicas: usize) -> usize {
+        match self {
+            Rollout::Recreate => replicas.max(1),
+            Rollout::Rolling { max_unavailable } => match max_unavailable {
+                Amount::Count(n) => *n as usize,
+                Amount::Percent(p) => replicas * (*p).min(100) as usize / 100,
+            }
+            .max(1),
+        }
+    }
+}

@@ -40,3 +40,21 @@ fn a_keyed_version_is_stable_per_key_and_not_the_plain_digest() {
     assert_ne!(k1.version, a.clone().seal_keyed(&[2; 32]).version);
     assert!(k1.version.starts_with("sha256:"));
 }
+
+#[test]
+fn a_rollout_batch_is_at_least_one_and_percentages_round_down() {
+    let pct = |p| Rollout::Rolling {
+        max_unavailable: Amount::Percent(p),
+    };
+    assert_eq!(pct(25).batch(3), 1);
+    assert_eq!(pct(50).batch(4), 2);
+    assert_eq!(pct(0).batch(4), 1);
+    assert_eq!(
+        Rollout::Rolling {
+            max_unavailable: Amount::Count(2)
+        }
+        .batch(5),
+        2
+    );
+    assert_eq!(Rollout::Recreate.batch(3), 3);
+}
