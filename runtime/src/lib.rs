@@ -17,6 +17,7 @@
 //! - [`host`]: processes identified beyond their pid, atomic JSON state files (process, wasm).
 //! - [`mock`]: a complete engine scripted by annotations, for tests of everything above it.
 //! - [`testing`]: skip-or-fail rules for tests that need a real engine daemon.
+//! - [`time`]: RFC 3339 timestamps (of engines' logs and health results) to Unix ms.
 
 pub mod artifact;
 pub mod engine;
@@ -28,6 +29,7 @@ pub mod mock;
 pub mod registry;
 pub mod select;
 pub mod testing;
+pub mod time;
 
 pub use engine::{
     Capability, Engine, Fingerprint, Handle, Health, InstallContext, InstanceState, InstanceStatus,

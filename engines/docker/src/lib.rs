@@ -40,7 +40,7 @@
 //! - [`observe`]: members by label, status, logs, recover.
 //! - [`cleanup`]: remove, by handle and by label.
 //! - [`raw`]: lenient list and inspect reads (Podman's extra states), Podman health runs.
-//! - [`time`]: RFC 3339 timestamps of log lines.
+//! - `time`: RFC 3339 timestamps of log lines (`mesh_runtime::time`).
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -63,7 +63,8 @@ pub mod observe;
 pub mod plan;
 pub mod raw;
 pub mod run;
-pub mod time;
+/// RFC 3339 timestamps of log lines: the runtime's one parser.
+pub use mesh_runtime::time;
 
 pub use install::{ContainerRef, HandleData};
 

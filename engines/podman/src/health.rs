@@ -102,8 +102,8 @@ fn podman_checks_run(c: &InspectContainerData, check: &Check, now_ms: i64) -> bo
         .and_then(|h| h.log.as_ref())
         .and_then(|log| log.last())
         .and_then(|l| l.start.as_deref())
-        .and_then(crate::logs::rfc3339_millis);
-    last.is_some_and(|at| now_ms - at <= 2 * check.interval_ms + check.timeout_ms)
+        .and_then(mesh_runtime::time::parse_rfc3339_millis);
+    last.is_some_and(|at| now_ms - at as i64 <= 2 * check.interval_ms + check.timeout_ms)
 }
 
 impl PodmanEngine {

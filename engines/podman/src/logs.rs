@@ -8,83 +8,11 @@ use mesh_runtime::{Error, Handle, LogOptions};
 use podman_api::conn::TtyChunk;
 use podman_api::opts::ContainerLogsOpts;
 
+use mesh_runtime::time::split_timestamp;
+
 use crate::api::{call_opt, API_TIMEOUT};
 use crate::handle::InstanceData;
 use crate::{PodmanEngine, NAME};
-
-/// Milliseconds since the epoch of an RFC 3339 time (`2024-05-01T12:00:00.123456789Z`,
-/// offsets allowed), as Podman writes them in logs and health check results.
-pub fn rfc3339_millis(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    let num = |from: usize, to: usize| s.get(from..to)?.parse::<i64>().ok();
-    if b.len() < 20
-        || b[4] != b'-'
-        || b[7] != b'-'
-        || !matches!(b[10], b'T' | b't' | b' ')
-        || b[13] != b':'
-        || b[16] != b':'
-    {
-        return None;
-    }
-    let (year, month, day) = (num(0, 4)?, num(5, 7)?, num(8, 10)?);
-    let (hour, minute, second) = (num(11, 13)?, num(14, 16)?, num(17, 19)?);
-    let mut rest = &s[19..];
-    let mut millis = 0;
-    if let Some(frac) = rest.strip_prefix('.') {
-        let digits = frac.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let ms: String = frac[..digits].chars().chain("00".chars()).take(3).collect();
-        millis = ms.parse::<i64>().ok()?;
-        rest = &frac[digits..];
-    }
-    let offset_minutes = match rest {
-        "Z" | "z" => 0,
-        _ => {
-            let sign = match rest.as_bytes().first()? {
-                b'+' => 1,
-                b'-' => -1,
-                _ => return None,
-            };
-            let hh = rest.get(1..3)?.parse::<i64>().ok()?;
-            let mm = rest.get(4..6)?.parse::<i64>().ok()?;
-            sign * (hh * 60 + mm)
-        }
-    };
-    if !(1..=12).contains(&month)
-        || !(1..=31).contains(&day)
-        || hour > 23
-        || minute > 59
-        || second > 60
-    {
-        return None;
-    }
-    // Days from the civil date (H. Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + hour * 3_600 + minute * 60 + second - offset_minutes * 60;
-    Some(secs * 1_000 + millis)
-}
-
-/// Splits a log line `"<RFC 3339 time> <text>"` as Podman writes it with timestamps.
-fn split_timestamp(line: &str) -> (Option<u64>, &str) {
-    match line.split_once(' ') {
-        Some((time, text)) => match rfc3339_millis(time) {
-            Some(at) => (u64::try_from(at).ok(), text),
-            None => (None, line),
-        },
-        None => match rfc3339_millis(line) {
-            Some(at) => (u64::try_from(at).ok(), ""),
-            None => (None, line),
-        },
-    }
-}
 
 /// Turns raw chunks of one stream into lines, keeping an unterminated tail for the next chunk.
 fn push_lines(
@@ -178,24 +106,6 @@ impl PodmanEngine {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_times_become_epoch_millis() {
-        assert_eq!(rfc3339_millis("1970-01-01T00:00:00Z"), Some(0));
-        assert_eq!(
-            rfc3339_millis("2024-02-29T12:34:56.789123456Z"),
-            Some(1_709_210_096_789)
-        );
-        assert_eq!(
-            rfc3339_millis("2024-02-29T13:34:56.7+01:00"),
-            Some(1_709_210_096_700)
-        );
-        assert_eq!(rfc3339_millis("hello world"), None);
-        assert_eq!(
-            rfc3339_millis("0001-01-01T00:00:00Z").map(|v| v < 0),
-            Some(true)
-        );
-    }
 
     #[test]
     fn chunks_become_timestamped_lines() {

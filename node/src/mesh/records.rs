@@ -21,13 +21,17 @@ use crate::records::book::Offer;
 pub const RECORD_DHT_TTL: Duration = Duration::from_secs(24 * 3600);
 
 impl Mesh {
-    /// Offers a verified record to the book; when it supersedes the one held, it is
-    /// published (gossip, and the DHT key's closest peers). A record the book already holds
-    /// something newer than is refused as stale (409).
+    /// Offers a verified record to the book; when it supersedes the one held, it is published
+    /// on gossip at once (every node holds it within a few hops). A live record reaches the
+    /// DHT with its holders' republish round: putting a new key walks to its closest peers,
+    /// dialling those not connected, and on the apply path that cost more than the rest of
+    /// an apply. A tombstone has no holders to republish it, so it goes to the DHT at once. A
+    /// record the book already holds something newer than is refused as stale (409).
     pub(crate) async fn adopt(&self, v: Verified) -> Result<Offer, ApiError> {
         let offer = self.inner.records.offer(v.clone(), now_millis())?;
         match offer {
-            Offer::Adopted => self.publish_record(&v).await,
+            Offer::Adopted if v.record.tombstone => self.publish_record(&v).await,
+            Offer::Adopted => self.inner.net.publish(v.bytes.clone()).await,
             Offer::Same => {}
             Offer::Older { held } => {
                 return Err(crate::records::Error::Stale {
@@ -180,8 +184,9 @@ impl Mesh {
     }
 
     /// Re-publishes the records of workloads this node runs, each by one holder only: the
-    /// holder of the lowest slot this node knows to be live. Nodes that joined since, or
-    /// missed a gossip message, learn every record within a renewal round this way.
+    /// holder of the lowest slot this node knows to be live, on gossip and under the DHT key.
+    /// Nodes that joined since, or missed a gossip message, learn every record within a
+    /// renewal round this way, and the DHT holds every record that has a live replica.
     pub(crate) async fn republish_records(&self) {
         let me = self.peer_id();
         let Ok(desired) = self.inner.node.store().list_desired() else {

@@ -1,20 +1,22 @@
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
-//! Functions through real nodes (in-process `meshd`s on loopback): a module bundled into an
+//! Functions through real nodes (in-process `meshd`s on loopback, the wasm engine in its
+//! runner process): a module bundled into an
 //! apply on one node runs on another that fetches and verifies it; a provider holding corrupt
 //! bytes is skipped; output reaches the logs API; each failure mode ends in a Failed workload
 //! with its reason while the node keeps serving.
 
-mod common;
+#[path = "wasm_support/mod.rs"]
+mod wasm_support;
 
 use std::path::Path;
 
-use common::*;
 use mesh_engine_wasm::Digest;
 use mesh_node::daemon::Config;
 use mesh_node::testing::{wait_until, TestNet, TestNode};
 use mesh_protocol::api::{ApplyRequest, BundledModule, Deployment};
 use mesh_protocol::wire::{ReplicaApply, Request, Response};
 use mesh_protocol::{Phase, WorkloadId};
+use wasm_support::*;
 
 /// A node with the wasm engine only (no mock), or with no engine at all.
 fn engines(c: &mut Config, wasm: bool) {
@@ -62,7 +64,7 @@ fn signed_record(req: &ApplyRequest) -> mesh_protocol::api::SignedRecord {
             .collect(),
         ..Default::default()
     };
-    let user = libp2p_identity::Keypair::generate_ed25519();
+    let user = libp2p::identity::Keypair::generate_ed25519();
     let built =
         mesh_node::records::build(&user, &src, Some(1), |_| 0, mesh_runtime::now_millis()).unwrap();
     built.into_iter().next().unwrap().signed
@@ -317,7 +319,7 @@ async fn a_runner_killed_from_outside_fails_the_workload_and_the_node_stays_up()
 }
 
 fn examples() -> std::path::PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../examples")
 }
 
 /// `examples/hello.wasm` is `examples/hello.wat` compiled (`MESH_BLESS=1` rewrites it).
@@ -342,9 +344,13 @@ async fn meshctl_bundles_the_module_a_manifest_names_by_path() {
     use clap::Parser;
     let node = TestNode::start_with(|c| engines(c, true)).await;
     let socket = node.daemon().socket.display().to_string();
+    // The signing key lives beside the node, never in the user's home.
+    let key = node.dir.path().join("user.key").display().to_string();
     let manifest = examples().join("hello-function.yaml");
     let cli = mesh_node::cli::Cli::parse_from([
         "meshctl",
+        "--key",
+        &key,
         "--node",
         &socket,
         "apply",
@@ -375,6 +381,8 @@ async fn meshctl_bundles_the_module_a_manifest_names_by_path() {
     std::fs::copy(&manifest, &bad).unwrap();
     let cli = mesh_node::cli::Cli::parse_from([
         "meshctl",
+        "--key",
+        &key,
         "--node",
         &socket,
         "apply",

@@ -1,5 +1,6 @@
-//! RFC 3339 timestamps as the daemons write them (`2024-05-01T12:00:00.123456789Z`), turned
-//! into Unix milliseconds without a date-time dependency.
+//! RFC 3339 timestamps as container daemons write them (`2024-05-01T12:00:00.123456789Z`,
+//! offsets allowed), turned into Unix milliseconds without a date-time dependency. The one
+//! parser of the project: Podman's and Docker's logs and health results go through it.
 
 use mesh_protocol::UnixMillis;
 
