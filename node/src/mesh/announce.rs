@@ -197,11 +197,7 @@ impl Mesh {
             expires_at: now + ttl.as_millis() as u64,
             withdrawn: false,
             slot: Some(desired.slot),
-            revision: desired.record.as_ref().and_then(|r| {
-                mesh_provider::workload::verify(&r.bytes)
-                    .ok()
-                    .map(|v| v.record.revision)
-            }),
+            revision: desired.record.as_ref().map(|_| desired.revision),
         };
         // Gossiped and stored locally; replication to the key's closest peers goes on in the
         // background (the mesh benchmark measures how soon every node sees it).

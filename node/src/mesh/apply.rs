@@ -54,15 +54,14 @@ impl Mesh {
     async fn apply_owned(&self, req: ApplyRequest) -> Result<ApplyResponse, ApiError> {
         // Every record is opened before anything is stored, published or started: one bad
         // record refuses the whole apply.
-        let signed = if req.records.is_empty() {
+        let opened: Vec<(Opened, SignedRecord)> = if req.records.is_empty() {
             self.sign_for(&req)?
         } else {
-            req.records.clone()
+            req.records
+                .iter()
+                .map(|s| Ok((records::open(s)?, s.clone())))
+                .collect::<Result<_, records::Error>>()?
         };
-        let opened: Vec<(Opened, SignedRecord)> = signed
-            .into_iter()
-            .map(|s| Ok((records::open(&s)?, s)))
-            .collect::<Result<_, records::Error>>()?;
         // A stale record refuses the whole apply before any workload of it changes.
         for (o, _) in &opened {
             let r = &o.verified.record;
@@ -88,7 +87,7 @@ impl Mesh {
 
     /// Records for an apply that came without any (a local API client that signs nothing):
     /// made and signed by this node.
-    fn sign_for(&self, req: &ApplyRequest) -> Result<Vec<SignedRecord>, ApiError> {
+    fn sign_for(&self, req: &ApplyRequest) -> Result<Vec<(Opened, SignedRecord)>, ApiError> {
         let src = ManifestSource {
             manifest: req.manifest.clone(),
             name: req.name.clone(),
@@ -111,7 +110,7 @@ impl Mesh {
             |id| self.inner.records.revision(id),
             now_millis(),
         )?;
-        Ok(built.into_iter().map(|b| b.signed).collect())
+        Ok(built.into_iter().map(|b| (b.opened, b.signed)).collect())
     }
 
     async fn apply_record(
@@ -143,7 +142,7 @@ impl Mesh {
                 .into());
             }
             h => {
-                self.adopt(opened.verified.clone()).await?;
+                self.keep(&opened.verified)?;
                 let change = if h.is_none_or(|h| h.record.tombstone) {
                     Change::Created
                 } else {
@@ -231,6 +230,10 @@ impl Mesh {
                     ));
                 }
             }
+        }
+        if change != Change::Same {
+            // Every node learns the new record now, after its replicas were asked to run it.
+            self.inner.net.publish(effective.bytes.clone()).await;
         }
         Ok(self.outcome(&effective, spec, &plan, kept, results, notes, change))
     }

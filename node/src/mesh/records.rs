@@ -28,21 +28,30 @@ impl Mesh {
     /// an apply. A tombstone has no holders to republish it, so it goes to the DHT at once. A
     /// record the book already holds something newer than is refused as stale (409).
     pub(crate) async fn adopt(&self, v: Verified) -> Result<Offer, ApiError> {
-        let offer = self.inner.records.offer(v.clone(), now_millis())?;
-        match offer {
-            Offer::Adopted if v.record.tombstone => self.publish_record(&v).await,
-            Offer::Adopted => self.inner.net.publish(v.bytes.clone()).await,
-            Offer::Same => {}
-            Offer::Older { held } => {
-                return Err(crate::records::Error::Stale {
-                    id: v.record.id.clone(),
-                    offered: v.record.revision,
-                    held,
-                }
-                .into())
+        let offer = self.keep(&v)?;
+        if offer == Offer::Adopted {
+            if v.record.tombstone {
+                self.publish_record(&v).await;
+            } else {
+                self.inner.net.publish(v.bytes.clone()).await;
             }
         }
         Ok(offer)
+    }
+
+    /// Offers a verified record to the book without publishing it (an apply publishes its
+    /// record once its replicas run, so the mesh-wide fan-out does not compete with them for
+    /// the machine). Stale: 409.
+    pub(crate) fn keep(&self, v: &Verified) -> Result<Offer, ApiError> {
+        match self.inner.records.offer(v.clone(), now_millis())? {
+            Offer::Older { held } => Err(crate::records::Error::Stale {
+                id: v.record.id.clone(),
+                offered: v.record.revision,
+                held,
+            }
+            .into()),
+            offer => Ok(offer),
+        }
     }
 
     /// Publishes a record on gossip and stores it under its DHT key.

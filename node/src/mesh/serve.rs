@@ -106,8 +106,10 @@ impl Mesh {
                         let id = r.workload.clone();
                         // The book learns the record first: one older than (or deleted by) a
                         // record this node holds is refused, whoever sends it.
-                        mesh.take_current(&id, &r.record).await?;
-                        let outcome = mesh.node().apply_replica(*r).await?;
+                        let current = mesh.take_current(&id, &r.record).await?;
+                        // Verified once: opened from what take_current checked.
+                        let opened = records::open_verified(current, r.record.data_key.as_deref())?;
+                        let outcome = mesh.node().apply_opened(opened, *r).await?;
                         // Discoverable before the entry node hears back.
                         let provider = mesh.announce(&id, false).await;
                         Ok(Response::ReplicaApplied {
@@ -127,12 +129,7 @@ impl Mesh {
                     .owned
                     .run(async move {
                         let current = mesh.take_current(&id, &record).await?;
-                        let runs = mesh
-                            .node()
-                            .store()
-                            .desired(&id)?
-                            .and_then(|d| d.record.as_ref().and_then(records::revision_of))
-                            .unwrap_or(0);
+                        let runs = mesh.node().store().desired(&id)?.map_or(0, |d| d.revision);
                         if current.record.revision < runs {
                             return Err(records::Error::Stale {
                                 id: id.clone(),

@@ -133,6 +133,8 @@ pub fn replicas_of(spec: &WorkloadSpec, replicas: Option<u32>) -> Replicas {
 pub struct Built {
     pub spec: WorkloadSpec,
     pub signed: SignedRecord,
+    /// The record as [`open`] would give it back (no need to verify what was just signed).
+    pub opened: Opened,
 }
 
 /// Builds and signs the record of every workload of `src` with `keypair`, each at the
@@ -176,12 +178,19 @@ pub fn build(
             submitter: String::new(),
         };
         let verified = workload::encode(keypair, record)?;
+        let signed = SignedRecord {
+            bytes: verified.bytes.clone(),
+            data_key: key.as_ref().map(|k| k.as_bytes().to_vec()),
+        };
         out.push(Built {
-            spec,
-            signed: SignedRecord {
-                bytes: verified.bytes,
-                data_key: key.map(|k| k.as_bytes().to_vec()),
+            opened: Opened {
+                verified,
+                spec: spec.clone(),
+                source: src.clone(),
+                key,
             },
+            spec,
+            signed,
         });
     }
     Ok(out)
@@ -269,13 +278,6 @@ pub fn open_verified(verified: Verified, data_key: Option<&[u8]>) -> Result<Open
         source,
         key,
     })
-}
-
-/// The revision of a stored signed record (one this node verified when it took it).
-pub fn revision_of(signed: &SignedRecord) -> Option<u64> {
-    workload::verify(&signed.bytes)
-        .ok()
-        .map(|v| v.record.revision)
 }
 
 /// What `GET /records/{name}` shows of a record.

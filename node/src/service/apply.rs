@@ -20,17 +20,27 @@ impl Node {
     /// that run the workload, who pass the key on).
     pub async fn apply_replica(&self, req: ReplicaApply) -> Result<ApplyOutcome, ApiError> {
         let opened = records::open(&req.record)?;
+        self.apply_opened(opened, req).await
+    }
+
+    /// [`Node::apply_replica`] for a record the caller already verified and opened.
+    pub async fn apply_opened(
+        &self,
+        opened: records::Opened,
+        req: ReplicaApply,
+    ) -> Result<ApplyOutcome, ApiError> {
         if opened.verified.record.id != req.workload {
             return Err(ApiError::bad_request(format!(
                 "the record is of {}, not {}",
                 opened.verified.record.id, req.workload
             )));
         }
+        let revision = opened.verified.record.revision;
         self.apply_one(
             opened.spec,
             req.desired_replicas.max(1),
             req.placement,
-            req.record,
+            (req.record, revision),
             req.slot,
         )
         .await
@@ -41,7 +51,7 @@ impl Node {
         spec: WorkloadSpec,
         replicas: u32,
         placement: Vec<String>,
-        record: SignedRecord,
+        (record, revision): (SignedRecord, u64),
         slot: u32,
     ) -> Result<ApplyOutcome, ApiError> {
         let id = spec.id();
@@ -61,17 +71,13 @@ impl Node {
         if let Some(d) = &existing {
             // A record older than the one this replica runs (a replay, or an entry node that
             // has not heard of the newer one) changes nothing.
-            let running = d.record.as_ref().and_then(records::revision_of);
-            let offered = records::revision_of(&record);
-            if let (Some(running), Some(offered)) = (running, offered) {
-                if offered < running {
-                    return Err(records::Error::Stale {
-                        id: id.clone(),
-                        offered,
-                        held: running,
-                    }
-                    .into());
+            if revision < d.revision {
+                return Err(records::Error::Stale {
+                    id: id.clone(),
+                    offered: revision,
+                    held: d.revision,
                 }
+                .into());
             }
             if d.slot != slot && observed.replicas.iter().any(|r| r.handle.is_some()) {
                 return Err(ApiError {
@@ -100,6 +106,7 @@ impl Node {
                     d.replicas = replicas;
                     d.placement = placement;
                     d.record = Some(record);
+                    d.revision = revision;
                     store.put_desired(&d)?;
                     store.flush()?;
                 }
@@ -135,6 +142,7 @@ impl Node {
             placement,
             record: Some(record),
             slot,
+            revision,
         };
         store.put_desired(&desired)?;
         store.set_pending(

@@ -46,12 +46,7 @@ impl Node {
         let Some(desired) = store.desired(id)? else {
             return Ok(false);
         };
-        let running = desired
-            .record
-            .as_ref()
-            .and_then(crate::records::revision_of)
-            .unwrap_or(0);
-        if running >= revision {
+        if desired.revision >= revision {
             return Ok(false);
         }
         store.set_pending(

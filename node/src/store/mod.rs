@@ -72,6 +72,9 @@ pub struct Desired {
     /// The replica slot this node fills.
     #[serde(default)]
     pub slot: u32,
+    /// The revision of `record` (kept beside it so that comparisons need no signature check).
+    #[serde(default)]
+    pub revision: u64,
 }
 
 /// One replica on this node, as last observed.
@@ -373,6 +376,7 @@ mod tests {
             placement: vec![],
             record: None,
             slot: 0,
+            revision: 0,
         }
     }
 
