@@ -84,7 +84,10 @@ impl Mesh {
             bytes: tombstone.bytes.clone(),
             data_key: None,
         };
-        self.adopt(tombstone).await?;
+        // Kept first (a replica asked to run it from now on is refused), told to the holders,
+        // then published: every other node learns it, and a holder that could not be reached
+        // removes its replica when the tombstone reaches it.
+        self.keep(&tombstone)?;
         let holders = self.holders(id).await?;
         let results = join_all(
             holders
@@ -92,6 +95,7 @@ impl Mesh {
                 .map(|peer| self.delete_replica(peer, id, &signed)),
         )
         .await;
+        self.publish_record(&tombstone).await;
         let mut parts = Vec::new();
         let mut errors = Vec::new();
         for r in results {

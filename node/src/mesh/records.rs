@@ -21,27 +21,12 @@ use crate::records::book::Offer;
 pub const RECORD_DHT_TTL: Duration = Duration::from_secs(24 * 3600);
 
 impl Mesh {
-    /// Offers a verified record to the book; when it supersedes the one held, it is published
-    /// on gossip at once (every node holds it within a few hops). A live record reaches the
-    /// DHT with its holders' republish round: putting a new key walks to its closest peers,
-    /// dialling those not connected, and on the apply path that cost more than the rest of
-    /// an apply. A tombstone has no holders to republish it, so it goes to the DHT at once. A
-    /// record the book already holds something newer than is refused as stale (409).
-    pub(crate) async fn adopt(&self, v: Verified) -> Result<Offer, ApiError> {
-        let offer = self.keep(&v)?;
-        if offer == Offer::Adopted {
-            if v.record.tombstone {
-                self.publish_record(&v).await;
-            } else {
-                self.inner.net.publish(v.bytes.clone()).await;
-            }
-        }
-        Ok(offer)
-    }
-
-    /// Offers a verified record to the book without publishing it (an apply publishes its
-    /// record once its replicas run, so the mesh-wide fan-out does not compete with them for
-    /// the machine). Stale: 409.
+    /// Offers a verified record to the book without publishing it: an apply publishes its
+    /// record on gossip once its replicas run (so the mesh-wide fan-out does not compete with
+    /// them for the machine), and the record reaches the DHT with its holders' republish round
+    /// (putting a new key walks to its closest peers, dialling those not connected); a delete
+    /// tells the holders first, then publishes the tombstone on gossip and in the DHT at once
+    /// (it has no holders to republish it). A record older than the one held: 409.
     pub(crate) fn keep(&self, v: &Verified) -> Result<Offer, ApiError> {
         match self.inner.records.offer(v.clone(), now_millis())? {
             Offer::Older { held } => Err(crate::records::Error::Stale {
