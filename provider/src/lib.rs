@@ -12,13 +12,15 @@
 //!
 //! - [`keys`]: DHT keys (per-provider metadata keys, provider keys for workloads, engines, nodes).
 //! - [`record`]: `ProviderRecord` and `NodeRecord`.
-//! - [`signed`]: the signed envelope: encode, sign, verify.
+//! - `envelope`: the signed envelope shared by every record kind (magic, key, signature, payload).
+//! - [`signed`]: provider and node records in it: encode, sign, verify.
 //! - [`discovery`]: choosing the current record per provider and filtering by engine.
 //! - [`placement`]: ranking candidate nodes for replicas.
 //! - [`plan`]: replica slots: what an apply must keep, update, add and retire.
 //! - [`workload`]: workload records (the signed desired state) and [`sealing`] of their secrets.
 
 pub mod discovery;
+mod envelope;
 pub mod keys;
 pub mod placement;
 pub mod plan;

@@ -11,14 +11,12 @@
 //! key; verification checks it against the peer id inside the payload and, when given, the
 //! one the DHT key names.
 
-use libp2p_identity::{Keypair, PeerId, PublicKey};
+use libp2p_identity::{Keypair, PeerId};
 use mesh_protocol::UnixMillis;
 
+use crate::envelope;
 use crate::record::Record;
 use crate::MAX_RECORD_BYTES;
-
-const MAGIC: &[u8; 4] = b"MSR1";
-const DOMAIN: &[u8] = b"mesh-record/1\0";
 
 /// Why a record was refused. Refused records are ignored by discovery.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -42,35 +40,11 @@ pub struct Signed {
     pub record: Record,
 }
 
-fn read_chunk<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], RecordError> {
-    if bytes.len() < 2 {
-        return Err(RecordError::Malformed("truncated".into()));
-    }
-    let len = u16::from_be_bytes([bytes[0], bytes[1]]) as usize;
-    if bytes.len() < 2 + len {
-        return Err(RecordError::Malformed("truncated".into()));
-    }
-    let chunk = &bytes[2..2 + len];
-    *bytes = &bytes[2 + len..];
-    Ok(chunk)
-}
-
 /// Signs and encodes a record. Fails only when the record is too large.
 pub fn encode(keypair: &Keypair, record: &Record) -> Result<Vec<u8>, RecordError> {
     let payload = serde_json::to_vec(record).map_err(|e| RecordError::Malformed(e.to_string()))?;
-    let mut msg = DOMAIN.to_vec();
-    msg.extend_from_slice(&payload);
-    let signature = keypair
-        .sign(&msg)
-        .map_err(|e| RecordError::Malformed(e.to_string()))?;
-    let key = keypair.public().encode_protobuf();
-    let mut out = Vec::with_capacity(4 + 4 + key.len() + signature.len() + payload.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(key.len() as u16).to_be_bytes());
-    out.extend_from_slice(&key);
-    out.extend_from_slice(&(signature.len() as u16).to_be_bytes());
-    out.extend_from_slice(&signature);
-    out.extend_from_slice(&payload);
+    let out =
+        envelope::seal(envelope::RECORD, keypair, &payload).map_err(RecordError::Malformed)?;
     if out.len() > MAX_RECORD_BYTES {
         return Err(RecordError::TooLarge(out.len()));
     }
@@ -98,20 +72,10 @@ pub fn verify_signature(bytes: &[u8], expected: Option<&PeerId>) -> Result<Signe
     if bytes.len() > MAX_RECORD_BYTES {
         return Err(RecordError::TooLarge(bytes.len()));
     }
-    let mut rest = bytes
-        .strip_prefix(MAGIC.as_slice())
-        .ok_or_else(|| RecordError::Malformed("not a mesh record".into()))?;
-    let key = read_chunk(&mut rest)?;
-    let signature = read_chunk(&mut rest)?;
-    let payload = rest;
-    let public = PublicKey::try_decode_protobuf(key)
-        .map_err(|e| RecordError::Malformed(format!("public key: {e}")))?;
-    let mut msg = DOMAIN.to_vec();
-    msg.extend_from_slice(payload);
-    if !public.verify(&msg, signature) {
-        return Err(RecordError::BadSignature);
-    }
-    let signer = public.to_peer_id();
+    let (signer, payload) = envelope::open(envelope::RECORD, bytes).map_err(|e| match e {
+        envelope::Refused::Malformed(m) => RecordError::Malformed(m),
+        envelope::Refused::BadSignature => RecordError::BadSignature,
+    })?;
     let record: Record =
         serde_json::from_slice(payload).map_err(|e| RecordError::Malformed(e.to_string()))?;
     if record.peer_id() != signer.to_string() || expected.is_some_and(|p| *p != signer) {

@@ -18,7 +18,7 @@
 //! version is then keyed by the same key (see `WorkloadSpec::seal_keyed`), so neither the
 //! record nor any version string lets a weak password be guessed offline.
 
-use libp2p_identity::{Keypair, PeerId, PublicKey};
+use libp2p_identity::{Keypair, PeerId};
 use mesh_protocol::api::BundledModule;
 use mesh_protocol::{UnixMillis, WorkloadId, WorkloadKind};
 use serde::{Deserialize, Serialize};
@@ -26,8 +26,7 @@ use std::collections::BTreeMap;
 
 pub use crate::sealing::{DataKey, SealError, Sealed};
 
-const MAGIC: &[u8; 4] = b"MWR1";
-const DOMAIN: &[u8] = b"mesh-workload/1\0";
+use crate::envelope;
 
 /// Largest encoded workload record. The manifest travels inside it, so this bounds the
 /// manifests the mesh holds; Kademlia and gossip limits are set above it.
@@ -178,7 +177,7 @@ pub struct Verified {
 
 /// Whether `bytes` look like a workload record (as opposed to a provider or node record).
 pub fn is_workload_record(bytes: &[u8]) -> bool {
-    bytes.starts_with(MAGIC)
+    bytes.starts_with(envelope::WORKLOAD.magic)
 }
 
 /// Signs `record` with `keypair` (setting its submitter) and encodes it.
@@ -186,19 +185,7 @@ pub fn encode(keypair: &Keypair, mut record: WorkloadRecord) -> Result<Verified,
     let signer = keypair.public().to_peer_id();
     record.submitter = signer.to_string();
     let payload = serde_json::to_vec(&record).map_err(|e| Error::Malformed(e.to_string()))?;
-    let mut msg = DOMAIN.to_vec();
-    msg.extend_from_slice(&payload);
-    let signature = keypair
-        .sign(&msg)
-        .map_err(|e| Error::Malformed(e.to_string()))?;
-    let key = keypair.public().encode_protobuf();
-    let mut out = Vec::with_capacity(8 + key.len() + signature.len() + payload.len());
-    out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&(key.len() as u16).to_be_bytes());
-    out.extend_from_slice(&key);
-    out.extend_from_slice(&(signature.len() as u16).to_be_bytes());
-    out.extend_from_slice(&signature);
-    out.extend_from_slice(&payload);
+    let out = envelope::seal(envelope::WORKLOAD, keypair, &payload).map_err(Error::Malformed)?;
     if out.len() > MAX_WORKLOAD_RECORD_BYTES {
         return Err(Error::TooLarge(out.len()));
     }
@@ -207,15 +194,6 @@ pub fn encode(keypair: &Keypair, mut record: WorkloadRecord) -> Result<Verified,
         signer,
         bytes: out,
     })
-}
-
-fn read_chunk<'a>(bytes: &mut &'a [u8]) -> Result<&'a [u8], Error> {
-    let truncated = || Error::Malformed("truncated".into());
-    let (len, rest) = bytes.split_first_chunk::<2>().ok_or_else(truncated)?;
-    let len = u16::from_be_bytes(*len) as usize;
-    let chunk = rest.get(..len).ok_or_else(truncated)?;
-    *bytes = &rest[len..];
-    Ok(chunk)
 }
 
 /// [`verify`] for a record from elsewhere: also refuses a revision beyond [`MAX_REVISION`] and
@@ -252,19 +230,10 @@ pub fn verify(bytes: &[u8]) -> Result<Verified, Error> {
     if bytes.len() > MAX_WORKLOAD_RECORD_BYTES {
         return Err(Error::TooLarge(bytes.len()));
     }
-    let mut rest = bytes
-        .strip_prefix(MAGIC.as_slice())
-        .ok_or_else(|| Error::Malformed("not a workload record".into()))?;
-    let key = read_chunk(&mut rest)?;
-    let signature = read_chunk(&mut rest)?;
-    let public = PublicKey::try_decode_protobuf(key)
-        .map_err(|e| Error::Malformed(format!("public key: {e}")))?;
-    let mut msg = DOMAIN.to_vec();
-    msg.extend_from_slice(rest);
-    if !public.verify(&msg, signature) {
-        return Err(Error::BadSignature);
-    }
-    let signer = public.to_peer_id();
+    let (signer, rest) = envelope::open(envelope::WORKLOAD, bytes).map_err(|e| match e {
+        envelope::Refused::Malformed(m) => Error::Malformed(m),
+        envelope::Refused::BadSignature => Error::BadSignature,
+    })?;
     let record: WorkloadRecord =
         serde_json::from_slice(rest).map_err(|e| Error::Malformed(e.to_string()))?;
     if record.submitter != signer.to_string() {

@@ -66,11 +66,11 @@ fn a_record_resigned_by_another_key_under_the_first_name_is_refused() {
     let mut forged = record("web");
     forged.submitter = owner.public().to_peer_id().to_string();
     let payload = serde_json::to_vec(&forged).unwrap();
-    let mut msg = DOMAIN.to_vec();
+    let mut msg = envelope::WORKLOAD.domain.to_vec();
     msg.extend_from_slice(&payload);
     let sig = forger.sign(&msg).unwrap();
     let key = forger.public().encode_protobuf();
-    let mut bytes = MAGIC.to_vec();
+    let mut bytes = envelope::WORKLOAD.magic.to_vec();
     bytes.extend_from_slice(&(key.len() as u16).to_be_bytes());
     bytes.extend_from_slice(&key);
     bytes.extend_from_slice(&(sig.len() as u16).to_be_bytes());
@@ -90,7 +90,7 @@ fn a_provider_record_signature_does_not_verify_as_a_workload_record() {
     msg.extend_from_slice(&payload);
     let sig = key.sign(&msg).unwrap();
     let pk = key.public().encode_protobuf();
-    let mut bytes = MAGIC.to_vec();
+    let mut bytes = envelope::WORKLOAD.magic.to_vec();
     bytes.extend_from_slice(&(pk.len() as u16).to_be_bytes());
     bytes.extend_from_slice(&pk);
     bytes.extend_from_slice(&(sig.len() as u16).to_be_bytes());

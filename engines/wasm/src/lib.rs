@@ -34,10 +34,12 @@
 //! - [`engine`]: [`WasmEngine`], the `mesh_runtime::Engine` implementation.
 //! - `supervise`: spawning, pumping, restarting and stopping runners.
 //! - `observe`: status from live state or from files, recovery, detached stops.
+//! - [`guests`]: small WAT guests for tests and benchmarks.
 
 pub mod digest;
 pub mod engine;
 pub mod fetch;
+pub mod guests;
 pub mod logs;
 mod observe;
 pub mod protocol;

@@ -18,15 +18,7 @@ impl Node {
             return Err(ApiError::not_found(id));
         }
         let view = self.view(id, false)?;
-        store.set_pending(
-            id,
-            &Pending::Delete {
-                since: now_millis(),
-            },
-        )?;
-        store.flush()?;
-        self.finish_delete(id).await?;
-        self.notify(id);
+        self.remove(id).await?;
         Ok(Deployment {
             phase: Phase::Deleted,
             ..view
@@ -42,13 +34,20 @@ impl Node {
     ) -> Result<bool, ApiError> {
         let lock = self.workload_lock(id);
         let _guard = lock.lock().await;
-        let store = &self.inner.store;
-        let Some(desired) = store.desired(id)? else {
+        let Some(desired) = self.inner.store.desired(id)? else {
             return Ok(false);
         };
         if desired.revision >= revision {
             return Ok(false);
         }
+        self.remove(id).await?;
+        Ok(true)
+    }
+
+    /// The intent first (flushed, so a crash is finished at the next start), then the
+    /// removal, then the announcer is told. Caller holds the workload lock.
+    async fn remove(&self, id: &WorkloadId) -> Result<(), ApiError> {
+        let store = &self.inner.store;
         store.set_pending(
             id,
             &Pending::Delete {
@@ -58,7 +57,7 @@ impl Node {
         store.flush()?;
         self.finish_delete(id).await?;
         self.notify(id);
-        Ok(true)
+        Ok(())
     }
 
     /// Uninstalls what is left of a workload and removes it from the store.
