@@ -203,6 +203,40 @@ impl TestNet {
     }
 }
 
+/// An apply of `manifest` as `meshctl apply --replicas N` sends it through `mesh`: every
+/// workload's record signed by `user` at the revision after the one the mesh holds.
+pub async fn signed_apply(
+    mesh: &crate::mesh::Mesh,
+    user: &libp2p::identity::Keypair,
+    manifest: &str,
+    replicas: u32,
+) -> mesh_protocol::api::ApplyRequest {
+    let src = mesh_provider::workload::ManifestSource {
+        manifest: manifest.to_string(),
+        ..Default::default()
+    };
+    let specs = crate::records::parse_source(&src).expect("a test manifest parses");
+    let mut held = std::collections::HashMap::new();
+    for spec in &specs {
+        let revision = mesh.record_info(&spec.id()).await.map_or(0, |r| r.revision);
+        held.insert(spec.id(), revision);
+    }
+    let built = crate::records::build(
+        user,
+        &src,
+        Some(replicas),
+        |id| held.get(id).copied().unwrap_or(0),
+        mesh_runtime::now_millis(),
+    )
+    .expect("a test manifest signs");
+    mesh_protocol::api::ApplyRequest {
+        manifest: manifest.to_string(),
+        replicas: Some(replicas),
+        records: built.into_iter().map(|b| b.signed).collect(),
+        ..Default::default()
+    }
+}
+
 /// Replaces the text between `<!-- NAME:start -->` and `<!-- NAME:end -->` in
 /// `docs/benchmarks.md` (appending the section when it is missing). Benchmarks write their
 /// figures with it, each into its own section.

@@ -9,10 +9,9 @@ use std::time::Duration;
 
 use libp2p::identity::Keypair;
 use mesh_node::records;
-use mesh_node::testing::{wait_until, TestNet, TestNode};
+use mesh_node::testing::{self, wait_until, TestNet, TestNode};
 use mesh_protocol::api::{ApplyAction, ApplyRequest};
 use mesh_protocol::{Phase, WorkloadId};
-use mesh_provider::workload::ManifestSource;
 
 const MANIFEST: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: hello\n  annotations:\n    beemesh.io/runtime-engine: mock\nspec:\n  containers:\n  - name: main\n    image: localhost/mesh-test:latest\n";
 
@@ -20,28 +19,9 @@ fn id() -> WorkloadId {
     WorkloadId::new("default", "hello")
 }
 
-/// An apply as `meshctl apply -f hello.yaml --replicas N` sends it: records signed by the
-/// user's key at the revision after the one the mesh holds.
+/// An apply as `meshctl apply -f hello.yaml --replicas N` sends it.
 async fn signed_apply(mesh: &mesh_node::mesh::Mesh, user: &Keypair, replicas: u32) -> ApplyRequest {
-    let src = ManifestSource {
-        manifest: MANIFEST.to_string(),
-        ..Default::default()
-    };
-    let held = mesh.record_info(&id()).await.map_or(0, |r| r.revision);
-    let built = records::build(
-        user,
-        &src,
-        Some(replicas),
-        |_| held,
-        mesh_runtime::now_millis(),
-    )
-    .unwrap();
-    ApplyRequest {
-        manifest: MANIFEST.to_string(),
-        replicas: Some(replicas),
-        records: built.into_iter().map(|b| b.signed).collect(),
-        ..ApplyRequest::default()
-    }
+    testing::signed_apply(mesh, user, MANIFEST, replicas).await
 }
 
 /// Every mock instance of the testnet: (node, instance id) → start count.

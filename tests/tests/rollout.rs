@@ -23,28 +23,7 @@ fn pod(name: &str, image: &str, health: &str) -> String {
 }
 
 async fn signed(mesh: &Mesh, user: &Keypair, manifest: &str, replicas: u32) -> ApplyRequest {
-    let src = ManifestSource {
-        manifest: manifest.to_string(),
-        ..Default::default()
-    };
-    let specs = records::parse_source(&src).unwrap();
-    let held = mesh
-        .record_info(&specs[0].id())
-        .await
-        .map_or(0, |r| r.revision);
-    let built = records::build(
-        user,
-        &src,
-        Some(replicas),
-        |_| held,
-        mesh_runtime::now_millis(),
-    )
-    .unwrap();
-    ApplyRequest {
-        manifest: manifest.to_string(),
-        records: built.into_iter().map(|b| b.signed).collect(),
-        ..ApplyRequest::default()
-    }
+    mesh_node::testing::signed_apply(mesh, user, manifest, replicas).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
