@@ -114,7 +114,11 @@ impl Node {
                 .unwrap_or_else(|| spec.clone());
             match self
                 .controller()
-                .recover(&replica_spec, &handle, &RecoverRecorder)
+                .recover(
+                    &replica_spec,
+                    &handle,
+                    &crate::service::Recorder::quiet(store),
+                )
                 .await
             {
                 Ok(Recovered::Adopted(status)) => {
@@ -132,11 +136,11 @@ impl Node {
                     if !replica.phase.is_settled() {
                         if replica.version == spec.version {
                             // Caught mid-deploy: carry the lifecycle on from where it stopped.
-                            let rec = crate::service::Recorder {
+                            let rec = crate::service::Recorder::replica(
                                 store,
-                                ordinal: replica.ordinal,
-                                reason: &replica.engine_reason,
-                            };
+                                replica.ordinal,
+                                &replica.engine_reason,
+                            );
                             let report =
                                 self.controller().resume(&replica_spec, &handle, &rec).await;
                             replica.phase = report.phase;
@@ -147,7 +151,11 @@ impl Node {
                             // A half-made instance of a version no longer wanted: remove it.
                             let _ = self
                                 .controller()
-                                .uninstall(&replica_spec, &handle, &RecoverRecorder)
+                                .uninstall(
+                                    &replica_spec,
+                                    &handle,
+                                    &crate::service::Recorder::quiet(store),
+                                )
                                 .await;
                             needs_deploy = true;
                         }
@@ -299,21 +307,4 @@ pub struct RecoverySummary {
     pub redeployed: usize,
     pub deleted: usize,
     pub failed: usize,
-}
-
-/// Recovery events are recorded by `recover_one` itself, with the instance named.
-struct RecoverRecorder;
-
-impl mesh_runtime::Observer for RecoverRecorder {
-    fn step(
-        &self,
-        _: &mesh_protocol::WorkloadSpec,
-        _: &str,
-        _: Step,
-        _: Outcome,
-        _: Duration,
-        _: &str,
-    ) {
-    }
-    fn installed(&self, _: &mesh_protocol::WorkloadSpec, _: &mesh_runtime::Handle) {}
 }

@@ -38,8 +38,9 @@ use crate::store::{Observed, ReplicaRecord};
 mod recorder;
 mod recover;
 
+use crate::service::Recorder;
 pub(crate) use recorder::unplaceable;
-use recorder::{correlation, span, status, JobRecorder};
+use recorder::{correlation, span, status};
 
 impl Node {
     fn job_policy(&self, spec: &WorkloadSpec) -> Policy {
@@ -80,11 +81,7 @@ impl Node {
                 .version(&id, &old.version)?
                 .unwrap_or_else(|| spec.clone());
             let cid = correlation(&old);
-            let rec = JobRecorder {
-                store,
-                ordinal: old.ordinal,
-                correlation: &cid,
-            };
+            let rec = Recorder::job(store, old.ordinal, &cid);
             if let Err(e) = self.controller().uninstall(&old_spec, handle, &rec).await {
                 tracing::warn!(workload = %id, error = %e, "could not remove the previous instance");
             }
@@ -140,11 +137,7 @@ impl Node {
         r.updated_at = now_millis();
         self.persist(&id, r)?;
         let store = self.store();
-        let rec = JobRecorder {
-            store,
-            ordinal: r.ordinal,
-            correlation: &cid,
-        };
+        let rec = Recorder::job(store, r.ordinal, &cid);
         async {
             tracing::info!(attempt, engine = %r.engine, "attempt starting");
             let ctx = InstallContext {
@@ -196,11 +189,7 @@ impl Node {
         let policy = self.job_policy(spec);
         let now = now_millis();
         let cid = st.correlation.clone();
-        let rec = JobRecorder {
-            store: self.store(),
-            ordinal: r.ordinal,
-            correlation: &cid,
-        };
+        let rec = Recorder::job(self.store(), r.ordinal, &cid);
         let id = spec.id();
         async {
             match (r.handle.clone(), r.phase) {
@@ -289,7 +278,7 @@ impl Node {
         r: &mut ReplicaRecord,
         handle: Handle,
         exit_code: i32,
-        rec: &JobRecorder<'_>,
+        rec: &Recorder<'_>,
     ) -> Result<(), ApiError> {
         let id = spec.id();
         let attempt = status(r).attempts;
@@ -337,7 +326,7 @@ impl Node {
         handle: Option<Handle>,
         error: JobError,
         exit_code: Option<i32>,
-        rec: &JobRecorder<'_>,
+        rec: &Recorder<'_>,
     ) -> Result<(), ApiError> {
         let id = spec.id();
         let policy = self.job_policy(spec);
@@ -395,7 +384,7 @@ impl Node {
         policy: &Policy,
         r: &mut ReplicaRecord,
         handle: Option<Handle>,
-        rec: &JobRecorder<'_>,
+        rec: &Recorder<'_>,
     ) -> Result<(), ApiError> {
         let id = spec.id();
         let error = policy.deadline_error();
@@ -428,7 +417,7 @@ impl Node {
         policy: &Policy,
         r: &mut ReplicaRecord,
         handle: Handle,
-        rec: &JobRecorder<'_>,
+        rec: &Recorder<'_>,
     ) {
         let keep = policy.keep_instance && status(r).finished();
         match self.controller().teardown(spec, &handle, keep, rec).await {
@@ -454,7 +443,7 @@ impl Node {
         &self,
         spec: &WorkloadSpec,
         r: &mut ReplicaRecord,
-        rec: &JobRecorder<'_>,
+        rec: &Recorder<'_>,
     ) -> Result<(), ApiError> {
         let st = status(r).clone();
         let (phase, outcome, message) = match &st.error {

@@ -7,9 +7,10 @@ use mesh_runtime::engine::LogOptions;
 use mesh_runtime::{job, Recovered};
 use tracing::Instrument as _;
 
-use super::recorder::{span, status, JobRecorder};
+use super::recorder::{span, status};
 use crate::error::ApiError;
 use crate::service::Node;
+use crate::service::Recorder;
 use crate::store::ReplicaRecord;
 
 impl Node {
@@ -27,11 +28,7 @@ impl Node {
             return Ok(Some(r));
         };
         let cid = st.correlation.clone();
-        let rec = JobRecorder {
-            store: self.store(),
-            ordinal: r.ordinal,
-            correlation: &cid,
-        };
+        let rec = Recorder::job(self.store(), r.ordinal, &cid);
         let controller = self.controller();
         async {
             if st.finished() {

@@ -189,11 +189,7 @@ impl Node {
         let took = started.elapsed();
         let selection = match selection {
             Ok(sel) => {
-                let rec = Recorder {
-                    store,
-                    ordinal: 0,
-                    reason: "",
-                };
+                let rec = Recorder::replica(store, 0, "");
                 rec.step(
                     spec,
                     &sel.engine,
@@ -235,11 +231,7 @@ impl Node {
             node: self.inner.id.clone(),
             replica: 0,
         };
-        let rec = Recorder {
-            store,
-            ordinal: 0,
-            reason: &selection.reason,
-        };
+        let rec = Recorder::replica(store, 0, &selection.reason);
         let controller = &self.inner.controller;
         let current = observed
             .replicas

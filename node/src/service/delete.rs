@@ -76,11 +76,7 @@ impl Node {
                     None => continue,
                 },
             };
-            let rec = Recorder {
-                store,
-                ordinal: replica.ordinal,
-                reason: &replica.engine_reason,
-            };
+            let rec = Recorder::replica(store, replica.ordinal, &replica.engine_reason);
             self.inner
                 .controller
                 .uninstall(&spec, handle, &rec)
