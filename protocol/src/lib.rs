@@ -12,6 +12,7 @@
 //! - [`job`]: run-to-completion results: attempts, typed job errors, collected outputs.
 //! - [`api`]: request and response bodies of the local API.
 //! - [`duration`]: parsing of human durations (`500ms`, `10s`, `2m`).
+//! - [`provider`]: what a node announces about a replica it runs (signed, and discovered).
 //! - [`wire`]: request-response messages between nodes and from `meshctl --peer`.
 
 pub mod annotations;
@@ -20,6 +21,7 @@ pub mod b64;
 pub mod duration;
 pub mod job;
 pub mod lifecycle;
+pub mod provider;
 pub mod spec;
 pub mod wire;
 

@@ -160,23 +160,8 @@ pub enum Response {
     },
 }
 
-/// One provider of a workload, from its signed, unexpired DHT record.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Provider {
-    pub peer_id: String,
-    pub workload: String,
-    pub engine: String,
-    pub version: String,
-    pub phase: crate::Phase,
-    pub capabilities: Vec<String>,
-    pub resources: crate::spec::ResourceAmounts,
-    pub addresses: Vec<String>,
-    pub issued_at: crate::UnixMillis,
-    pub expires_at: crate::UnixMillis,
-    /// The replica slot it fills.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slot: Option<u32>,
-}
+/// One provider of a workload: its signed, unexpired provider record.
+pub use crate::provider::ProviderRecord as Provider;
 
 /// One node of the mesh.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

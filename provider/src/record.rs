@@ -1,36 +1,9 @@
 //! What nodes announce.
 
-use mesh_protocol::spec::ResourceAmounts;
-use mesh_protocol::{Phase, UnixMillis};
+use mesh_protocol::UnixMillis;
 use serde::{Deserialize, Serialize};
 
-/// "This node runs a replica of this workload": signed by the node, expiring, renewed.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct ProviderRecord {
-    /// `namespace/name`.
-    pub workload: String,
-    pub version: String,
-    pub peer_id: String,
-    pub engine: String,
-    /// Capabilities of that engine (`logs`, `sandbox`, …).
-    pub capabilities: Vec<String>,
-    /// Resources the workload asked for.
-    pub resources: ResourceAmounts,
-    pub phase: Phase,
-    /// Where the provider listens.
-    pub addresses: Vec<String>,
-    pub issued_at: UnixMillis,
-    pub expires_at: UnixMillis,
-    /// A signed withdrawal: the workload was deleted on this node.
-    #[serde(default)]
-    pub withdrawn: bool,
-    /// The replica slot this provider fills (`0..replicas`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slot: Option<u32>,
-    /// Revision of the workload record it runs.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub revision: Option<u64>,
-}
+pub use mesh_protocol::provider::ProviderRecord;
 
 /// One engine of a node, as announced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -308,7 +308,9 @@ impl Mesh {
             addresses: Vec::new(),
             issued_at: replica.updated_at,
             expires_at: u64::MAX,
+            withdrawn: false,
             slot: Some(desired.slot),
+            revision: Some(desired.revision),
         };
         let holder = Holder {
             slot: desired.slot,

@@ -101,25 +101,6 @@ pub(crate) fn combine_actions(actions: &[ApplyAction]) -> ApplyAction {
     }
 }
 
-pub(crate) fn to_providers(records: Vec<mesh_provider::record::ProviderRecord>) -> Vec<Provider> {
-    records
-        .into_iter()
-        .map(|r| Provider {
-            peer_id: r.peer_id,
-            workload: r.workload,
-            engine: r.engine,
-            version: r.version,
-            phase: r.phase,
-            capabilities: r.capabilities,
-            resources: r.resources,
-            addresses: r.addresses,
-            issued_at: r.issued_at,
-            expires_at: r.expires_at,
-            slot: r.slot,
-        })
-        .collect()
-}
-
 /// Providers of a workload from the copies of its records the gossip cache holds (see
 /// [`Mesh::cache_is_warm`]).
 pub(crate) fn cached_providers(
@@ -129,7 +110,7 @@ pub(crate) fn cached_providers(
 ) -> Vec<Provider> {
     let workload = id.to_string();
     let raw = heard.iter().map(|(peer, r)| (Some(*peer), r.as_slice()));
-    to_providers(newest_per_provider(raw, &workload, engine, now_millis()))
+    newest_per_provider(raw, &workload, engine, now_millis())
 }
 
 /// The view of a replica that could not be reached or run.

@@ -14,7 +14,7 @@ use mesh_provider::record::{NodeRecord, Record};
 use mesh_provider::{keys, newest_per_provider, signed};
 use mesh_runtime::{now_millis, select, Policy};
 
-use super::merge::{cached_providers, candidates_of, from_response, to_providers};
+use super::merge::{cached_providers, candidates_of, from_response};
 use super::Mesh;
 use crate::error::ApiError;
 
@@ -96,7 +96,7 @@ impl Mesh {
             .iter()
             .flat_map(|(peer, records)| records.iter().map(move |r| (Some(*peer), r.as_slice())))
             .chain(heard.iter().map(|(peer, r)| (Some(*peer), r.as_slice())));
-        to_providers(newest_per_provider(raw, &workload, engine, now_millis()))
+        newest_per_provider(raw, &workload, engine, now_millis())
     }
 
     /// Whether this node has heard every live peer's heartbeat: it has been up for two
