@@ -22,7 +22,7 @@ pub fn print_describe(fmt: Format, d: &Deployment) -> anyhow::Result<()> {
     line(&mut s, "Phase", d.phase.as_str());
     if let Some(rev) = d.revision {
         let by = d.submitter.as_deref().map(short_peer).unwrap_or_default();
-        line(&mut s, "Revision", &format!("{rev} (signed by key …{by})"));
+        line(&mut s, "Revision", &format!("{rev} (signed by key {by})"));
     }
     if let Some(e) = &d.error {
         line(&mut s, "Error", e);
