@@ -40,6 +40,12 @@ pub enum Phase {
 }
 
 impl Phase {
+    /// Running, or run to completion: the replica does (or did) what was asked, and fills its
+    /// slot.
+    pub fn is_healthy(self) -> bool {
+        matches!(self, Phase::Running | Phase::Succeeded)
+    }
+
     /// Terminal phases: the lifecycle will not move on without a new apply.
     pub fn is_settled(self) -> bool {
         matches!(

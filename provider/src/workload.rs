@@ -19,7 +19,7 @@
 //! record nor any version string lets a weak password be guessed offline.
 
 use libp2p_identity::{Keypair, PeerId};
-use mesh_protocol::api::BundledModule;
+use mesh_protocol::api::{ApplyRequest, BundledModule};
 use mesh_protocol::{UnixMillis, WorkloadId, WorkloadKind};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -86,6 +86,28 @@ pub struct ManifestSource {
     /// Modules named by path, with their digests (never their bytes).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub modules: Vec<BundledModule>,
+}
+
+impl ManifestSource {
+    /// What an apply request asks to run, as a record carries it: the modules by path and
+    /// digest only (no bytes, no provider hints).
+    pub fn of(req: &ApplyRequest) -> Self {
+        Self {
+            manifest: req.manifest.clone(),
+            name: req.name.clone(),
+            default_name: req.default_name.clone(),
+            env: req.env.clone(),
+            modules: req
+                .modules
+                .iter()
+                .map(|m| BundledModule {
+                    bytes: None,
+                    providers: Vec::new(),
+                    ..m.clone()
+                })
+                .collect(),
+        }
+    }
 }
 
 /// The manifest, in clear or sealed.

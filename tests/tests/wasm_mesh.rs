@@ -51,19 +51,7 @@ fn apply(manifest: String, bytes: &[u8]) -> ApplyRequest {
 
 /// The workload record `meshctl` would sign for `req` (one workload, revision 1).
 fn signed_record(req: &ApplyRequest) -> mesh_protocol::api::SignedRecord {
-    let src = mesh_provider::workload::ManifestSource {
-        manifest: req.manifest.clone(),
-        modules: req
-            .modules
-            .iter()
-            .map(|m| BundledModule {
-                bytes: None,
-                providers: Vec::new(),
-                ..m.clone()
-            })
-            .collect(),
-        ..Default::default()
-    };
+    let src = mesh_provider::workload::ManifestSource::of(req);
     let user = libp2p::identity::Keypair::generate_ed25519();
     let built =
         mesh_node::records::build(&user, &src, Some(1), |_| 0, mesh_runtime::now_millis()).unwrap();

@@ -7,7 +7,7 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context};
-use mesh_protocol::api::{ApplyAction, ApplyRequest, BundledModule};
+use mesh_protocol::api::{ApplyAction, ApplyRequest};
 use mesh_protocol::WorkloadId;
 use mesh_provider::workload::ManifestSource;
 
@@ -146,19 +146,16 @@ pub(super) async fn apply(
     };
     let modules = bundle_modules(&specs, &base).map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
     let keypair = key::load(key_path)?;
-    let src = ManifestSource {
-        manifest: manifest.clone(),
+    let unsigned = ApplyRequest {
+        manifest,
         name: args.name.clone(),
-        default_name: stem.clone(),
-        env: env.clone(),
-        modules: modules
-            .iter()
-            .map(|m| BundledModule {
-                bytes: None,
-                ..m.clone()
-            })
-            .collect(),
+        default_name: stem,
+        replicas: args.replicas,
+        env,
+        records: Vec::new(),
+        modules,
     };
+    let src = ManifestSource::of(&unsigned);
     let ids: Vec<WorkloadId> = specs.iter().map(|s| s.id()).collect();
     // Each record is signed at the revision after the one the mesh holds. Another apply of
     // the same workload in between makes the node refuse ours as not newer: sign again.
@@ -179,13 +176,8 @@ pub(super) async fn apply(
         )
         .map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
         let req = ApplyRequest {
-            manifest: manifest.clone(),
-            name: args.name.clone(),
-            default_name: stem.clone(),
-            replicas: args.replicas,
-            env: env.clone(),
             records: built.into_iter().map(|b| b.signed).collect(),
-            modules: modules.clone(),
+            ..unsigned.clone()
         };
         match backend.apply(req).await {
             Err(e) if attempt < 3 && e.to_string().contains("is not newer than revision") => {

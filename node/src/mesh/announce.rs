@@ -155,11 +155,8 @@ impl Mesh {
         let ttl = self.inner.config.provider_ttl;
         let running = node.store().desired(id).ok().flatten().and_then(|d| {
             let observed = node.store().observed(id).ok()?;
-            // The replica that runs, else the one that failed (announced as failed, so every
-            // node sees it); an update in progress has both: the running one is announced.
-            let mut replicas = observed.replicas;
-            replicas.sort_by_key(|r| !matches!(r.phase, Phase::Running | Phase::Succeeded));
-            let r = replicas.into_iter().next()?;
+            // A failed replica is announced as failed, so every node sees it.
+            let r = observed.current()?.clone();
             Some((d, r))
         });
         let Some((desired, replica)) = running else {

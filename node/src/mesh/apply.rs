@@ -16,7 +16,9 @@ use mesh_provider::plan::{plan, Holder, Plan};
 use mesh_provider::workload::{self, ManifestSource, Verified};
 use mesh_runtime::now_millis;
 
-use super::merge::{combine_actions, failed_part, from_record, merge, unexpected, with_record};
+use super::merge::{
+    combine_actions, failed_part, from_record, merge, short_id, unexpected, with_record,
+};
 use super::Mesh;
 use crate::error::ApiError;
 use crate::records::{self, Opened};
@@ -64,18 +66,7 @@ impl Mesh {
         };
         // A stale record refuses the whole apply before any workload of it changes.
         for (o, _) in &opened {
-            let r = &o.verified.record;
-            if let Some(h) = self.record(&r.id).await {
-                let same = !h.record.tombstone && h.record.same_desire(r);
-                if !same && !workload::supersedes(&o.verified, &h) {
-                    return Err(records::Error::Stale {
-                        id: r.id.clone(),
-                        offered: r.revision,
-                        held: h.record.revision,
-                    }
-                    .into());
-                }
-            }
+            compare(self.record(&o.verified.record.id).await, &o.verified)?;
         }
         let req = self.take_modules(req).await?;
         let mut workloads = Vec::with_capacity(opened.len());
@@ -88,21 +79,7 @@ impl Mesh {
     /// Records for an apply that came without any (a local API client that signs nothing):
     /// made and signed by this node.
     fn sign_for(&self, req: &ApplyRequest) -> Result<Vec<(Opened, SignedRecord)>, ApiError> {
-        let src = ManifestSource {
-            manifest: req.manifest.clone(),
-            name: req.name.clone(),
-            default_name: req.default_name.clone(),
-            env: req.env.clone(),
-            modules: req
-                .modules
-                .iter()
-                .map(|m| BundledModule {
-                    bytes: None,
-                    providers: Vec::new(),
-                    ..m.clone()
-                })
-                .collect(),
-        };
+        let src = ManifestSource::of(req);
         let built = records::build(
             &self.inner.keypair,
             &src,
@@ -119,36 +96,19 @@ impl Mesh {
         signed: SignedRecord,
         modules: &[BundledModule],
     ) -> Result<ApplyOutcome, ApiError> {
-        let record = &opened.verified.record;
-        let id = record.id.clone();
+        let id = opened.verified.record.id.clone();
         let lock = self.workload_lock(&id);
         let _turn = lock.lock().await;
-        let held = self.record(&id).await;
-        let (effective, signed, change) = match held {
-            Some(h) if !h.record.tombstone && h.record.same_desire(record) => {
-                // The same desired state: the record held stays (nothing to publish).
-                let signed = SignedRecord {
-                    bytes: h.bytes.clone(),
-                    data_key: signed.data_key,
-                };
-                (h, signed, Change::Same)
-            }
-            Some(h) if !workload::supersedes(&opened.verified, &h) => {
-                return Err(records::Error::Stale {
-                    id,
-                    offered: record.revision,
-                    held: h.record.revision,
-                }
-                .into());
-            }
-            h => {
+        let (effective, change) = compare(self.record(&id).await, &opened.verified)?;
+        let signed = match change {
+            // The same desired state: the record held stays (nothing to publish).
+            Change::Same => SignedRecord {
+                bytes: effective.bytes.clone(),
+                data_key: signed.data_key,
+            },
+            Change::Created | Change::Updated => {
                 self.keep(&opened.verified)?;
-                let change = if h.is_none_or(|h| h.record.tombstone) {
-                    Change::Created
-                } else {
-                    Change::Updated
-                };
-                (opened.verified.clone(), signed, change)
+                signed
             }
         };
         let spec = &opened.spec;
@@ -222,11 +182,11 @@ impl Mesh {
             }
         }
         for (_, peer) in &plan.retire {
-            if let Err(e) = self.delete_replica(*peer, &id, &signed).await {
+            if let Err(e) = self.delete_replica(*peer, &id, &signed.bytes).await {
                 if e.status != axum::http::StatusCode::NOT_FOUND {
                     notes.push(format!(
                         "could not retire the replica on …{}: {e}",
-                        short(peer)
+                        short_id(peer)
                     ));
                 }
             }
@@ -276,7 +236,7 @@ impl Mesh {
                     slot: p.slot?,
                     peer: p.peer_id.parse().ok()?,
                     version: p.version.clone(),
-                    running: matches!(p.phase, Phase::Running | Phase::Succeeded),
+                    running: p.phase.is_healthy(),
                 };
                 Some((holder, p))
             })
@@ -292,10 +252,7 @@ impl Mesh {
     fn local_holder(&self, id: &WorkloadId) -> Option<(Holder, Provider)> {
         let store = self.inner.node.store();
         let desired = store.desired(id).ok()??;
-        let mut replicas = store.observed(id).ok()?.replicas;
-        replicas.sort_by_key(|r| !matches!(r.phase, Phase::Running | Phase::Succeeded));
-        let replica = replicas.into_iter().next()?;
-        let running = matches!(replica.phase, Phase::Running | Phase::Succeeded);
+        let replica = store.observed(id).ok()?.current()?.clone();
         let me = self.peer_id();
         let provider = Provider {
             peer_id: me.to_string(),
@@ -316,7 +273,7 @@ impl Mesh {
             slot: desired.slot,
             peer: me,
             version: replica.version,
-            running,
+            running: replica.phase.is_healthy(),
         };
         Some((holder, provider))
     }
@@ -386,7 +343,22 @@ impl Mesh {
     }
 }
 
-fn short(peer: &PeerId) -> String {
-    let s = peer.to_string();
-    s[s.len().saturating_sub(6)..].to_string()
+/// How an offered record compares with the one the mesh holds: the same desired state keeps
+/// the record held; a record that supersedes it (or the first) is new; anything else is stale.
+fn compare(
+    held: Option<Verified>,
+    offered: &Verified,
+) -> Result<(Verified, Change), records::Error> {
+    match held {
+        Some(h) if !h.record.tombstone && h.record.same_desire(&offered.record) => {
+            Ok((h, Change::Same))
+        }
+        Some(h) if !workload::supersedes(offered, &h) => Err(records::Error::Stale {
+            id: offered.record.id.clone(),
+            offered: offered.record.revision,
+            held: h.record.revision,
+        }),
+        Some(h) if !h.record.tombstone => Ok((offered.clone(), Change::Updated)),
+        _ => Ok((offered.clone(), Change::Created)),
+    }
 }

@@ -80,10 +80,6 @@ impl Mesh {
                 workload::verify(&signed.bytes).map_err(records::Error::from)?
             }
         };
-        let signed = SignedRecord {
-            bytes: tombstone.bytes.clone(),
-            data_key: None,
-        };
         // Kept first (a replica asked to run it from now on is refused), told to the holders,
         // then published: every other node learns it, and a holder that could not be reached
         // removes its replica when the tombstone reaches it.
@@ -92,7 +88,7 @@ impl Mesh {
         let results = join_all(
             holders
                 .into_iter()
-                .map(|peer| self.delete_replica(peer, id, &signed)),
+                .map(|peer| self.delete_replica(peer, id, &tombstone.bytes)),
         )
         .await;
         self.publish_record(&tombstone).await;
@@ -126,13 +122,14 @@ impl Mesh {
     }
 
     /// Removes the replica on `peer` (this node included) and withdraws its announcement.
-    /// `record` is the workload's current record (a tombstone, or the record the replica is
-    /// surplus to): the peer checks it before it removes anything.
+    /// `record` is the workload's current signed record (a tombstone, or the record the
+    /// replica is surplus to), sent without any data key: the peer checks it before it removes
+    /// anything.
     pub(crate) async fn delete_replica(
         &self,
         peer: PeerId,
         id: &WorkloadId,
-        record: &SignedRecord,
+        record: &[u8],
     ) -> Result<Deployment, ApiError> {
         if peer == self.peer_id() {
             let d = self.inner.node.delete(id).await?;
@@ -145,7 +142,7 @@ impl Mesh {
                 Request::ReplicaDelete {
                     id: id.clone(),
                     record: SignedRecord {
-                        bytes: record.bytes.clone(),
+                        bytes: record.to_vec(),
                         data_key: None,
                     },
                 },

@@ -32,6 +32,12 @@ pub(crate) fn from_response(
     }
 }
 
+/// The last six characters of a peer id: enough to tell nodes apart in notes and log lines.
+pub(crate) fn short_id(peer: &PeerId) -> String {
+    let s = peer.to_string();
+    s[s.len().saturating_sub(6)..].to_string()
+}
+
 pub(crate) fn unexpected(peer: &PeerId) -> ApiError {
     ApiError {
         status: axum::http::StatusCode::BAD_GATEWAY,

@@ -11,7 +11,7 @@ use mesh_protocol::api::{Deployment, LogLine, Logs, RecordInfo};
 use mesh_protocol::wire::{Provider, Request, Response};
 use mesh_protocol::WorkloadId;
 
-use super::merge::{cached_providers, from_record, merge, unexpected, with_record};
+use super::merge::{cached_providers, from_record, merge, short_id, unexpected, with_record};
 use super::Mesh;
 use crate::error::ApiError;
 use crate::records;
@@ -127,8 +127,7 @@ impl Mesh {
         for (peer, logs) in join_all(asks).await {
             let Ok(logs) = logs else { continue };
             found = true;
-            let tag = peer.to_string();
-            let tag = &tag[tag.len().saturating_sub(6)..];
+            let tag = short_id(&peer);
             lines.extend(logs.lines.into_iter().map(|mut l| {
                 if several {
                     l.source = Some(match l.source {

@@ -6,7 +6,7 @@
 
 use std::time::{Duration, Instant};
 
-use mesh_protocol::{Phase, WorkloadId};
+use mesh_protocol::WorkloadId;
 use mesh_provider::keys;
 use mesh_provider::workload::{self, Verified};
 use mesh_runtime::now_millis;
@@ -212,7 +212,7 @@ impl Mesh {
         let raw = heard.iter().map(|(peer, r)| (Some(*peer), r.as_slice()));
         mesh_provider::newest_per_provider(raw, &id.to_string(), None, now_millis())
             .into_iter()
-            .filter(|r| matches!(r.phase, Phase::Running | Phase::Succeeded))
+            .filter(|r| r.phase.is_healthy())
             .filter_map(|r| Some((r.slot?, r.peer_id.parse().ok()?)))
             .collect()
     }

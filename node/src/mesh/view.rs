@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::future::join_all;
 use libp2p::{Multiaddr, PeerId};
 use mesh_protocol::wire::{NodeEngine, NodeInfo, Provider, Request, Response};
-use mesh_protocol::{Phase, WorkloadId, WorkloadSpec};
+use mesh_protocol::{WorkloadId, WorkloadSpec};
 use mesh_provider::plan::Candidate;
 use mesh_provider::record::{NodeRecord, Record};
 use mesh_provider::{keys, newest_per_provider, signed};
@@ -22,7 +22,7 @@ use crate::error::ApiError;
 fn running(providers: Vec<Provider>) -> Vec<Provider> {
     providers
         .into_iter()
-        .filter(|p| matches!(p.phase, Phase::Running | Phase::Succeeded))
+        .filter(|p| p.phase.is_healthy())
         .collect()
 }
 

@@ -104,6 +104,17 @@ pub struct Observed {
     pub replicas: Vec<ReplicaRecord>,
 }
 
+impl Observed {
+    /// The replica that stands for this node: the one that runs (an update in progress has
+    /// two), else the first (a failed one).
+    pub fn current(&self) -> Option<&ReplicaRecord> {
+        self.replicas
+            .iter()
+            .find(|r| r.phase.is_healthy())
+            .or_else(|| self.replicas.first())
+    }
+}
+
 /// An operation that started and has not finished; replayed after a crash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Pending {
