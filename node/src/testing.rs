@@ -32,6 +32,73 @@ pub fn raw_peer<B: libp2p::swarm::NetworkBehaviour>(
         .build()
 }
 
+/// Sends `requests` one after the other from a raw libp2p peer on `protocol`
+/// (request-response, CBOR, any request and response types: hostile tests send what the
+/// node's own types cannot express) and returns each answer, or why there is none. Sizes up
+/// to 64 MiB are let through on this side, so the node's own limits are what is tested. Each
+/// request times out after `timeout`; the wait for its end is bounded 10 s later.
+pub async fn send_raw<Req, Resp>(
+    protocol: &'static str,
+    timeout: Duration,
+    addr: libp2p::Multiaddr,
+    peer: libp2p::PeerId,
+    requests: Vec<Req>,
+) -> Vec<Result<Resp, String>>
+where
+    Req: serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug + Send + Clone + 'static,
+    Resp: serde::Serialize + serde::de::DeserializeOwned + std::fmt::Debug + Send + Clone + 'static,
+{
+    use futures::StreamExt;
+    use libp2p::request_response::{self, ProtocolSupport};
+    use libp2p::swarm::SwarmEvent;
+
+    let codec = request_response::cbor::codec::Codec::<Req, Resp>::default()
+        .set_request_size_maximum(64 << 20)
+        .set_response_size_maximum(64 << 20);
+    let behaviour: request_response::cbor::Behaviour<Req, Resp> =
+        request_response::Behaviour::with_codec(
+            codec,
+            [(
+                libp2p::StreamProtocol::new(protocol),
+                ProtocolSupport::Outbound,
+            )],
+            request_response::Config::default().with_request_timeout(timeout),
+        );
+    let mut swarm = raw_peer(libp2p::identity::Keypair::generate_ed25519(), behaviour);
+    swarm.dial(addr.clone()).expect("the node's address dials");
+    let mut answers = Vec::new();
+    for request in requests {
+        let id =
+            swarm
+                .behaviour_mut()
+                .send_request_with_addresses(&peer, request, vec![addr.clone()]);
+        let answer = tokio::time::timeout(timeout + Duration::from_secs(10), async {
+            loop {
+                match swarm.select_next_some().await {
+                    SwarmEvent::Behaviour(request_response::Event::Message {
+                        message:
+                            request_response::Message::Response {
+                                request_id,
+                                response,
+                            },
+                        ..
+                    }) if request_id == id => return Ok(response),
+                    SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
+                        request_id,
+                        error,
+                        ..
+                    }) if request_id == id => return Err(error.to_string()),
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .expect("every request ends, answered or failed, within its timeout");
+        answers.push(answer);
+    }
+    answers
+}
+
 /// Pause between two evaluations of a waited-for condition.
 pub const POLL: Duration = Duration::from_millis(10);
 

@@ -6,67 +6,15 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
-use libp2p::request_response::{self, ProtocolSupport};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, StreamProtocol};
-use mesh_node::testing::{raw_peer, TestNode};
+use libp2p::{Multiaddr, PeerId};
+use mesh_node::testing::{send_raw, TestNode};
 use serde_json::{json, Value};
 
-type Raw = request_response::cbor::Behaviour<Value, Value>;
-
-/// What came back for one request.
-#[derive(Debug)]
-enum Outcome {
-    Answer(Value),
-    Failure(String),
-}
+/// What came back for one request: the answer, or why there is none.
+type Outcome = Result<Value, String>;
 
 async fn send_all(addr: Multiaddr, peer: PeerId, requests: Vec<Value>) -> Vec<Outcome> {
-    let codec = request_response::cbor::codec::Codec::<Value, Value>::default()
-        .set_request_size_maximum(64 << 20)
-        .set_response_size_maximum(64 << 20);
-    let behaviour: Raw = request_response::Behaviour::with_codec(
-        codec,
-        [(
-            StreamProtocol::new("/mesh/rpc/1"),
-            ProtocolSupport::Outbound,
-        )],
-        request_response::Config::default().with_request_timeout(Duration::from_secs(10)),
-    );
-    let mut swarm = raw_peer(libp2p::identity::Keypair::generate_ed25519(), behaviour);
-    swarm.dial(addr.clone()).unwrap();
-    let mut outcomes = Vec::new();
-    for request in requests {
-        let id =
-            swarm
-                .behaviour_mut()
-                .send_request_with_addresses(&peer, request, vec![addr.clone()]);
-        let outcome = tokio::time::timeout(Duration::from_secs(20), async {
-            loop {
-                match swarm.select_next_some().await {
-                    SwarmEvent::Behaviour(request_response::Event::Message {
-                        message:
-                            request_response::Message::Response {
-                                request_id,
-                                response,
-                            },
-                        ..
-                    }) if request_id == id => return Outcome::Answer(response),
-                    SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
-                        request_id,
-                        error,
-                        ..
-                    }) if request_id == id => return Outcome::Failure(error.to_string()),
-                    _ => {}
-                }
-            }
-        })
-        .await
-        .expect("every request ends, answered or failed, within its timeout");
-        outcomes.push(outcome);
-    }
-    outcomes
+    send_raw("/mesh/rpc/1", Duration::from_secs(10), addr, peer, requests).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,13 +38,13 @@ async fn oversized_and_malformed_requests_are_refused_and_the_node_stays_up() {
     .await;
     for (i, outcome) in outcomes[..4].iter().enumerate() {
         match outcome {
-            Outcome::Failure(why) => assert!(!why.is_empty()),
-            Outcome::Answer(v) => panic!("hostile request {i} was answered: {v}"),
+            Err(why) => assert!(!why.is_empty()),
+            Ok(v) => panic!("hostile request {i} was answered: {v}"),
         }
     }
     // The same peer, right after: a well-formed request is answered.
     match &outcomes[4] {
-        Outcome::Answer(v) => assert_eq!(v["Engines"][0]["name"], "mock", "{v}"),
+        Ok(v) => assert_eq!(v["Engines"][0]["name"], "mock", "{v}"),
         other => panic!("a valid request after hostile ones failed: {other:?}"),
     }
     // And the node's own API still works end to end.
@@ -144,7 +92,7 @@ async fn malformed_manifest_from_a_peer_changes_nothing() {
     .unwrap();
     let outcomes = send_all(addr, peer, vec![apply]).await;
     match &outcomes[0] {
-        Outcome::Answer(v) => {
+        Ok(v) => {
             assert_eq!(v["Error"]["status"], 400, "{v}");
             assert!(
                 v["Error"]["message"].as_str().unwrap().contains("line"),

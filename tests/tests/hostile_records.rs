@@ -5,64 +5,30 @@
 
 use std::time::Duration;
 
-use futures::StreamExt;
 use libp2p::identity::Keypair;
-use libp2p::request_response::{self, ProtocolSupport};
-use libp2p::swarm::SwarmEvent;
-use libp2p::{Multiaddr, PeerId, StreamProtocol};
+use libp2p::{Multiaddr, PeerId};
 use mesh_node::records;
-use mesh_node::testing::{raw_peer, TestNode};
+use mesh_node::testing::{send_raw, TestNode};
 use mesh_protocol::api::{ApplyRequest, SignedRecord};
 use mesh_protocol::wire::{ReplicaApply, Request, Response};
 use mesh_protocol::WorkloadId;
 use mesh_provider::workload::ManifestSource;
 
-type Raw = request_response::cbor::Behaviour<Request, Response>;
-
 const MANIFEST: &str = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: victim\n  annotations:\n    beemesh.io/runtime-engine: mock\nspec:\n  containers:\n  - name: main\n    image: localhost/mesh-test:latest\n";
 
 /// Sends `requests` one after the other on the deploy protocol and returns each answer.
 async fn send_all(addr: Multiaddr, peer: PeerId, requests: Vec<Request>) -> Vec<Response> {
-    let behaviour: Raw = request_response::Behaviour::new(
-        [(
-            StreamProtocol::new("/mesh/deploy/1"),
-            ProtocolSupport::Outbound,
-        )],
-        request_response::Config::default().with_request_timeout(Duration::from_secs(20)),
-    );
-    let mut swarm = raw_peer(Keypair::generate_ed25519(), behaviour);
-    swarm.dial(addr.clone()).unwrap();
-    let mut answers = Vec::new();
-    for request in requests {
-        let id =
-            swarm
-                .behaviour_mut()
-                .send_request_with_addresses(&peer, request, vec![addr.clone()]);
-        let answer = tokio::time::timeout(Duration::from_secs(30), async {
-            loop {
-                match swarm.select_next_some().await {
-                    SwarmEvent::Behaviour(request_response::Event::Message {
-                        message:
-                            request_response::Message::Response {
-                                request_id,
-                                response,
-                            },
-                        ..
-                    }) if request_id == id => return response,
-                    SwarmEvent::Behaviour(request_response::Event::OutboundFailure {
-                        request_id,
-                        error,
-                        ..
-                    }) if request_id == id => panic!("request failed: {error}"),
-                    _ => {}
-                }
-            }
-        })
-        .await
-        .expect("answered within 30 s");
-        answers.push(answer);
-    }
-    answers
+    send_raw(
+        "/mesh/deploy/1",
+        Duration::from_secs(20),
+        addr,
+        peer,
+        requests,
+    )
+    .await
+    .into_iter()
+    .map(|r| r.unwrap_or_else(|e| panic!("request failed: {e}")))
+    .collect()
 }
 
 fn signed(user: &Keypair) -> SignedRecord {
