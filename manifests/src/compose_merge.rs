@@ -245,32 +245,34 @@ fn flat(mut base: Mapping, over: &Mapping) -> Mapping {
 
 /// `environment`-like values as a mapping: `K=V` → `K: V`, `K` → `K: null`.
 fn key_values(value: &Value, at: &Path) -> Result<Mapping> {
-    match value {
-        Value::Mapping(m) => Ok(m.clone()),
-        Value::Sequence(items) => {
-            let mut out = Mapping::new();
-            for (i, item) in items.iter().enumerate() {
-                // A list item's own tag means what it means in one file.
-                let Some(item) = Tagged::of(item).value() else {
-                    continue;
-                };
-                let text = Node::new(item, at.index(i)).scalar_string()?;
-                match text.split_once('=') {
-                    Some((k, v)) => out.insert(k.into(), v.into()),
-                    None => out.insert(text.trim().into(), Value::Null),
-                };
-            }
-            Ok(out)
-        }
-        other => Err(at.err(format!(
-            "expected a list or a mapping, found {}",
-            describe(other)
-        ))),
-    }
+    as_mapping(value, at, |text| match text.split_once('=') {
+        Some((k, v)) => (k.into(), v.into()),
+        None => (text.trim().into(), Value::Null),
+    })
 }
 
 /// `depends_on`-like values as a mapping keyed by name.
 fn names(value: &Value, at: &Path, depends_on: bool) -> Result<Mapping> {
+    as_mapping(value, at, |name| {
+        let entry = if depends_on {
+            Value::Mapping(Mapping::from_iter([
+                ("condition".into(), "service_started".into()),
+                ("required".into(), true.into()),
+            ]))
+        } else {
+            Value::Null
+        };
+        (name.into(), entry)
+    })
+}
+
+/// A mapping as it is, or a list turned into one, each item's text becoming an entry through
+/// `entry`. A list item's own tag means what it means in one file (`!reset` drops it).
+fn as_mapping(
+    value: &Value,
+    at: &Path,
+    entry: impl Fn(String) -> (Value, Value),
+) -> Result<Mapping> {
     match value {
         Value::Mapping(m) => Ok(m.clone()),
         Value::Sequence(items) => {
@@ -279,16 +281,8 @@ fn names(value: &Value, at: &Path, depends_on: bool) -> Result<Mapping> {
                 let Some(item) = Tagged::of(item).value() else {
                     continue;
                 };
-                let name = Node::new(item, at.index(i)).scalar_string()?;
-                let entry = if depends_on {
-                    Value::Mapping(Mapping::from_iter([
-                        ("condition".into(), "service_started".into()),
-                        ("required".into(), true.into()),
-                    ]))
-                } else {
-                    Value::Null
-                };
-                out.insert(name.into(), entry);
+                let (k, v) = entry(Node::new(item, at.index(i)).scalar_string()?);
+                out.insert(k, v);
             }
             Ok(out)
         }
