@@ -74,12 +74,23 @@ impl Mesh {
     /// it heard: no peer is asked.
     pub async fn list(&self) -> Result<Vec<Deployment>, ApiError> {
         let mut by_id: BTreeMap<WorkloadId, Deployment> = BTreeMap::new();
+        let me = self.peer_id().to_string();
         for v in self.inner.records.list() {
             if v.record.tombstone {
                 continue;
             }
-            let providers = self.cached_providers_of(&v.record.id);
-            by_id.insert(v.record.id.clone(), from_record(&v, &providers));
+            let id = &v.record.id;
+            // For this node's own replica its store is the truth: its announcement may not
+            // have gone out yet (just restarted) or may lag a change.
+            let mut providers = self.cached_providers_of(id);
+            let local = self.inner.node.view(id, false).ok();
+            if local.is_some() {
+                providers.retain(|p| p.peer_id != me);
+            }
+            let mut parts = vec![from_record(&v, &providers)];
+            parts.extend(local);
+            let merged = merge(parts).expect("the record's part is there");
+            by_id.insert(id.clone(), with_record(merged, &v));
         }
         // Workloads of this node from before records.
         for d in self.inner.node.list()? {
