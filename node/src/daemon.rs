@@ -14,7 +14,8 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::identity::{self, NodeFile};
-use crate::mesh::modules::MeshFetcher;
+use crate::mesh::modules::{Hints, MeshFetcher};
+use crate::mesh::peers::PeerTable;
 use crate::mesh::{Mesh, MeshConfig};
 use crate::net::{self, NetConfig};
 use crate::records::book::RecordBook;
@@ -258,7 +259,20 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let node_id = keypair.public().to_peer_id().to_string();
 
     let mut registry = Registry::new();
-    let fetcher = MeshFetcher::new();
+    // The network first: the wasm engine fetches modules through it, and the mesh shares
+    // its peer table and module hints with that fetcher.
+    let mut net_config = NetConfig::new(keypair.clone());
+    net_config.listen = config.listen.clone();
+    net_config.bootstrap = config.bootstrap.clone();
+    net_config.mdns = config.mdns;
+    net_config.bootstrap_interval = config.bootstrap_interval;
+    net_config.idle_timeout = config.idle_timeout;
+    net_config.deploy_timeout = config.controller.health_timeout * 2 + Duration::from_secs(60);
+    let (client, events, event_loop) =
+        net::new(net_config, shutdown.clone()).map_err(|e| anyhow::anyhow!("network: {e}"))?;
+    let peers = Arc::new(PeerTable::new(config.mesh.heartbeat_validity()));
+    let module_hints = Arc::new(Hints::default());
+    let fetcher = MeshFetcher::new(client.clone(), peers.clone(), module_hints.clone());
     let auto = vec![AUTO_ENGINES.to_string()];
     let engines = build_engines(config.engines.as_ref().unwrap_or(&auto), &config, &fetcher)?;
     for engine in engines
@@ -295,15 +309,6 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     }
 
     let tasks = TaskTracker::new();
-    let mut net_config = NetConfig::new(keypair.clone());
-    net_config.listen = config.listen.clone();
-    net_config.bootstrap = config.bootstrap.clone();
-    net_config.mdns = config.mdns;
-    net_config.bootstrap_interval = config.bootstrap_interval;
-    net_config.idle_timeout = config.idle_timeout;
-    net_config.deploy_timeout = config.controller.health_timeout * 2 + Duration::from_secs(60);
-    let (client, events, event_loop) =
-        net::new(net_config, shutdown.clone()).map_err(|e| anyhow::anyhow!("network: {e}"))?;
     tasks.spawn(event_loop.run());
     let mesh = Mesh::start(
         crate::mesh::Parts {
@@ -314,11 +319,12 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
             records,
             keypair,
             config: config.mesh.clone(),
+            peers,
+            module_hints,
         },
         &tasks,
         shutdown.clone(),
     );
-    fetcher.attach(&mesh);
     let addresses = wait_for_listeners(&mesh, config.listen.len()).await;
 
     let socket = config.socket_path();

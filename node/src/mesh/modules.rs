@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Seek, SeekFrom};
-use std::sync::{Arc, OnceLock, Weak};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use libp2p::{Multiaddr, PeerId};
@@ -16,8 +16,10 @@ use mesh_protocol::api::{ApplyRequest, BundledModule, MAX_MODULE_BYTES};
 use mesh_protocol::wire::{Request, Response, MODULE_CHUNK_BYTES};
 use mesh_provider::keys;
 
-use super::{Inner, Mesh};
-use crate::error::ApiError;
+use super::peers::PeerTable;
+use super::Error;
+use super::Mesh;
+use crate::net;
 
 /// Hints kept per digest: nodes an apply named as holding the module.
 pub const MAX_HINTS: usize = 1024;
@@ -26,10 +28,7 @@ impl Mesh {
     /// At the entry node: stores the modules an apply bundles, provides them, and rewrites
     /// the apply so that it carries digests and this node as provider instead of the bytes
     /// (what the nodes chosen by placement receive).
-    pub(crate) async fn take_modules(
-        &self,
-        mut req: ApplyRequest,
-    ) -> Result<ApplyRequest, ApiError> {
+    pub(crate) async fn take_modules(&self, mut req: ApplyRequest) -> Result<ApplyRequest, Error> {
         if req.modules.is_empty() {
             return Ok(req);
         }
@@ -86,21 +85,14 @@ impl Mesh {
     }
 
     /// A chunk of a stored module, for a peer.
-    pub(crate) async fn serve_module(
-        &self,
-        digest: &str,
-        offset: u64,
-    ) -> Result<Response, ApiError> {
-        let digest = Digest::parse(digest).map_err(|e| ApiError::bad_request(e.to_string()))?;
+    pub(crate) async fn serve_module(&self, digest: &str, offset: u64) -> Result<Response, Error> {
+        let digest = Digest::parse(digest).map_err(|e| Error::invalid(e.to_string()))?;
         let path = self
             .inner
             .node
             .module_store()
             .and_then(|s| s.get(&digest))
-            .ok_or_else(|| ApiError {
-                status: axum::http::StatusCode::NOT_FOUND,
-                message: format!("module {digest} is not on this node"),
-            })?;
+            .ok_or_else(|| Error::Absent(format!("module {digest} is not on this node")))?;
         tokio::task::spawn_blocking(move || {
             let mut file = std::fs::File::open(&path)?;
             let total = file.metadata()?.len();
@@ -115,33 +107,24 @@ impl Mesh {
             })
         })
         .await
-        .map_err(|e| ApiError::internal(format!("module read task: {e}")))?
-        .map_err(|e| ApiError::internal(format!("cannot read module {digest}: {e}")))
+        .map_err(|e| Error::internal(format!("module read task: {e}")))?
+        .map_err(|e| Error::internal(format!("cannot read module {digest}: {e}")))
     }
 }
 
-/// The wasm engine's way to modules on other nodes. Created before the mesh (the engine is
-/// built first) and attached to it once it runs; holds it weakly, so no reference cycle
-/// keeps a stopped node alive.
-#[derive(Debug, Default)]
+/// The wasm engine's way to modules on other nodes. Made before the engines and the mesh,
+/// from what both share: the network client, the mesh's peer table (for addresses) and the
+/// module hints the mesh records as applies arrive.
+#[derive(Debug)]
 pub struct MeshFetcher {
-    mesh: OnceLock<Weak<Inner>>,
+    net: net::Client,
+    peers: Arc<PeerTable>,
+    hints: Arc<Hints>,
 }
 
 impl MeshFetcher {
-    pub fn new() -> Arc<Self> {
-        Arc::new(Self::default())
-    }
-
-    pub fn attach(&self, mesh: &Mesh) {
-        let _ = self.mesh.set(Arc::downgrade(&mesh.inner));
-    }
-
-    fn mesh(&self) -> Option<Mesh> {
-        self.mesh
-            .get()
-            .and_then(Weak::upgrade)
-            .map(|inner| Mesh { inner })
+    pub fn new(net: net::Client, peers: Arc<PeerTable>, hints: Arc<Hints>) -> Arc<Self> {
+        Arc::new(Self { net, peers, hints })
     }
 }
 
@@ -162,14 +145,10 @@ fn parse_provider(provider: &str) -> Option<(PeerId, Vec<Multiaddr>)> {
 #[async_trait]
 impl ModuleFetcher for MeshFetcher {
     async fn providers(&self, digest: &Digest) -> Vec<String> {
-        let Some(mesh) = self.mesh() else {
-            return Vec::new();
-        };
-        let me = mesh.peer_id();
+        let me = self.net.local_peer_id();
         let key = digest.to_string();
-        let hinted: Vec<String> = mesh
-            .inner
-            .module_hints
+        let hinted: Vec<String> = self
+            .hints
             .lock()
             .expect("hints lock is never poisoned")
             .get(&key)
@@ -186,8 +165,7 @@ impl ModuleFetcher for MeshFetcher {
                 }
             }
         }
-        let mut found: Vec<PeerId> = mesh
-            .inner
+        let mut found: Vec<PeerId> = self
             .net
             .get_providers(keys::module(&key))
             .await
@@ -200,11 +178,10 @@ impl ModuleFetcher for MeshFetcher {
     }
 
     async fn download(&self, provider: &str, digest: &Digest) -> Result<Vec<u8>, String> {
-        let mesh = self.mesh().ok_or("the node is stopping")?;
         let (peer, mut addrs) =
             parse_provider(provider).ok_or_else(|| format!("bad provider {provider:?}"))?;
         if addrs.is_empty() {
-            addrs = mesh.addrs_of(&peer);
+            addrs = self.peers.addrs_of(&peer);
         }
         let mut bytes: Vec<u8> = Vec::new();
         loop {
@@ -212,7 +189,7 @@ impl ModuleFetcher for MeshFetcher {
                 digest: digest.to_string(),
                 offset: bytes.len() as u64,
             };
-            let answer = mesh.inner.net.request(peer, addrs.clone(), request).await?;
+            let answer = self.net.request(peer, addrs.clone(), request).await?;
             let (total, offset, chunk) = match answer {
                 Response::ModuleChunk {
                     total,
@@ -243,4 +220,4 @@ impl ModuleFetcher for MeshFetcher {
 }
 
 /// Hints by digest.
-pub(crate) type Hints = std::sync::Mutex<HashMap<String, Vec<String>>>;
+pub type Hints = std::sync::Mutex<HashMap<String, Vec<String>>>;

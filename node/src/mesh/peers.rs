@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use libp2p::PeerId;
+use libp2p::{Multiaddr, PeerId};
 use mesh_provider::NodeRecord;
 
 #[derive(Debug)]
@@ -58,5 +58,12 @@ impl PeerTable {
             .lock()
             .expect("peer table lock is never poisoned");
         peers.get(peer).map(|(r, _)| r.clone())
+    }
+
+    /// The addresses `peer` announced in its node record (none if not heard of).
+    pub fn addrs_of(&self, peer: &PeerId) -> Vec<Multiaddr> {
+        self.get(peer)
+            .map(|r| r.addresses.iter().filter_map(|a| a.parse().ok()).collect())
+            .unwrap_or_default()
     }
 }

@@ -15,8 +15,8 @@ use mesh_provider::{keys, newest_per_provider, signed};
 use mesh_runtime::{now_millis, select, Policy};
 
 use super::merge::{cached_providers, candidates_of, from_response};
+use super::Error;
 use super::Mesh;
-use crate::error::ApiError;
 
 /// Providers whose replica runs or ran to completion.
 fn running(providers: Vec<Provider>) -> Vec<Provider> {
@@ -33,14 +33,10 @@ pub const DIRECT_ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl Mesh {
     pub(crate) fn addrs_of(&self, peer: &PeerId) -> Vec<Multiaddr> {
-        self.inner
-            .peers
-            .get(peer)
-            .map(|r| r.addresses.iter().filter_map(|a| a.parse().ok()).collect())
-            .unwrap_or_default()
+        self.inner.peers.addrs_of(peer)
     }
 
-    pub(crate) async fn ask(&self, peer: PeerId, request: Request) -> Result<Response, ApiError> {
+    pub(crate) async fn ask(&self, peer: PeerId, request: Request) -> Result<Response, Error> {
         let addrs = self.addrs_of(&peer);
         from_response(&peer, self.inner.net.request(peer, addrs, request).await)
     }
