@@ -2,13 +2,16 @@
 //! included), cold (compiled on start) and warm (compile cache hit), against a baseline that
 //! runs the same module in-process with the wasmtime API (no runner, module compiled once).
 //!
-//! `cargo bench -p mesh-engine-wasm --bench start` (`BENCH_RUNS=N` to change the 50 runs).
+//! `cargo build --release -p mesh-engine-wasm && cargo bench -p mesh-tests --bench wasm_start`
+//! (`BENCH_RUNS=N` to change the 50 runs): the runner binary must be in `target/release/`.
 //! Prints p50/p99 and writes them into `docs/benchmarks.md` between the `wasm` markers.
+//! It lives in `mesh-tests`, beside the multi-node tests, because its meshd rows start a node
+//! and no engine crate depends on `mesh-node`.
 
 #![allow(clippy::unwrap_used)] // bench: a panic is the failure report
 
-#[path = "../tests/common/mod.rs"]
-mod common;
+#[path = "../tests/wasm_support/mod.rs"]
+mod wasm_support;
 
 use std::fmt::Write as _;
 use std::path::Path;
@@ -16,11 +19,13 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::*;
+use mesh_engine_wasm::guests::{function, Opts, HELLO};
 use mesh_engine_wasm::protocol::Start;
 use mesh_engine_wasm::runner::{self, Sink, Watch};
 use mesh_engine_wasm::WasmEngine;
+use mesh_runtime::InstallContext;
 use mesh_runtime::{Engine, InstanceState};
+use wasm_support::{runner, WAIT};
 
 const START: &str = "<!-- wasm:start -->";
 const END: &str = "<!-- wasm:end -->";
@@ -57,7 +62,11 @@ async fn engine_run(
     engine: &WasmEngine,
     spec: &mesh_protocol::WorkloadSpec,
 ) -> (Duration, f64, bool) {
-    let handle = engine.install(spec, &ctx()).await.unwrap();
+    let ctx = InstallContext {
+        node: "bench".to_string(),
+        replica: 0,
+    };
+    let handle = engine.install(spec, &ctx).await.unwrap();
     let began = Instant::now();
     engine.start(&handle).await.unwrap();
     loop {
@@ -130,7 +139,7 @@ fn write_doc(rows: &[Row], runs: usize, load: &str) {
     writeln!(s, "## WASM engine: hello world start → exit\n").unwrap();
     writeln!(
         s,
-        "`cargo bench -p mesh-engine-wasm --bench start`, release build, {runs} runs each, {} cores, load average {load} when it started. \
+        "`cargo bench -p mesh-tests --bench wasm_start`, release build, {runs} runs each, {} cores, load average {load} when it started. \
          Engine rows time `start` (spawning `mesh-wasm-runner`, Start frame, compile or cache load, \
          WASI setup, the guest's run) until `status` reports Exited 0. The baseline runs the same \
          module in-process with the wasmtime API (engine and compiled module reused, a new store \
@@ -163,7 +172,7 @@ fn write_doc(rows: &[Row], runs: usize, load: &str) {
     .unwrap();
     write!(s, "{END}").unwrap();
 
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/benchmarks.md");
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/benchmarks.md");
     let doc = std::fs::read_to_string(&path).unwrap_or_else(|_| "# Benchmarks\n".to_string());
     let doc = match (doc.find(START), doc.find(END)) {
         (Some(a), Some(b)) if b > a => format!("{}{s}{}", &doc[..a], &doc[b + END.len()..]),
@@ -258,8 +267,8 @@ fn main() {
         .build()
         .unwrap();
     let rows = rt.block_on(async {
-        let engine = engine(dir.path());
-        let digest = put(&engine, HELLO);
+        let engine = WasmEngine::new(dir.path(), runner()).unwrap();
+        let digest = engine.store().put(&wat::parse_str(HELLO).unwrap()).unwrap();
         let spec = function(
             "hello",
             &digest,

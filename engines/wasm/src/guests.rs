@@ -1,6 +1,12 @@
 //! Small WebAssembly guests (WAT text) that exercise the runner: output, arguments and
 //! environment, traps, runaway loops, memory growth, exit codes, long-running ones. The
-//! engine's tests, the multi-node tests and the start benchmark share them.
+//! engine's tests, the multi-node tests and the start benchmark share them, with [`function`],
+//! a Function spec that runs one.
+
+use mesh_protocol::spec::{EnvVar, JobSpec, Module, ModuleSource, RestartPolicy, SourceFormat};
+use mesh_protocol::{WorkloadKind, WorkloadSpec};
+
+use crate::Digest;
 
 /// Prints argv (space separated) on one line, then every environment entry on its own line
 /// to stdout, then `done` to stderr.
@@ -84,3 +90,43 @@ pub const TICKER: &str = r#"
       (drop (call $poll (i32.const 200) (i32.const 304) (i32.const 1) (i32.const 400)))
       (br $l))))
 "#;
+
+/// Knobs of a test Function (see [`function`]).
+#[derive(Debug, Clone, Default)]
+pub struct Opts {
+    pub args: Vec<String>,
+    pub env: Vec<(String, String)>,
+    pub memory: Option<u64>,
+    pub timeout_ms: Option<u64>,
+    /// Long-running (no job section) when true.
+    pub service: bool,
+    pub restart: Option<RestartPolicy>,
+}
+
+/// A sealed Function spec that runs the module `digest` with `opts`.
+pub fn function(name: &str, digest: &Digest, opts: Opts) -> WorkloadSpec {
+    let mut spec = WorkloadSpec::new(
+        name,
+        "default",
+        WorkloadKind::Function,
+        SourceFormat::Beemesh,
+    );
+    spec.module = Some(Module {
+        source: ModuleSource::Digest(digest.to_string()),
+        args: opts.args,
+        env: opts
+            .env
+            .into_iter()
+            .map(|(name, value)| EnvVar {
+                name,
+                value: Some(value),
+                value_from: None,
+            })
+            .collect(),
+        memory_bytes: opts.memory,
+        timeout_ms: opts.timeout_ms,
+    });
+    spec.job = (!opts.service).then(JobSpec::default);
+    spec.restart_policy = opts.restart.unwrap_or(RestartPolicy::Never);
+    spec.seal()
+}

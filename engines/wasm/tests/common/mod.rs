@@ -7,8 +7,7 @@ use std::time::{Duration, Instant};
 #[allow(unused_imports)] // each test binary uses a subset of the shared guests
 pub use mesh_engine_wasm::guests::*;
 use mesh_engine_wasm::{Digest, WasmEngine};
-use mesh_protocol::spec::{EnvVar, JobSpec, Module, ModuleSource, RestartPolicy, SourceFormat};
-use mesh_protocol::{WorkloadKind, WorkloadSpec};
+use mesh_protocol::WorkloadSpec;
 use mesh_runtime::{Engine, Handle, InstallContext, InstanceState, InstanceStatus, LogOptions};
 
 /// Every wait in these tests is bounded by this.
@@ -27,45 +26,6 @@ pub fn engine(dir: &Path) -> WasmEngine {
 pub fn put(engine: &WasmEngine, wat_text: &str) -> Digest {
     let bytes = wat::parse_str(wat_text).expect("valid WAT");
     engine.store().put(&bytes).expect("stored")
-}
-
-/// Knobs of a test Function.
-#[derive(Debug, Clone, Default)]
-pub struct Opts {
-    pub args: Vec<String>,
-    pub env: Vec<(String, String)>,
-    pub memory: Option<u64>,
-    pub timeout_ms: Option<u64>,
-    /// Long-running (no job section) when true.
-    pub service: bool,
-    pub restart: Option<RestartPolicy>,
-}
-
-pub fn function(name: &str, digest: &Digest, opts: Opts) -> WorkloadSpec {
-    let mut spec = WorkloadSpec::new(
-        name,
-        "default",
-        WorkloadKind::Function,
-        SourceFormat::Beemesh,
-    );
-    spec.module = Some(Module {
-        source: ModuleSource::Digest(digest.to_string()),
-        args: opts.args,
-        env: opts
-            .env
-            .into_iter()
-            .map(|(name, value)| EnvVar {
-                name,
-                value: Some(value),
-                value_from: None,
-            })
-            .collect(),
-        memory_bytes: opts.memory,
-        timeout_ms: opts.timeout_ms,
-    });
-    spec.job = (!opts.service).then(JobSpec::default);
-    spec.restart_policy = opts.restart.unwrap_or(RestartPolicy::Never);
-    spec.seal()
 }
 
 pub fn ctx() -> InstallContext {
