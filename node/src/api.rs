@@ -3,19 +3,20 @@
 
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use mesh_protocol::api::{
-    ApplyAction, ApplyRequest, ApplyResponse, DeleteRequest, Deployment, EngineInfo, Health, Logs,
-    RecordInfo, Status,
+    ApplyAction, ApplyRequest, ApplyResponse, DeleteRequest, Deployment, EngineInfo, ErrorBody,
+    Health, Logs, RecordInfo, Status,
 };
 use mesh_protocol::spec::DEFAULT_NAMESPACE;
 use mesh_protocol::wire::{NodeInfo, Provider};
 use mesh_protocol::{Event, WorkloadId};
 use serde::Deserialize;
 
-use crate::error::ApiError;
-use crate::mesh::Mesh;
+use crate::mesh::{self, Mesh};
+use crate::service;
 
 /// Largest request body: a maximal manifest, JSON-escaped, plus room for the envelope.
 pub const MAX_REQUEST_BYTES: usize = 2 * mesh_manifests::MAX_MANIFEST_BYTES
@@ -55,6 +56,71 @@ fn id(name: String, namespace: Option<String>) -> WorkloadId {
     )
 }
 
+/// An error as the local API answers it: a status and one human line (`ErrorBody`).
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub message: String,
+}
+
+impl ApiError {
+    fn bad_request(message: String) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            message,
+        }
+    }
+}
+
+/// The HTTP status of each error of the node and the mesh: the one place they are mapped.
+/// Peers receive the same status on the wire (`mesh/serve.rs`), so an entry node relays a
+/// remote refusal with the status the remote node would have answered.
+pub(crate) fn status_of(e: &mesh::Error) -> StatusCode {
+    use crate::records::Error as Record;
+    use mesh::Error as M;
+    use service::Error as S;
+    match e {
+        M::Node(S::Invalid(_)) => StatusCode::BAD_REQUEST,
+        M::Node(S::NotFound(_)) | M::Absent(_) => StatusCode::NOT_FOUND,
+        M::Node(S::Conflict(_)) | M::Node(S::Record(Record::Stale { .. })) => StatusCode::CONFLICT,
+        M::Node(S::Record(_)) => StatusCode::BAD_REQUEST,
+        M::Node(S::Unavailable(_)) | M::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
+        M::Node(S::Store(_)) | M::Node(S::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
+        M::Peer { status, .. } => StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),
+        M::Unreachable { .. } | M::Unexpected(_) => StatusCode::BAD_GATEWAY,
+    }
+}
+
+impl From<mesh::Error> for ApiError {
+    fn from(e: mesh::Error) -> Self {
+        if let mesh::Error::Node(service::Error::Store(store)) = &e {
+            tracing::error!(error = %store, "store failure");
+        }
+        ApiError {
+            status: status_of(&e),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<service::Error> for ApiError {
+    fn from(e: service::Error) -> Self {
+        mesh::Error::from(e).into()
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        (
+            self.status,
+            Json(ErrorBody {
+                error: self.message,
+            }),
+        )
+            .into_response()
+    }
+}
+
 pub fn router(mesh: Mesh) -> Router {
     Router::new()
         .route("/health", get(health))
@@ -80,7 +146,7 @@ async fn not_found() -> ApiError {
 }
 
 async fn health(State(mesh): State<Mesh>) -> Result<Json<Health>, ApiError> {
-    mesh.node().health().map(Json)
+    Ok(Json(mesh.node().health()?))
 }
 
 async fn plugins(State(mesh): State<Mesh>) -> Json<Vec<EngineInfo>> {
@@ -88,7 +154,7 @@ async fn plugins(State(mesh): State<Mesh>) -> Json<Vec<EngineInfo>> {
 }
 
 async fn list(State(mesh): State<Mesh>) -> Result<Json<Vec<Deployment>>, ApiError> {
-    mesh.list().await.map(Json)
+    Ok(Json(mesh.list().await?))
 }
 
 /// 200 when every workload reached Running/Succeeded (or was unchanged), 422 when any failed;
@@ -119,7 +185,7 @@ async fn get_one(
     Path(name): Path<String>,
     Query(q): Query<NsQuery>,
 ) -> Result<Json<Deployment>, ApiError> {
-    mesh.get(&id(name, q.namespace), q.events).await.map(Json)
+    Ok(Json(mesh.get(&id(name, q.namespace), q.events).await?))
 }
 
 async fn delete(
@@ -136,9 +202,7 @@ async fn delete(
         serde_json::from_slice(&body)
             .map_err(|e| ApiError::bad_request(format!("bad delete request: {e}")))?
     };
-    mesh.delete(&id(name, q.namespace), req.record)
-        .await
-        .map(Json)
+    Ok(Json(mesh.delete(&id(name, q.namespace), req.record).await?))
 }
 
 async fn record(
@@ -149,7 +213,7 @@ async fn record(
     let id = id(name, q.namespace);
     match mesh.record_info(&id).await {
         Some(info) => Ok(Json(info)),
-        None => Err(ApiError::not_found(&id)),
+        None => Err(mesh::Error::not_found(&id).into()),
     }
 }
 
@@ -174,7 +238,7 @@ async fn logs(
     Path(name): Path<String>,
     Query(q): Query<LogsQuery>,
 ) -> Result<Json<Logs>, ApiError> {
-    mesh.logs(&id(name, q.namespace), q.tail).await.map(Json)
+    Ok(Json(mesh.logs(&id(name, q.namespace), q.tail).await?))
 }
 
 /// Events of this node only (each node records the lifecycle of its own replicas).
@@ -184,7 +248,7 @@ async fn events(
 ) -> Result<Json<Vec<Event>>, ApiError> {
     let limit = q.limit.unwrap_or(DEFAULT_EVENTS).min(MAX_EVENTS);
     let id = q.name.map(|n| id(n, q.namespace));
-    mesh.node().events(id.as_ref(), limit).map(Json)
+    Ok(Json(mesh.node().events(id.as_ref(), limit)?))
 }
 
 #[derive(Debug, Deserialize)]

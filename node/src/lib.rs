@@ -23,7 +23,6 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod daemon;
-pub mod error;
 pub mod identity;
 mod jobs;
 pub mod mesh;

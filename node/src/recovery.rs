@@ -10,7 +10,7 @@ use mesh_protocol::{Outcome, Phase, Step, WorkloadId};
 use mesh_runtime::{now_millis, InstanceState, InstanceStatus, Recovered};
 use tokio_util::sync::CancellationToken;
 
-use crate::error::ApiError;
+use crate::service::Error;
 use crate::service::Node;
 use crate::store::{Desired, Pending, ReplicaRecord};
 
@@ -50,7 +50,7 @@ fn apply_status(replica: &mut ReplicaRecord, status: &InstanceStatus, runs_to_co
 impl Node {
     /// Finishes what a crash interrupted and re-adopts every instance through `recover`.
     /// Called once at start, after the first fingerprint of the engines.
-    pub async fn recover_all(&self) -> Result<RecoverySummary, ApiError> {
+    pub async fn recover_all(&self) -> Result<RecoverySummary, Error> {
         let mut summary = RecoverySummary::default();
         for (id, pending) in self.store().list_pending()? {
             if let Pending::Delete { .. } = pending {
@@ -74,7 +74,7 @@ impl Node {
     }
 
     /// `Ok` when the instances were adopted, `Failed` when the workload had to be (re)deployed.
-    async fn recover_one(&self, id: &WorkloadId) -> Result<Outcome, ApiError> {
+    async fn recover_one(&self, id: &WorkloadId) -> Result<Outcome, Error> {
         let lock = self.workload_lock(id);
         let _guard = lock.lock().await;
         let store = self.store();
@@ -210,9 +210,9 @@ impl Node {
 
     /// Polls the status of every running replica once; records exits and disappearances, and
     /// advances job runs. Workloads are looked at concurrently, up to [`MONITOR_CONCURRENCY`].
-    pub async fn monitor_once(&self) -> Result<(), ApiError> {
+    pub async fn monitor_once(&self) -> Result<(), Error> {
         let list = self.store().list_desired()?;
-        let results: Vec<Result<(), ApiError>> = futures::stream::iter(list)
+        let results: Vec<Result<(), Error>> = futures::stream::iter(list)
             .map(|desired| self.monitor_workload(desired))
             .buffer_unordered(MONITOR_CONCURRENCY)
             .collect()
@@ -220,7 +220,7 @@ impl Node {
         results.into_iter().collect()
     }
 
-    async fn monitor_workload(&self, desired: Desired) -> Result<(), ApiError> {
+    async fn monitor_workload(&self, desired: Desired) -> Result<(), Error> {
         let id = desired.spec.id();
         let lock = self.workload_lock(&id);
         // A workload being applied or deleted is looked at next time.

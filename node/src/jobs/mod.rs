@@ -31,7 +31,7 @@ use mesh_runtime::job::{self, AttemptState, Next, Policy};
 use mesh_runtime::{now_millis, Handle, Observer, Selection};
 use tracing::Instrument as _;
 
-use crate::error::ApiError;
+use crate::service::Error;
 use crate::service::Node;
 use crate::store::{Observed, ReplicaRecord};
 
@@ -48,7 +48,7 @@ impl Node {
     }
 
     /// Writes one replica into the stored observation (by ordinal) and flushes.
-    fn persist(&self, id: &WorkloadId, replica: &ReplicaRecord) -> Result<(), ApiError> {
+    fn persist(&self, id: &WorkloadId, replica: &ReplicaRecord) -> Result<(), Error> {
         let store = self.store();
         let mut observed = store.observed(id)?;
         match observed
@@ -72,7 +72,7 @@ impl Node {
         selection: &Selection,
         observed: &mut Observed,
         existed: bool,
-    ) -> Result<ApplyAction, ApiError> {
+    ) -> Result<ApplyAction, Error> {
         let id = spec.id();
         let store = self.store();
         for old in std::mem::take(&mut observed.replicas) {
@@ -124,11 +124,7 @@ impl Node {
 
     /// Provisions and starts the next attempt of a job replica. A provision failure ends the
     /// run; a start failure is a failed attempt (retried).
-    async fn begin_attempt(
-        &self,
-        spec: &WorkloadSpec,
-        r: &mut ReplicaRecord,
-    ) -> Result<(), ApiError> {
+    async fn begin_attempt(&self, spec: &WorkloadSpec, r: &mut ReplicaRecord) -> Result<(), Error> {
         let id = spec.id();
         let cid = job::begin_attempt(status(r));
         let attempt = status(r).attempts;
@@ -179,7 +175,7 @@ impl Node {
         &self,
         spec: &WorkloadSpec,
         r: &mut ReplicaRecord,
-    ) -> Result<bool, ApiError> {
+    ) -> Result<bool, Error> {
         let Some(st) = r.job.clone() else {
             return Ok(false);
         };
@@ -279,7 +275,7 @@ impl Node {
         handle: Handle,
         exit_code: i32,
         rec: &Recorder<'_>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         let id = spec.id();
         let attempt = status(r).attempts;
         rec.step(
@@ -327,7 +323,7 @@ impl Node {
         error: JobError,
         exit_code: Option<i32>,
         rec: &Recorder<'_>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         let id = spec.id();
         let policy = self.job_policy(spec);
         let attempt = status(r).attempts;
@@ -385,7 +381,7 @@ impl Node {
         r: &mut ReplicaRecord,
         handle: Option<Handle>,
         rec: &Recorder<'_>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         let id = spec.id();
         let error = policy.deadline_error();
         tracing::warn!(error = %error, "deadline exceeded");
@@ -444,7 +440,7 @@ impl Node {
         spec: &WorkloadSpec,
         r: &mut ReplicaRecord,
         rec: &Recorder<'_>,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), Error> {
         let st = status(r).clone();
         let (phase, outcome, message) = match &st.error {
             None => (

@@ -8,7 +8,7 @@ use mesh_runtime::{job, Recovered};
 use tracing::Instrument as _;
 
 use super::recorder::{span, status};
-use crate::error::ApiError;
+use crate::service::Error;
 use crate::service::Node;
 use crate::service::Recorder;
 use crate::store::ReplicaRecord;
@@ -22,7 +22,7 @@ impl Node {
         mut r: ReplicaRecord,
         desired_version: &str,
         interrupted: bool,
-    ) -> Result<Option<ReplicaRecord>, ApiError> {
+    ) -> Result<Option<ReplicaRecord>, Error> {
         let id = spec.id();
         let Some(st) = r.job.clone() else {
             return Ok(Some(r));
@@ -107,7 +107,7 @@ impl Node {
         id: &WorkloadId,
         r: &ReplicaRecord,
         tail: Option<usize>,
-    ) -> Result<Vec<LogLine>, ApiError> {
+    ) -> Result<Vec<LogLine>, Error> {
         let mut lines = self.store().attempt_logs(id)?;
         let running = r
             .job
@@ -118,7 +118,7 @@ impl Node {
                 match engine.logs(handle, LogOptions { tail }).await {
                     Ok(live) => lines.extend(job::tag(live, &st.correlation)),
                     Err(mesh_runtime::Error::Unsupported { .. }) => {}
-                    Err(e) => return Err(ApiError::unavailable(e.to_string())),
+                    Err(e) => return Err(Error::Unavailable(e.to_string())),
                 }
             }
         }

@@ -19,12 +19,12 @@ use mesh_runtime::now_millis;
 use super::merge::{
     combine_actions, failed_part, from_record, merge, short_id, unexpected, with_record,
 };
+use super::Error;
 use super::Mesh;
-use crate::error::ApiError;
 use crate::records::{self, Opened};
 
 /// A replica's answer, or why there is none.
-type Outcome = Result<ApplyOutcome, ApiError>;
+type Outcome = Result<ApplyOutcome, Error>;
 
 /// What an apply did to the mesh's record of a workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,11 +40,9 @@ enum Change {
 impl Mesh {
     /// Applies a manifest to the mesh and answers with every replica's real outcome. The
     /// work is the node's own: a client that hangs up mid-apply cancels nothing.
-    pub async fn apply(&self, req: ApplyRequest) -> Result<ApplyResponse, ApiError> {
+    pub async fn apply(&self, req: ApplyRequest) -> Result<ApplyResponse, Error> {
         if req.replicas == Some(0) {
-            return Err(ApiError::bad_request(
-                "--replicas must be at least 1".to_string(),
-            ));
+            return Err(Error::invalid("--replicas must be at least 1".to_string()));
         }
         let mesh = self.clone();
         self.inner
@@ -53,7 +51,7 @@ impl Mesh {
             .await
     }
 
-    async fn apply_owned(&self, req: ApplyRequest) -> Result<ApplyResponse, ApiError> {
+    async fn apply_owned(&self, req: ApplyRequest) -> Result<ApplyResponse, Error> {
         // Every record is opened before anything is stored, published or started: one bad
         // record refuses the whole apply.
         let opened: Vec<(Opened, SignedRecord)> = if req.records.is_empty() {
@@ -78,7 +76,7 @@ impl Mesh {
 
     /// Records for an apply that came without any (a local API client that signs nothing):
     /// made and signed by this node.
-    fn sign_for(&self, req: &ApplyRequest) -> Result<Vec<(Opened, SignedRecord)>, ApiError> {
+    fn sign_for(&self, req: &ApplyRequest) -> Result<Vec<(Opened, SignedRecord)>, Error> {
         let src = ManifestSource::of(req);
         let built = records::build(
             &self.inner.keypair,
@@ -95,7 +93,7 @@ impl Mesh {
         opened: Opened,
         signed: SignedRecord,
         modules: &[BundledModule],
-    ) -> Result<ApplyOutcome, ApiError> {
+    ) -> Result<ApplyOutcome, Error> {
         let id = opened.verified.record.id.clone();
         let lock = self.workload_lock(&id);
         let _turn = lock.lock().await;
@@ -183,7 +181,7 @@ impl Mesh {
         }
         for (_, peer) in &plan.retire {
             if let Err(e) = self.delete_replica(*peer, &id, &signed.bytes).await {
-                if e.status != axum::http::StatusCode::NOT_FOUND {
+                if !e.is_not_found() {
                     notes.push(format!(
                         "could not retire the replica on …{}: {e}",
                         short_id(peer)
@@ -304,7 +302,12 @@ impl Mesh {
                     actions.push(ApplyAction::Failed);
                     let peer = peer.to_string();
                     parts.push(failed_part(
-                        spec, desired, &notes, &peer, &engine, e.message,
+                        spec,
+                        desired,
+                        &notes,
+                        &peer,
+                        &engine,
+                        e.to_string(),
                     ));
                 }
             }

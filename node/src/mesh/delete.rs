@@ -12,8 +12,8 @@ use mesh_provider::workload;
 use mesh_runtime::now_millis;
 
 use super::merge::{merge, unexpected};
+use super::Error;
 use super::Mesh;
-use crate::error::ApiError;
 use crate::records;
 
 impl Mesh {
@@ -23,7 +23,7 @@ impl Mesh {
         &self,
         id: &WorkloadId,
         tombstone: Option<SignedRecord>,
-    ) -> Result<Deployment, ApiError> {
+    ) -> Result<Deployment, Error> {
         let mesh = self.clone();
         let id = id.clone();
         self.inner
@@ -36,14 +36,14 @@ impl Mesh {
         &self,
         id: &WorkloadId,
         tombstone: Option<SignedRecord>,
-    ) -> Result<Deployment, ApiError> {
+    ) -> Result<Deployment, Error> {
         let lock = self.workload_lock(id);
         let _turn = lock.lock().await;
         let held = self.record(id).await;
         let local = self.inner.node.store().desired(id)?;
         let live = held.as_ref().filter(|h| !h.record.tombstone);
         if live.is_none() && local.is_none() {
-            return Err(ApiError::not_found(id));
+            return Err(Error::not_found(id));
         }
         let held_revision = held.as_ref().map_or(0, |h| h.record.revision);
         let tombstone = match tombstone {
@@ -51,7 +51,7 @@ impl Mesh {
                 let v = workload::verify_at(&signed.bytes, now_millis())
                     .map_err(records::Error::from)?;
                 if !v.record.tombstone || v.record.id != *id {
-                    return Err(ApiError::bad_request(format!(
+                    return Err(Error::invalid(format!(
                         "the record sent with the delete is not a tombstone of {id}"
                     )));
                 }
@@ -97,12 +97,12 @@ impl Mesh {
         for r in results {
             match r {
                 Ok(d) => parts.push(d),
-                Err(e) if e.status == axum::http::StatusCode::NOT_FOUND => {}
-                Err(e) => errors.push(e.message),
+                Err(e) if e.is_not_found() => {}
+                Err(e) => errors.push(e.to_string()),
             }
         }
         if let Some(e) = errors.first() {
-            return Err(ApiError::unavailable(format!(
+            return Err(Error::unavailable(format!(
                 "deleted from the mesh's records, but a replica could not be removed yet (its node \
                  removes it when the tombstone reaches it): {e}"
             )));
@@ -111,7 +111,7 @@ impl Mesh {
             Some(d) => d,
             None => match live {
                 Some(h) => super::merge::from_record(h, &[]),
-                None => return Err(ApiError::not_found(id)),
+                None => return Err(Error::not_found(id)),
             },
         };
         d.phase = Phase::Deleted;
@@ -130,7 +130,7 @@ impl Mesh {
         peer: PeerId,
         id: &WorkloadId,
         record: &[u8],
-    ) -> Result<Deployment, ApiError> {
+    ) -> Result<Deployment, Error> {
         if peer == self.peer_id() {
             let d = self.inner.node.delete(id).await?;
             self.withdraw(id).await;

@@ -10,24 +10,17 @@ use mesh_provider::record::NodeRecord;
 use mesh_provider::workload::Verified;
 use mesh_runtime::{now_millis, Candidate};
 
-use crate::error::ApiError;
+use super::Error;
 use crate::view::overall_phase;
 
 /// An error answer from a peer, as an API error.
-pub(crate) fn from_response(
-    peer: &PeerId,
-    r: Result<Response, String>,
-) -> Result<Response, ApiError> {
+pub(crate) fn from_response(peer: &PeerId, r: Result<Response, String>) -> Result<Response, Error> {
     match r {
-        Ok(Response::Error { status, message }) => Err(ApiError {
-            status: axum::http::StatusCode::from_u16(status)
-                .unwrap_or(axum::http::StatusCode::BAD_GATEWAY),
-            message,
-        }),
+        Ok(Response::Error { status, message }) => Err(Error::Peer { status, message }),
         Ok(other) => Ok(other),
-        Err(e) => Err(ApiError {
-            status: axum::http::StatusCode::BAD_GATEWAY,
-            message: format!("peer {peer} unreachable: {e}"),
+        Err(reason) => Err(Error::Unreachable {
+            peer: *peer,
+            reason,
         }),
     }
 }
@@ -38,11 +31,8 @@ pub(crate) fn short_id(peer: &PeerId) -> String {
     s[s.len().saturating_sub(6)..].to_string()
 }
 
-pub(crate) fn unexpected(peer: &PeerId) -> ApiError {
-    ApiError {
-        status: axum::http::StatusCode::BAD_GATEWAY,
-        message: format!("peer {peer} answered with an unexpected message"),
-    }
+pub(crate) fn unexpected(peer: &PeerId) -> Error {
+    Error::Unexpected(*peer)
 }
 
 /// Engine candidates of a peer as selection sees them.

@@ -22,6 +22,7 @@ pub mod announce;
 pub mod apply;
 pub mod cache;
 pub mod delete;
+pub mod error;
 pub mod merge;
 pub mod modules;
 pub mod owned;
@@ -30,6 +31,8 @@ pub mod read;
 pub mod records;
 pub mod serve;
 pub mod view;
+
+pub use error::Error;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -94,7 +97,7 @@ struct Inner {
     net: net::Client,
     keypair: Keypair,
     config: MeshConfig,
-    peers: PeerTable,
+    peers: Arc<PeerTable>,
     /// Provider records heard on gossip.
     providers: ProviderCache,
     /// The newest workload record of every workload heard of.
@@ -103,7 +106,7 @@ struct Inner {
     /// asked, so a client that hangs up cancels nothing.
     owned: owned::Owner,
     /// Nodes applies named as holding a module, by digest.
-    module_hints: modules::Hints,
+    module_hints: Arc<modules::Hints>,
     /// When this node started: its gossip cache is complete once it has heard a full round
     /// of renewals (a third of the provider TTL).
     started: std::time::Instant,
@@ -131,6 +134,9 @@ pub struct Parts {
     pub records: Arc<RecordBook>,
     pub keypair: Keypair,
     pub config: MeshConfig,
+    /// Shared with the wasm engine's [`modules::MeshFetcher`] (made before the mesh).
+    pub peers: Arc<PeerTable>,
+    pub module_hints: Arc<modules::Hints>,
 }
 
 impl Mesh {
@@ -144,15 +150,17 @@ impl Mesh {
             records,
             keypair,
             config,
+            peers,
+            module_hints,
         } = parts;
         let mesh = Mesh {
             inner: Arc::new(Inner {
-                peers: PeerTable::new(config.heartbeat_validity()),
+                peers,
                 providers: ProviderCache::new(),
                 records,
                 owned: owned::Owner::new(tasks.clone(), MAX_OWNED_OPERATIONS),
                 started: std::time::Instant::now(),
-                module_hints: Default::default(),
+                module_hints,
                 node,
                 net,
                 keypair,

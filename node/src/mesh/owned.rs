@@ -9,11 +9,10 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use axum::http::StatusCode;
 use tokio::sync::{oneshot, Semaphore};
 use tokio_util::task::TaskTracker;
 
-use crate::error::ApiError;
+use super::Error;
 
 /// The owner of long-running operations. Cheap to clone.
 #[derive(Debug, Clone)]
@@ -34,22 +33,16 @@ impl Owner {
 
     /// Runs `work` as the node's own and waits for its result. Dropping the returned future
     /// (the client went away) leaves the work running to its end.
-    pub async fn run<T, F>(&self, work: F) -> Result<T, ApiError>
+    pub async fn run<T, F>(&self, work: F) -> Result<T, Error>
     where
         T: Send + 'static,
-        F: Future<Output = Result<T, ApiError>> + Send + 'static,
+        F: Future<Output = Result<T, Error>> + Send + 'static,
     {
         let permit = self
             .permits
             .clone()
             .try_acquire_owned()
-            .map_err(|_| ApiError {
-                status: StatusCode::SERVICE_UNAVAILABLE,
-                message: format!(
-                    "node busy: {} applies and deletes in progress; try again shortly",
-                    self.limit
-                ),
-            })?;
+            .map_err(|_| Error::Busy(self.limit))?;
         let (tx, rx) = oneshot::channel();
         self.tasks.spawn(async move {
             let result = work.await;
@@ -58,7 +51,7 @@ impl Owner {
             let _ = tx.send(result);
         });
         rx.await.map_err(|_| {
-            ApiError::internal("the operation ended without an answer (node shutting down?)".into())
+            Error::internal("the operation ended without an answer (node shutting down?)".into())
         })?
     }
 
@@ -111,7 +104,7 @@ mod tests {
         .unwrap();
         caller.abort();
         let busy = owner.run(async { Ok(()) }).await.unwrap_err();
-        assert_eq!(busy.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(matches!(busy, Error::Busy(_)), "{busy}");
         release_tx.send(()).unwrap();
         tokio::time::timeout(Duration::from_secs(5), done_rx)
             .await

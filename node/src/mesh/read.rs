@@ -12,14 +12,14 @@ use mesh_protocol::wire::{Provider, Request, Response};
 use mesh_protocol::WorkloadId;
 
 use super::merge::{cached_providers, from_record, merge, short_id, unexpected, with_record};
+use super::Error;
 use super::Mesh;
-use crate::error::ApiError;
 use crate::records;
 
 impl Mesh {
     /// Nodes that run (or ran and failed) a replica of `id`: its providers, and this node
     /// when its store has the workload.
-    pub(crate) async fn holders(&self, id: &WorkloadId) -> Result<Vec<PeerId>, ApiError> {
+    pub(crate) async fn holders(&self, id: &WorkloadId) -> Result<Vec<PeerId>, Error> {
         let mut peers: HashSet<PeerId> = self
             .providers_of(id, None)
             .await
@@ -35,15 +35,15 @@ impl Mesh {
     }
 
     /// A workload: its record, with the replicas of every node that runs it.
-    pub async fn get(&self, id: &WorkloadId, events: bool) -> Result<Deployment, ApiError> {
+    pub async fn get(&self, id: &WorkloadId, events: bool) -> Result<Deployment, Error> {
         let record = self.record(id).await;
         if record.as_ref().is_some_and(|r| r.record.tombstone) {
-            return Err(ApiError::not_found(id));
+            return Err(Error::not_found(id));
         }
         let me = self.peer_id();
         let asks = self.holders(id).await?.into_iter().map(|peer| async move {
             if peer == me {
-                return self.inner.node.view(id, events);
+                return Ok(self.inner.node.view(id, events)?);
             }
             let request = Request::ReplicaGet {
                 id: id.clone(),
@@ -66,13 +66,13 @@ impl Mesh {
                 Ok(with_record(merged, &r))
             }
             // A workload from before records (an older store): what its nodes say.
-            None => merge(parts).ok_or_else(|| ApiError::not_found(id)),
+            None => merge(parts).ok_or_else(|| Error::not_found(id)),
         }
     }
 
     /// Every workload of the mesh, from the records this node holds and the provider records
     /// it heard: no peer is asked.
-    pub async fn list(&self) -> Result<Vec<Deployment>, ApiError> {
+    pub async fn list(&self) -> Result<Vec<Deployment>, Error> {
         let mut by_id: BTreeMap<WorkloadId, Deployment> = BTreeMap::new();
         let me = self.peer_id().to_string();
         for v in self.inner.records.list() {
@@ -113,13 +113,13 @@ impl Mesh {
     }
 
     /// Logs of every replica, each line tagged with its node.
-    pub async fn logs(&self, id: &WorkloadId, tail: Option<usize>) -> Result<Logs, ApiError> {
+    pub async fn logs(&self, id: &WorkloadId, tail: Option<usize>) -> Result<Logs, Error> {
         let me = self.peer_id();
         let holders = self.holders(id).await?;
         let several = holders.len() > 1;
         let asks = holders.into_iter().map(|peer| async move {
             let logs = if peer == me {
-                self.inner.node.logs(id, tail).await
+                self.inner.node.logs(id, tail).await.map_err(Error::from)
             } else {
                 let request = Request::ReplicaLogs {
                     id: id.clone(),
@@ -150,7 +150,7 @@ impl Mesh {
             }));
         }
         if !found {
-            return Err(ApiError::not_found(id));
+            return Err(Error::not_found(id));
         }
         Ok(Logs {
             name: id.name.clone(),

@@ -11,8 +11,8 @@ use mesh_provider::keys;
 use mesh_provider::workload::{self, Verified};
 use mesh_runtime::now_millis;
 
+use super::Error;
 use super::Mesh;
-use crate::error::ApiError;
 use crate::records::book::Offer;
 
 /// How long a workload record lives in the DHT without being put again. Holders re-put it
@@ -27,7 +27,7 @@ impl Mesh {
     /// (putting a new key walks to its closest peers, dialling those not connected); a delete
     /// tells the holders first, then publishes the tombstone on gossip and in the DHT at once
     /// (it has no holders to republish it). A record older than the one held: 409.
-    pub(crate) fn keep(&self, v: &Verified) -> Result<Offer, ApiError> {
+    pub(crate) fn keep(&self, v: &Verified) -> Result<Offer, Error> {
         match self.inner.records.offer(v.clone(), now_millis())? {
             Offer::Older { held } => Err(crate::records::Error::Stale {
                 id: v.record.id.clone(),

@@ -8,14 +8,16 @@ use mesh_provider::record::Record;
 use mesh_provider::{signed, workload};
 use mesh_runtime::now_millis;
 
+use super::Error;
 use super::Mesh;
-use crate::error::ApiError;
 use crate::records::{self, book::Offer};
 
-fn error(e: ApiError) -> Response {
+/// An error as a peer receives it: the status the local API would answer with (the wire
+/// carries HTTP codes), and the message.
+fn error(e: Error) -> Response {
     Response::Error {
-        status: e.status.as_u16(),
-        message: e.message,
+        status: crate::api::status_of(&e).as_u16(),
+        message: e.to_string(),
     }
 }
 
@@ -37,10 +39,10 @@ impl Mesh {
         &self,
         id: &mesh_protocol::WorkloadId,
         signed: &mesh_protocol::api::SignedRecord,
-    ) -> Result<workload::Verified, ApiError> {
+    ) -> Result<workload::Verified, Error> {
         let v = workload::verify_at(&signed.bytes, now_millis()).map_err(records::Error::from)?;
         if v.record.id != *id {
-            return Err(ApiError::bad_request(format!(
+            return Err(Error::invalid(format!(
                 "the record is of {}, not {id}",
                 v.record.id
             )));
@@ -60,10 +62,10 @@ impl Mesh {
         let name = request.name();
         tracing::debug!(%peer, request = name, "serving a peer");
         let node = self.node();
-        let result: Result<Response, ApiError> = match request {
+        let result: Result<Response, Error> = match request {
             // Over the network only signed requests are taken: a node signs for the clients of
             // its own local API, never for a peer.
-            Request::Apply(req) if req.records.is_empty() => Err(ApiError::bad_request(
+            Request::Apply(req) if req.records.is_empty() => Err(Error::invalid(
                 "an apply from a peer must carry the workload records signed by its submitter \
                  (meshctl apply signs them)"
                     .to_string(),
@@ -74,7 +76,7 @@ impl Mesh {
                 .await
                 .map(|d| Response::Deployment(Box::new(d))),
             Request::List => self.list().await.map(Response::Deployments),
-            Request::Delete { record: None, .. } => Err(ApiError::bad_request(
+            Request::Delete { record: None, .. } => Err(Error::invalid(
                 "a delete from a peer must carry a tombstone signed by its submitter \
                  (meshctl delete signs it)"
                     .to_string(),
@@ -95,7 +97,7 @@ impl Mesh {
                 let record = Record::Node(self.node_record(validity).await);
                 signed::encode(&self.inner.keypair, &record)
                     .map(Response::Signed)
-                    .map_err(|e| ApiError::internal(format!("cannot sign the node record: {e}")))
+                    .map_err(|e| Error::internal(format!("cannot sign the node record: {e}")))
             }
             Request::ApplyReplica(r) => {
                 self.hint_modules(&r.modules);
@@ -121,8 +123,9 @@ impl Mesh {
             }
             Request::ReplicaGet { id, events } => node
                 .view(&id, events)
-                .map(|d| Response::Deployment(Box::new(d))),
-            Request::ReplicaList => node.list().map(Response::Deployments),
+                .map(|d| Response::Deployment(Box::new(d)))
+                .map_err(Error::from),
+            Request::ReplicaList => node.list().map(Response::Deployments).map_err(Error::from),
             Request::ReplicaDelete { id, record } => {
                 let mesh = self.clone();
                 self.inner
@@ -145,7 +148,11 @@ impl Mesh {
                     })
                     .await
             }
-            Request::ReplicaLogs { id, tail } => node.logs(&id, tail).await.map(Response::Logs),
+            Request::ReplicaLogs { id, tail } => node
+                .logs(&id, tail)
+                .await
+                .map(Response::Logs)
+                .map_err(Error::from),
             Request::FetchModule { digest, offset } => self.serve_module(&digest, offset).await,
         };
         result.unwrap_or_else(|e| {

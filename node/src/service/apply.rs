@@ -8,8 +8,8 @@ use mesh_runtime::engine::InstallContext;
 use mesh_runtime::{now_millis, select, Observer};
 
 use super::{Node, Recorder};
-use crate::error::ApiError;
 use crate::records;
+use crate::service::Error;
 use crate::store::{Desired, Observed, Pending, ReplicaRecord};
 
 impl Node {
@@ -18,7 +18,7 @@ impl Node {
     /// it, and checked against the version its signer stated before anything is written. The
     /// record is kept with the desired state, with its data key (this node is one of those
     /// that run the workload, who pass the key on).
-    pub async fn apply_replica(&self, req: ReplicaApply) -> Result<ApplyOutcome, ApiError> {
+    pub async fn apply_replica(&self, req: ReplicaApply) -> Result<ApplyOutcome, Error> {
         let opened = records::open(&req.record)?;
         self.apply_opened(opened, req).await
     }
@@ -28,9 +28,9 @@ impl Node {
         &self,
         opened: records::Opened,
         req: ReplicaApply,
-    ) -> Result<ApplyOutcome, ApiError> {
+    ) -> Result<ApplyOutcome, Error> {
         if opened.verified.record.id != req.workload {
-            return Err(ApiError::bad_request(format!(
+            return Err(Error::Invalid(format!(
                 "the record is of {}, not {}",
                 opened.verified.record.id, req.workload
             )));
@@ -53,7 +53,7 @@ impl Node {
         placement: Vec<String>,
         (record, revision): (SignedRecord, u64),
         slot: u32,
-    ) -> Result<ApplyOutcome, ApiError> {
+    ) -> Result<ApplyOutcome, Error> {
         let id = spec.id();
         let lock = self.workload_lock(&id);
         let _guard = lock.lock().await;
@@ -80,13 +80,10 @@ impl Node {
                 .into());
             }
             if d.slot != slot && observed.replicas.iter().any(|r| r.handle.is_some()) {
-                return Err(ApiError {
-                    status: axum::http::StatusCode::CONFLICT,
-                    message: format!(
-                        "{id}: this node already fills slot {} of it; a node runs one replica",
-                        d.slot
-                    ),
-                });
+                return Err(Error::Conflict(format!(
+                    "{id}: this node already fills slot {} of it; a node runs one replica",
+                    d.slot
+                )));
             }
             let settled = !observed.replicas.is_empty()
                 && observed.replicas.iter().all(|r| {
@@ -181,7 +178,7 @@ impl Node {
         spec: &WorkloadSpec,
         observed: &mut Observed,
         existed: bool,
-    ) -> Result<ApplyAction, ApiError> {
+    ) -> Result<ApplyAction, Error> {
         let id = spec.id();
         let store = &self.inner.store;
         let started = std::time::Instant::now();

@@ -5,17 +5,17 @@ use mesh_protocol::{Phase, WorkloadId};
 use mesh_runtime::now_millis;
 
 use super::{Node, Recorder};
-use crate::error::ApiError;
+use crate::service::Error;
 use crate::store::Pending;
 
 impl Node {
     /// `DELETE /deployments/{name}`: uninstalls every replica on this node and forgets it.
-    pub async fn delete(&self, id: &WorkloadId) -> Result<Deployment, ApiError> {
+    pub async fn delete(&self, id: &WorkloadId) -> Result<Deployment, Error> {
         let lock = self.workload_lock(id);
         let _guard = lock.lock().await;
         let store = &self.inner.store;
         if store.desired(id)?.is_none() {
-            return Err(ApiError::not_found(id));
+            return Err(Error::NotFound(id.clone()));
         }
         let view = self.view(id, false)?;
         self.remove(id).await?;
@@ -27,11 +27,7 @@ impl Node {
 
     /// Removes this node's replica of `id` if the record it runs is older than `revision` (a
     /// tombstone's); checked under the workload lock. Returns whether it removed one.
-    pub async fn delete_superseded(
-        &self,
-        id: &WorkloadId,
-        revision: u64,
-    ) -> Result<bool, ApiError> {
+    pub async fn delete_superseded(&self, id: &WorkloadId, revision: u64) -> Result<bool, Error> {
         let lock = self.workload_lock(id);
         let _guard = lock.lock().await;
         let Some(desired) = self.inner.store.desired(id)? else {
@@ -46,7 +42,7 @@ impl Node {
 
     /// The intent first (flushed, so a crash is finished at the next start), then the
     /// removal, then the announcer is told. Caller holds the workload lock.
-    async fn remove(&self, id: &WorkloadId) -> Result<(), ApiError> {
+    async fn remove(&self, id: &WorkloadId) -> Result<(), Error> {
         let store = &self.inner.store;
         store.set_pending(
             id,
@@ -61,7 +57,7 @@ impl Node {
     }
 
     /// Uninstalls what is left of a workload and removes it from the store.
-    pub(crate) async fn finish_delete(&self, id: &WorkloadId) -> Result<(), ApiError> {
+    pub(crate) async fn finish_delete(&self, id: &WorkloadId) -> Result<(), Error> {
         let store = &self.inner.store;
         let desired = store.desired(id)?;
         let observed = store.observed(id)?;
@@ -81,7 +77,7 @@ impl Node {
                 .controller
                 .uninstall(&spec, handle, &rec)
                 .await
-                .map_err(|e| ApiError::internal(format!("cannot remove {id}: {e}")))?;
+                .map_err(|e| Error::Internal(format!("cannot remove {id}: {e}")))?;
         }
         store.remove_workload(id)?;
         store.flush()?;

@@ -15,7 +15,10 @@
 
 mod apply;
 mod delete;
+pub mod error;
 mod recorder;
+
+pub use error::Error;
 
 pub(crate) use recorder::Recorder;
 
@@ -28,7 +31,6 @@ use mesh_protocol::{Event, Outcome, Step, WorkloadId};
 use mesh_runtime::{now_millis, Controller, LogOptions, Policy, Registry};
 use tokio::sync::{mpsc, Semaphore};
 
-use crate::error::ApiError;
 use crate::store::Store;
 use crate::view;
 
@@ -102,21 +104,21 @@ impl Node {
 
     /// Stores the module bytes an apply carries, after checking each hashes to its stated
     /// digest. Returns the digests stored.
-    pub async fn store_modules(&self, req: &ApplyRequest) -> Result<Vec<Digest>, ApiError> {
+    pub async fn store_modules(&self, req: &ApplyRequest) -> Result<Vec<Digest>, Error> {
         let mut stored = Vec::new();
         for m in &req.modules {
             let Some(bytes) = &m.bytes else { continue };
             let digest = Digest::parse(&m.digest)
-                .map_err(|e| ApiError::bad_request(format!("bundled module {}: {e}", m.path)))?;
+                .map_err(|e| Error::Invalid(format!("bundled module {}: {e}", m.path)))?;
             if bytes.len() > MAX_MODULE_BYTES {
-                return Err(ApiError::bad_request(format!(
+                return Err(Error::Invalid(format!(
                     "bundled module {} is {} bytes; at most {MAX_MODULE_BYTES}",
                     m.path,
                     bytes.len()
                 )));
             }
             let Some(store) = self.module_store().cloned() else {
-                return Err(ApiError::bad_request(format!(
+                return Err(Error::Invalid(format!(
                     "this node keeps no WASM modules; cannot take {}",
                     m.path
                 )));
@@ -124,8 +126,8 @@ impl Node {
             let bytes = bytes.clone();
             tokio::task::spawn_blocking(move || store.put_expected(&digest, &bytes))
                 .await
-                .map_err(|e| ApiError::internal(format!("module store task: {e}")))?
-                .map_err(|e| ApiError::bad_request(format!("bundled module {}: {e}", m.path)))?;
+                .map_err(|e| Error::Internal(format!("module store task: {e}")))?
+                .map_err(|e| Error::Invalid(format!("bundled module {}: {e}", m.path)))?;
             stored.push(digest);
         }
         Ok(stored)
@@ -181,7 +183,7 @@ impl Node {
     }
 
     /// `GET /health`.
-    pub fn health(&self) -> Result<Health, ApiError> {
+    pub fn health(&self) -> Result<Health, Error> {
         Ok(Health {
             status: "ok".to_string(),
             node: self.inner.id.clone(),
@@ -193,9 +195,11 @@ impl Node {
     }
 
     /// `GET /deployments/{name}` (with events when `detailed`).
-    pub fn view(&self, id: &WorkloadId, detailed: bool) -> Result<Deployment, ApiError> {
+    pub fn view(&self, id: &WorkloadId, detailed: bool) -> Result<Deployment, Error> {
         let store = &self.inner.store;
-        let desired = store.desired(id)?.ok_or_else(|| ApiError::not_found(id))?;
+        let desired = store
+            .desired(id)?
+            .ok_or_else(|| Error::NotFound(id.clone()))?;
         let observed = store.observed(id)?;
         let events = if detailed {
             store.events(id, DESCRIBE_EVENTS)?
@@ -211,7 +215,7 @@ impl Node {
     }
 
     /// `GET /deployments`.
-    pub fn list(&self) -> Result<Vec<Deployment>, ApiError> {
+    pub fn list(&self) -> Result<Vec<Deployment>, Error> {
         let store = &self.inner.store;
         let mut out = Vec::new();
         for desired in store.list_desired()? {
@@ -227,9 +231,11 @@ impl Node {
     }
 
     /// `GET /deployments/{name}/logs`.
-    pub async fn logs(&self, id: &WorkloadId, tail: Option<usize>) -> Result<Logs, ApiError> {
+    pub async fn logs(&self, id: &WorkloadId, tail: Option<usize>) -> Result<Logs, Error> {
         let store = &self.inner.store;
-        store.desired(id)?.ok_or_else(|| ApiError::not_found(id))?;
+        store
+            .desired(id)?
+            .ok_or_else(|| Error::NotFound(id.clone()))?;
         let tail = tail.map(|t| t.min(MAX_LOG_LINES)).or(Some(MAX_LOG_LINES));
         let mut lines: Vec<LogLine> = Vec::new();
         for replica in store.observed(id)?.replicas {
@@ -241,7 +247,7 @@ impl Node {
                 continue;
             };
             let engine = self.registry().get(&handle.engine).ok_or_else(|| {
-                ApiError::internal(format!(
+                Error::Internal(format!(
                     "engine {} is not enabled on this node",
                     handle.engine
                 ))
@@ -249,7 +255,7 @@ impl Node {
             let got = engine
                 .logs(handle, LogOptions { tail })
                 .await
-                .map_err(|e| ApiError::unavailable(e.to_string()))?;
+                .map_err(|e| Error::Unavailable(e.to_string()))?;
             lines.extend(got);
         }
         Ok(Logs {
@@ -260,7 +266,7 @@ impl Node {
     }
 
     /// `GET /events`.
-    pub fn events(&self, id: Option<&WorkloadId>, limit: usize) -> Result<Vec<Event>, ApiError> {
+    pub fn events(&self, id: Option<&WorkloadId>, limit: usize) -> Result<Vec<Event>, Error> {
         let store = &self.inner.store;
         Ok(match id {
             Some(id) => store.events(id, limit)?,
