@@ -18,13 +18,12 @@ const IDLE: Duration = Duration::from_secs(3);
 /// A raw gossipsub peer, subscribed to the node's topic or not.
 fn gossip_peer(subscribe: bool) -> Swarm<gossipsub::Behaviour> {
     let key = Keypair::generate_ed25519();
-    let config = gossipsub::ConfigBuilder::default()
+    let config = mesh_node::net::gossip_config()
         .heartbeat_interval(Duration::from_millis(200))
         .build()
         .unwrap();
     let mut behaviour =
-        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Signed(key.clone()), config)
-            .unwrap();
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config).unwrap();
     if subscribe {
         let topic = gossipsub::IdentTopic::new(mesh_node::net::GOSSIP_TOPIC);
         behaviour.subscribe(&topic).unwrap();

@@ -1,6 +1,7 @@
-//! A raw libp2p peer on the node's gossip topic: provider records it did not sign, records
-//! relayed on someone else's behalf and garbage are refused; only a record signed by the
-//! peer that publishes it reaches discovery.
+//! A raw libp2p peer on the node's gossip topic (anonymous, content-addressed gossip, as the
+//! nodes speak it): provider records it did not sign and garbage are refused; a record signed
+//! by its author counts whoever relays it, but a replayed older copy never undoes a newer
+//! withdrawal.
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -16,7 +17,16 @@ use mesh_provider::record::{ProviderRecord, Record};
 use mesh_provider::signed;
 
 fn record(signer: &Keypair, claimed: &Keypair, workload: &str) -> Vec<u8> {
-    let now = mesh_runtime::now_millis();
+    signed_record(signer, claimed, workload, mesh_runtime::now_millis(), false)
+}
+
+fn signed_record(
+    signer: &Keypair,
+    claimed: &Keypair,
+    workload: &str,
+    now: u64,
+    withdrawn: bool,
+) -> Vec<u8> {
     let r = Record::Provider(ProviderRecord {
         workload: workload.to_string(),
         version: "sha256:00".into(),
@@ -28,7 +38,7 @@ fn record(signer: &Keypair, claimed: &Keypair, workload: &str) -> Vec<u8> {
         addresses: Vec::new(),
         issued_at: now,
         expires_at: now + 60_000,
-        withdrawn: false,
+        withdrawn,
         slot: None,
         revision: None,
     });
@@ -45,22 +55,19 @@ fn record(signer: &Keypair, claimed: &Keypair, workload: &str) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forged_relayed_and_garbage_provider_records_on_gossip_are_refused() {
+async fn forged_replayed_and_garbage_provider_records_on_gossip_change_nothing() {
     let node = TestNode::start().await;
     let mesh = node.daemon().mesh.clone();
     let addr: Multiaddr = node.daemon().addresses[0].parse().unwrap();
 
     let attacker = Keypair::generate_ed25519();
     let victim = Keypair::generate_ed25519();
-    let config = gossipsub::ConfigBuilder::default()
+    let config = mesh_node::net::gossip_config()
         .heartbeat_interval(Duration::from_millis(100))
         .build()
         .unwrap();
-    let behaviour = gossipsub::Behaviour::new(
-        gossipsub::MessageAuthenticity::Signed(attacker.clone()),
-        config,
-    )
-    .unwrap();
+    let behaviour =
+        gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config).unwrap();
     let mut swarm = raw_peer(attacker.clone(), behaviour);
     let topic = gossipsub::IdentTopic::new(mesh_node::net::GOSSIP_TOPIC);
     swarm.behaviour_mut().subscribe(&topic).unwrap();
@@ -84,7 +91,19 @@ async fn forged_relayed_and_garbage_provider_records_on_gossip_are_refused() {
 
     // 1. A record claiming to come from another peer, with a broken signature.
     publish(&mut swarm, record(&attacker, &victim, "default/forged"));
-    // 2. A genuine record of the victim, relayed (published) by the attacker.
+    // 2. The victim's withdrawal, then (replayed) its older announcement, both genuine and
+    //    relayed by the attacker: the newer withdrawal wins, nothing is discoverable.
+    let now = mesh_runtime::now_millis();
+    publish(
+        &mut swarm,
+        signed_record(&victim, &victim, "default/replayed", now, true),
+    );
+    publish(
+        &mut swarm,
+        signed_record(&victim, &victim, "default/replayed", now - 1_000, false),
+    );
+    // 2b. A genuine, current record of the victim relayed by the attacker: the victim's own
+    //     words, counted as the victim's (as a DHT copy would be).
     publish(&mut swarm, record(&victim, &victim, "default/relayed"));
     // 3. Garbage.
     publish(&mut swarm, b"MSR1 not a record".to_vec());
@@ -112,7 +131,12 @@ async fn forged_relayed_and_garbage_provider_records_on_gossip_are_refused() {
     .await;
     assert_eq!(own[0].peer_id, attacker.public().to_peer_id().to_string());
     // Messages from one publisher arrive in order: 1–3 were handled before 4.
-    for name in ["forged", "relayed"] {
+    let relayed = mesh
+        .discover(&WorkloadId::new("default", "relayed"), None)
+        .await;
+    assert_eq!(relayed.len(), 1, "{relayed:?}");
+    assert_eq!(relayed[0].peer_id, victim.public().to_peer_id().to_string());
+    for name in ["forged", "replayed"] {
         let found = mesh.discover(&WorkloadId::new("default", name), None).await;
         assert!(found.is_empty(), "{name}: {found:?}");
     }

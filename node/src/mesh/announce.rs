@@ -354,14 +354,17 @@ impl Mesh {
         }
     }
 
-    /// A gossip message: a heartbeat or a provider record (or withdrawal), kept only when
-    /// signed by the peer it names, who must be the peer that published it, and unexpired.
-    pub(crate) fn on_gossip(&self, source: Option<PeerId>, data: &[u8]) {
+    /// A gossip message (or a provider record a peer answered with): a heartbeat or a
+    /// provider record (or withdrawal), kept only when signed by the peer it names (and by
+    /// `signer`, when given) and unexpired. Whoever relayed it, a signed record says only what
+    /// its signer signed; the newest copy per signer wins, so a replayed older one changes
+    /// nothing.
+    pub(crate) fn on_gossip(&self, signer: Option<PeerId>, data: &[u8]) {
         if mesh_provider::workload::is_workload_record(data) {
             return self.on_gossip_record(data);
         }
         let now = now_millis();
-        match signed::verify(data, source.as_ref(), now) {
+        match signed::verify(data, signer.as_ref(), now) {
             Ok(s) if s.signer == self.peer_id() => {}
             Ok(s) => match s.record {
                 Record::Node(record) => self.inner.peers.insert(s.signer, record),
@@ -371,7 +374,7 @@ impl Mesh {
                         .insert(s.signer, &record, data.to_vec(), now);
                 }
             },
-            Err(e) => tracing::debug!(?source, error = %e, "gossip message refused"),
+            Err(e) => tracing::debug!(?signer, error = %e, "gossip message refused"),
         }
     }
 }

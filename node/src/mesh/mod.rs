@@ -253,7 +253,10 @@ impl Mesh {
                         mesh.inner.net.respond(channel, response).await;
                     });
                 }
-                net::Event::Gossip { source, data } => self.on_gossip(source, &data),
+                net::Event::Gossip { from, data } => {
+                    tracing::trace!(%from, bytes = data.len(), "gossip message");
+                    self.on_gossip(None, &data)
+                }
             }
         }
     }

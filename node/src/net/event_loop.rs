@@ -347,11 +347,12 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Rpc(e)) => self.on_rpc(Channel::Rpc, e),
             SwarmEvent::Behaviour(BehaviourEvent::Deploy(e)) => self.on_rpc(Channel::Deploy, e),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
+                propagation_source,
                 message,
                 ..
             })) => {
                 let event = Event::Gossip {
-                    source: message.source,
+                    from: propagation_source,
                     data: message.data,
                 };
                 if self.events.try_send(event).is_err() {

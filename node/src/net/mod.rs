@@ -25,8 +25,8 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 pub use behaviour::{
-    DEPLOY_PROTOCOL, GOSSIP_TOPIC, KAD_PROTOCOL, PROVIDER_ENTRY_TTL, REPROVIDE_INTERVAL,
-    RPC_PROTOCOL,
+    gossip_config, DEPLOY_PROTOCOL, GOSSIP_TOPIC, KAD_PROTOCOL, PROVIDER_ENTRY_TTL,
+    REPROVIDE_INTERVAL, RPC_PROTOCOL,
 };
 pub use event_loop::EventLoop;
 
@@ -93,11 +93,10 @@ pub enum Event {
         channel: ResponseChannel<Response>,
     },
     /// A message arrived on the gossip topic (not yet verified): a heartbeat, a provider
-    /// record or a withdrawal.
-    Gossip {
-        source: Option<PeerId>,
-        data: Vec<u8>,
-    },
+    /// record or withdrawal, or a workload record. Gossip messages are anonymous (see
+    /// [`behaviour`]): `from` is the peer that forwarded it, not necessarily its author; the
+    /// signature inside says who wrote it.
+    Gossip { from: PeerId, data: Vec<u8> },
 }
 
 /// Records found by a lookup: the record and the peer its key names.
