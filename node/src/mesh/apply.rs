@@ -146,11 +146,21 @@ impl Mesh {
             .add
             .iter()
             .map(|(slot, peer, _)| self.run_replica(*peer, replica(*slot)));
+        // Every node learns the new desired state on gossip as the replicas start: published
+        // once the requests to the new slots are on their way (`join!` polls those first), so
+        // its fan-out neither delays them nor, coming after them, competes with the replicas'
+        // own announcements reaching every node.
+        let publish = async {
+            if change != Change::Same {
+                self.inner.net.publish(opened.verified.bytes.clone()).await;
+            }
+        };
+        let (added, ()) = futures::join!(join_all(adds), publish);
         let mut results: Vec<(PeerId, String, Outcome)> = plan
             .add
             .iter()
             .map(|(_, p, e)| (*p, e.clone()))
-            .zip(join_all(adds).await)
+            .zip(added)
             .map(|((p, e), r)| (p, e, r))
             .collect();
         let mut notes = plan.notes.clone();
@@ -188,10 +198,6 @@ impl Mesh {
                     ));
                 }
             }
-        }
-        if change != Change::Same {
-            // Every node learns the new record now, after its replicas were asked to run it.
-            self.inner.net.publish(effective.bytes.clone()).await;
         }
         Ok(self.outcome(&effective, spec, &plan, kept, results, notes, change))
     }

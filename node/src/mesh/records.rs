@@ -22,11 +22,11 @@ pub const RECORD_DHT_TTL: Duration = Duration::from_secs(24 * 3600);
 
 impl Mesh {
     /// Offers a verified record to the book without publishing it: an apply publishes its
-    /// record on gossip once its replicas run (so the mesh-wide fan-out does not compete with
-    /// them for the machine), and the record reaches the DHT with its holders' republish round
-    /// (putting a new key walks to its closest peers, dialling those not connected); a delete
-    /// tells the holders first, then publishes the tombstone on gossip and in the DHT at once
-    /// (it has no holders to republish it). A record older than the one held: 409.
+    /// record on gossip as its requests to the new slots leave (see `Mesh::apply_record`), and
+    /// the record reaches the DHT with its holders' republish round (putting a new key walks to
+    /// its closest peers, dialling those not connected); a delete tells the holders first,
+    /// then publishes the tombstone on gossip and in the DHT at once (it has no holders to
+    /// republish it). A record older than the one held: 409.
     pub(crate) fn keep(&self, v: &Verified) -> Result<Offer, Error> {
         match self.inner.records.offer(v.clone(), now_millis())? {
             Offer::Older { held } => Err(crate::records::Error::Stale {
