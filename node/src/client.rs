@@ -55,6 +55,8 @@ impl std::fmt::Display for Target {
 #[derive(Debug, Clone)]
 pub struct Client {
     target: Target,
+    /// `Authorization` header value, for an HTTP API started with `--http-token`.
+    authorization: Option<String>,
 }
 
 /// An answer: status and body bytes.
@@ -87,7 +89,16 @@ impl Answer {
 
 impl Client {
     pub fn new(target: Target) -> Self {
-        Self { target }
+        Self {
+            target,
+            authorization: None,
+        }
+    }
+
+    /// Sends `token` with every request (see `meshd --http-token`).
+    pub fn with_token(mut self, token: &crate::local_api::Token) -> Self {
+        self.authorization = Some(token.header_value());
+        self
     }
 
     pub fn target(&self) -> &Target {
@@ -151,6 +162,9 @@ impl Client {
             .header("host", host);
         if has_body {
             req = req.header("content-type", "application/json");
+        }
+        if let Some(auth) = &self.authorization {
+            req = req.header("authorization", auth);
         }
         let req = req.body(Full::new(Bytes::from(body.unwrap_or_default())))?;
         let resp = sender

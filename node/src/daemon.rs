@@ -2,7 +2,7 @@
 //! API, run the background loops; everything owned by one cancellation token.
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::identity::{self, NodeFile};
+use crate::local_api;
 use crate::mesh::modules::{Hints, MeshFetcher};
 use crate::mesh::peers::PeerTable;
 use crate::mesh::{Mesh, MeshConfig};
@@ -34,8 +35,12 @@ pub struct Config {
     pub data_dir: PathBuf,
     /// Default: `DATA_DIR/meshd.sock`.
     pub api_socket: Option<PathBuf>,
-    /// Loopback HTTP listener (off by default).
+    /// HTTP listener (off by default): loopback only, unless `http_token` is set.
     pub http: Option<SocketAddr>,
+    /// File holding the bearer token every HTTP request must carry.
+    pub http_token: Option<PathBuf>,
+    /// Group that may use the API socket (mode 0660 instead of 0600).
+    pub api_group: Option<String>,
     /// Engines to enable by name; `None` detects every real engine.
     pub engines: Option<Vec<String>>,
     /// Engines handed in ready-made (tests inject instrumented engines this way).
@@ -69,6 +74,8 @@ impl Config {
             data_dir: data_dir.into(),
             api_socket: None,
             http: None,
+            http_token: None,
+            api_group: None,
             engines: None,
             extra_engines: Vec::new(),
             controller: ControllerConfig::default(),
@@ -227,25 +234,17 @@ impl Daemon {
     }
 }
 
-/// Binds the Unix socket, replacing a stale file but never a live daemon's socket.
-async fn bind_socket(path: &Path) -> anyhow::Result<tokio::net::UnixListener> {
-    if path.exists() {
-        if tokio::net::UnixStream::connect(path).await.is_ok() {
-            bail!("another meshd is already serving {}", path.display());
-        }
-        std::fs::remove_file(path)
-            .with_context(|| format!("cannot remove stale socket {}", path.display()))?;
-    }
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)
-            .with_context(|| format!("cannot create {}", parent.display()))?;
-    }
-    tokio::net::UnixListener::bind(path)
-        .with_context(|| format!("cannot listen on {}", path.display()))
-}
-
 /// Starts a node and returns once its API is being served.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Daemon> {
+    // The API's access settings first: a bad one must stop the node before it does anything.
+    if let Some(addr) = config.http {
+        local_api::check_http(addr, config.http_token.as_deref())?;
+    }
+    let http_token = config
+        .http_token
+        .as_deref()
+        .map(local_api::Token::load)
+        .transpose()?;
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let db_dir = config.data_dir.join("db");
@@ -328,7 +327,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let addresses = wait_for_listeners(&mesh, config.listen.len()).await;
 
     let socket = config.socket_path();
-    let listener = bind_socket(&socket).await?;
+    let listener = local_api::bind_socket(&socket, config.api_group.as_deref()).await?;
     let router = crate::api::router(mesh.clone());
     {
         let stop = shutdown.clone();
@@ -346,6 +345,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     }
     let http = match config.http {
         Some(addr) => {
+            let router = match http_token {
+                Some(token) => router.layer(axum::middleware::from_fn_with_state(
+                    token,
+                    local_api::require_token,
+                )),
+                None => router,
+            };
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .with_context(|| format!("cannot listen on {addr}"))?;

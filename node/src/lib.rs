@@ -25,6 +25,7 @@ pub mod client;
 pub mod daemon;
 pub mod identity;
 mod jobs;
+pub mod local_api;
 pub mod mesh;
 pub mod net;
 pub mod records;

@@ -38,9 +38,17 @@ struct Args {
     /// Path of the local API socket [default: DIR/meshd.sock].
     #[arg(long, value_name = "PATH")]
     api_socket: Option<PathBuf>,
-    /// Also serve the local API over HTTP on this loopback address (e.g. 127.0.0.1:7070).
+    /// Let the members of this group use the API socket too (mode 0660 instead of 0600).
+    #[arg(long, value_name = "GROUP")]
+    api_group: Option<String>,
+    /// Also serve the local API over HTTP (e.g. 127.0.0.1:7070). Loopback only, unless
+    /// --http-token is given.
     #[arg(long, value_name = "ADDR")]
     http: Option<SocketAddr>,
+    /// Require `Authorization: Bearer TOKEN` on every HTTP request, TOKEN being this file's
+    /// content (at least 16 bytes, e.g. `openssl rand -hex 32`); allows a non-loopback --http.
+    #[arg(long, value_name = "FILE")]
+    http_token: Option<PathBuf>,
     /// Engines to enable, comma-separated: podman, docker, wasm, process, mock; `auto` for the
     /// detected ones (Podman and Docker by their sockets, wasm by its runner); or `none`.
     /// The process engine runs native commands unsandboxed, so it is only on when named
@@ -103,11 +111,6 @@ struct Args {
 }
 
 fn config(args: Args) -> anyhow::Result<Config> {
-    if let Some(addr) = args.http {
-        if !addr.ip().is_loopback() {
-            bail!("--http {addr}: the local API has no authentication; bind it to a loopback address (127.0.0.1)");
-        }
-    }
     let engines = match args.engines {
         // A node with no engine still places, discovers and answers for the mesh.
         Some(names) if names == ["none"] => Some(Vec::new()),
@@ -146,6 +149,8 @@ fn config(args: Args) -> anyhow::Result<Config> {
     config.docker_socket = args.docker_socket;
     config.api_socket = args.api_socket;
     config.http = args.http;
+    config.http_token = args.http_token;
+    config.api_group = args.api_group;
     config.engines = engines;
     config.controller.health_timeout = args.health_timeout;
     config.controller.stop_grace = args.stop_grace;

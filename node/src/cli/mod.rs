@@ -58,6 +58,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "MULTIADDR")]
     pub peer: Option<String>,
 
+    /// The bearer token of a node whose HTTP API was started with `meshd --http-token FILE`.
+    #[arg(long, global = true, env = "MESH_TOKEN_FILE", value_name = "FILE")]
+    pub token_file: Option<PathBuf>,
+
     /// The signing key (created on first use): every apply and delete is signed with it.
     #[arg(long, global = true, env = "MESH_KEY", value_name = "FILE")]
     pub key: Option<PathBuf>,
@@ -192,8 +196,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     };
     let backend = match (&cli.peer, &cli.node) {
         (Some(peer), _) => Backend::Peer(PeerClient::connect(peer).await?),
-        (None, Some(node)) => Backend::Local(Client::new(Target::parse(node)?)),
-        (None, None) => Backend::Local(Client::new(default_target())),
+        (None, node) => {
+            let target = node
+                .as_deref()
+                .map(Target::parse)
+                .transpose()?
+                .unwrap_or_else(default_target);
+            let mut client = Client::new(target);
+            if let Some(path) = &cli.token_file {
+                client = client.with_token(&crate::local_api::Token::load(path)?);
+            }
+            Backend::Local(client)
+        }
     };
     let id = |name: &str, ns: &str| WorkloadId::new(ns, name);
     match command {
