@@ -41,6 +41,12 @@ pub struct Config {
     pub http_token: Option<PathBuf>,
     /// Group that may use the API socket (mode 0660 instead of 0600).
     pub api_group: Option<String>,
+    /// The private mesh's key file (see [`load_mesh_key`]); TCP only when set.
+    pub mesh_key: Option<PathBuf>,
+    /// Established libp2p connections at most.
+    pub max_connections: u32,
+    /// When set, only these peers may connect.
+    pub allowed_peers: Option<Vec<libp2p::PeerId>>,
     /// Engines to enable by name; `None` detects every real engine.
     pub engines: Option<Vec<String>>,
     /// Engines handed in ready-made (tests inject instrumented engines this way).
@@ -76,6 +82,9 @@ impl Config {
             http: None,
             http_token: None,
             api_group: None,
+            mesh_key: None,
+            max_connections: net::MAX_CONNECTIONS,
+            allowed_peers: None,
             engines: None,
             extra_engines: Vec::new(),
             controller: ControllerConfig::default(),
@@ -234,6 +243,20 @@ impl Daemon {
     }
 }
 
+/// Reads a private mesh's key: the swarm key format of libp2p and IPFS
+/// (`/key/swarm/psk/1.0.0/`, `/base16/`, 64 hex digits, one per line). Make one with
+/// `printf '/key/swarm/psk/1.0.0/\n/base16/\n%s\n' "$(openssl rand -hex 32)" > mesh.key`.
+pub fn load_mesh_key(path: &std::path::Path) -> anyhow::Result<libp2p::pnet::PreSharedKey> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read the mesh key {}", path.display()))?;
+    text.parse().map_err(|e| {
+        anyhow::anyhow!(
+            "{} is not a mesh key ({e}): expected three lines, /key/swarm/psk/1.0.0/, /base16/ and 64 hex digits",
+            path.display()
+        )
+    })
+}
+
 /// Starts a node and returns once its API is being served.
 pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Result<Daemon> {
     // The API's access settings first: a bad one must stop the node before it does anything.
@@ -245,6 +268,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         .as_deref()
         .map(local_api::Token::load)
         .transpose()?;
+    let mesh_key = config.mesh_key.as_deref().map(load_mesh_key).transpose()?;
+    if let Some(key) = &mesh_key {
+        tracing::info!(fingerprint = %key.fingerprint(), "private mesh: peers without its key cannot connect (TCP only)");
+    }
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("cannot create data dir {}", config.data_dir.display()))?;
     let db_dir = config.data_dir.join("db");
@@ -266,6 +293,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     net_config.mdns = config.mdns;
     net_config.bootstrap_interval = config.bootstrap_interval;
     net_config.idle_timeout = config.idle_timeout;
+    net_config.mesh_key = mesh_key;
+    net_config.max_connections = config.max_connections;
+    net_config.allowed_peers = config.allowed_peers.clone();
     net_config.deploy_timeout = config.controller.health_timeout * 2 + Duration::from_secs(60);
     let (client, events, event_loop) =
         net::new(net_config, shutdown.clone()).map_err(|e| anyhow::anyhow!("network: {e}"))?;

@@ -32,6 +32,23 @@ pub fn raw_peer<B: libp2p::swarm::NetworkBehaviour>(
         .build()
 }
 
+/// A bare libp2p peer of a private mesh: as [`raw_peer`], over the mesh key's TCP transport
+/// (pnet, then Noise and Yamux), as a node with `--mesh-key` speaks.
+pub fn raw_private_peer<B: libp2p::swarm::NetworkBehaviour>(
+    key: libp2p::identity::Keypair,
+    mesh_key: libp2p::pnet::PreSharedKey,
+    behaviour: B,
+) -> libp2p::Swarm<B> {
+    libp2p::SwarmBuilder::with_existing_identity(key)
+        .with_tokio()
+        .with_other_transport(|key| crate::net::private_tcp(key, mesh_key))
+        .expect("the private transport builds")
+        .with_behaviour(|_| behaviour)
+        .expect("the behaviour is given")
+        .with_swarm_config(|c| c.with_idle_connection_timeout(Duration::from_secs(60)))
+        .build()
+}
+
 /// Sends `requests` one after the other from a raw libp2p peer on `protocol`
 /// (request-response, CBOR, any request and response types: hostile tests send what the
 /// node's own types cannot express) and returns each answer, or why there is none. Sizes up

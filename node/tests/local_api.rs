@@ -2,6 +2,8 @@
 //! group), an HTTP API off loopback needs a token, a request without the token reaches
 //! nothing, and garbage on the socket leaves the node up.
 
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::time::Duration;
 

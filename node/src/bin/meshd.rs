@@ -49,6 +49,17 @@ struct Args {
     /// content (at least 16 bytes, e.g. `openssl rand -hex 32`); allows a non-loopback --http.
     #[arg(long, value_name = "FILE")]
     http_token: Option<PathBuf>,
+    /// Make this a private mesh: peers without this key file cannot complete a handshake
+    /// (libp2p pnet; TCP only, QUIC listen addresses are skipped). Every node, and
+    /// `meshctl --peer`, needs the same file.
+    #[arg(long, value_name = "FILE", env = "MESH_MESH_KEY")]
+    mesh_key: Option<PathBuf>,
+    /// Only these peers may connect: a file with one peer id per line (# comments).
+    #[arg(long, value_name = "FILE")]
+    allow_peers: Option<PathBuf>,
+    /// Established libp2p connections at most (all peers together).
+    #[arg(long, value_name = "N", default_value_t = mesh_node::net::MAX_CONNECTIONS)]
+    max_connections: u32,
     /// Engines to enable, comma-separated: podman, docker, wasm, process, mock; `auto` for the
     /// detected ones (Podman and Docker by their sockets, wasm by its runner); or `none`.
     /// The process engine runs native commands unsandboxed, so it is only on when named
@@ -150,6 +161,11 @@ fn config(args: Args) -> anyhow::Result<Config> {
     config.api_socket = args.api_socket;
     config.http = args.http;
     config.http_token = args.http_token;
+    config.mesh_key = args.mesh_key;
+    config.max_connections = args.max_connections;
+    if let Some(path) = &args.allow_peers {
+        config.allowed_peers = Some(read_peer_list(path)?);
+    }
     config.api_group = args.api_group;
     config.engines = engines;
     config.controller.health_timeout = args.health_timeout;
@@ -213,4 +229,22 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// Peer ids, one per line; blank lines and `#` comments skipped.
+fn read_peer_list(path: &std::path::Path) -> anyhow::Result<Vec<libp2p::PeerId>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    let mut peers = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        if line.is_empty() {
+            continue;
+        }
+        let peer = line
+            .parse()
+            .with_context(|| format!("{}:{}: {line:?} is not a peer id", path.display(), n + 1))?;
+        peers.push(peer);
+    }
+    Ok(peers)
 }

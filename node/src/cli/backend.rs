@@ -32,7 +32,10 @@ impl Drop for PeerClient {
 
 impl PeerClient {
     /// Starts a throwaway swarm (no listener) and dials the node.
-    pub async fn connect(addr: &str) -> anyhow::Result<Self> {
+    pub async fn connect(
+        addr: &str,
+        mesh_key: Option<libp2p::pnet::PreSharedKey>,
+    ) -> anyhow::Result<Self> {
         let addr: Multiaddr = addr
             .parse()
             .with_context(|| format!("--peer {addr:?} is not a multiaddr"))?;
@@ -47,6 +50,7 @@ impl PeerClient {
             })?;
         let mut config = net::NetConfig::new(libp2p::identity::Keypair::generate_ed25519());
         config.listen.clear();
+        config.mesh_key = mesh_key;
         let stop = CancellationToken::new();
         let (client, mut events, event_loop) =
             net::new(config, stop.clone()).map_err(|e| anyhow!(e))?;

@@ -58,6 +58,10 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "MULTIADDR")]
     pub peer: Option<String>,
 
+    /// The private mesh's key file, for --peer (see `meshd --mesh-key`).
+    #[arg(long, global = true, env = "MESH_MESH_KEY", value_name = "FILE")]
+    pub mesh_key: Option<PathBuf>,
+
     /// The bearer token of a node whose HTTP API was started with `meshd --http-token FILE`.
     #[arg(long, global = true, env = "MESH_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
@@ -195,7 +199,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         other => other,
     };
     let backend = match (&cli.peer, &cli.node) {
-        (Some(peer), _) => Backend::Peer(PeerClient::connect(peer).await?),
+        (Some(peer), _) => {
+            let mesh_key = cli
+                .mesh_key
+                .as_deref()
+                .map(crate::daemon::load_mesh_key)
+                .transpose()?;
+            Backend::Peer(PeerClient::connect(peer, mesh_key).await?)
+        }
         (None, node) => {
             let target = node
                 .as_deref()

@@ -3,13 +3,19 @@
 use std::num::NonZeroUsize;
 use std::time::Duration;
 
+use libp2p::core::muxing::StreamMuxerBox;
+use libp2p::core::transport::{Boxed, Transport as _};
+use libp2p::core::upgrade;
 use libp2p::identity::Keypair;
 use libp2p::kad::store::{MemoryStore, MemoryStoreConfig};
+use libp2p::multiaddr::Protocol;
+use libp2p::pnet::{PnetConfig, PreSharedKey};
 use libp2p::request_response::{self, ProtocolSupport};
 use libp2p::swarm::behaviour::toggle::Toggle;
 use libp2p::swarm::NetworkBehaviour;
 use libp2p::{
-    gossipsub, identify, kad, mdns, noise, tcp, yamux, StreamProtocol, Swarm, SwarmBuilder,
+    allow_block_list, connection_limits, gossipsub, identify, kad, mdns, memory_connection_limits,
+    noise, tcp, yamux, Multiaddr, PeerId, StreamProtocol, Swarm, SwarmBuilder,
 };
 use mesh_protocol::wire::{Request, Response};
 
@@ -46,6 +52,10 @@ pub type Rpc = request_response::cbor::Behaviour<Request, Response>;
 
 #[derive(NetworkBehaviour)]
 pub struct Behaviour {
+    /// First, so that a connection over a limit is refused before any other behaviour sees it.
+    pub limits: connection_limits::Behaviour,
+    pub memory: memory_connection_limits::Behaviour,
+    pub allowed: Toggle<allow_block_list::Behaviour<allow_block_list::AllowedPeers>>,
     pub kad: kad::Behaviour<MemoryStore>,
     pub gossipsub: gossipsub::Behaviour,
     pub rpc: Rpc,
@@ -136,7 +146,25 @@ fn behaviour(key: &Keypair, config: &NetConfig) -> Result<Behaviour, String> {
     } else {
         None
     };
+    let limits = connection_limits::Behaviour::new(
+        connection_limits::ConnectionLimits::default()
+            .with_max_established(Some(config.max_connections))
+            .with_max_established_per_peer(Some(config.max_connections_per_peer))
+            .with_max_pending_incoming(Some(MAX_PENDING_INCOMING)),
+    );
+    let memory =
+        memory_connection_limits::Behaviour::with_max_percentage(config.max_memory_fraction);
+    let allowed = config.allowed_peers.as_ref().map(|peers| {
+        let mut list = allow_block_list::Behaviour::<allow_block_list::AllowedPeers>::default();
+        for peer in peers {
+            list.allow_peer(*peer);
+        }
+        list
+    });
     Ok(Behaviour {
+        limits,
+        memory,
+        allowed: Toggle::from(allowed),
         kad,
         gossipsub,
         rpc: rpc(RPC_PROTOCOL, config.rpc_timeout, MAX_REQUEST_BYTES),
@@ -150,25 +178,63 @@ fn behaviour(key: &Keypair, config: &NetConfig) -> Result<Behaviour, String> {
     })
 }
 
+/// Incoming connections in their handshake at once, at most.
+pub const MAX_PENDING_INCOMING: u32 = 64;
+
+/// Whether `addr` is a QUIC address (not usable in a private mesh).
+pub fn is_quic(addr: &Multiaddr) -> bool {
+    addr.iter()
+        .any(|p| matches!(p, Protocol::QuicV1 | Protocol::Quic))
+}
+
+/// TCP, then the pre-shared key's handshake (`libp2p-pnet`: the stream is encrypted with the
+/// key before anything else is said, so a peer without it fails there), then Noise and Yamux.
+pub fn private_tcp(
+    key: &Keypair,
+    psk: PreSharedKey,
+) -> Result<Boxed<(PeerId, StreamMuxerBox)>, Box<dyn std::error::Error + Send + Sync>> {
+    let noise = noise::Config::new(key)?;
+    Ok(
+        tcp::tokio::Transport::new(tcp::Config::default().nodelay(true))
+            .and_then(move |socket, _| PnetConfig::new(psk).handshake(socket))
+            .upgrade(upgrade::Version::V1Lazy)
+            .authenticate(noise)
+            .multiplex(yamux::Config::default())
+            .map(|(peer, muxer), _| (peer, StreamMuxerBox::new(muxer)))
+            .boxed(),
+    )
+}
+
 /// Builds the swarm: TCP (Noise, Yamux) and QUIC, the behaviour, and the configured idle
 /// timeout (30 s by default instead of libp2p's 10 s: a peer asked once is often asked again
 /// soon). Gossipsub's streams keep connections open regardless; the event loop's connection
 /// manager bounds their number.
 pub fn build(config: &NetConfig) -> Result<Swarm<Behaviour>, String> {
-    let swarm = SwarmBuilder::with_existing_identity(config.keypair.clone())
-        .with_tokio()
-        .with_tcp(
-            tcp::Config::default().nodelay(true),
-            noise::Config::new,
-            yamux::Config::default,
-        )
-        .map_err(|e| format!("tcp transport: {e}"))?
-        .with_quic()
-        .with_behaviour(|key| {
-            behaviour(key, config).map_err(Box::<dyn std::error::Error + Send + Sync>::from)
-        })
-        .map_err(|e| format!("behaviour: {e}"))?
-        .with_swarm_config(|c| c.with_idle_connection_timeout(config.idle_timeout))
-        .build();
+    let make = |key: &Keypair| {
+        behaviour(key, config).map_err(Box::<dyn std::error::Error + Send + Sync>::from)
+    };
+    let idle = |c: libp2p::swarm::Config| c.with_idle_connection_timeout(config.idle_timeout);
+    let builder = SwarmBuilder::with_existing_identity(config.keypair.clone()).with_tokio();
+    let swarm = match config.mesh_key {
+        None => builder
+            .with_tcp(
+                tcp::Config::default().nodelay(true),
+                noise::Config::new,
+                yamux::Config::default,
+            )
+            .map_err(|e| format!("tcp transport: {e}"))?
+            .with_quic()
+            .with_behaviour(make)
+            .map_err(|e| format!("behaviour: {e}"))?
+            .with_swarm_config(idle)
+            .build(),
+        Some(psk) => builder
+            .with_other_transport(|key| private_tcp(key, psk))
+            .map_err(|e| format!("private tcp transport: {e}"))?
+            .with_behaviour(make)
+            .map_err(|e| format!("behaviour: {e}"))?
+            .with_swarm_config(idle)
+            .build(),
+    };
     Ok(swarm)
 }

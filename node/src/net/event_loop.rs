@@ -97,6 +97,10 @@ impl EventLoop {
     ) -> Result<Self, String> {
         let mut swarm = behaviour::build(&config)?;
         for addr in &config.listen {
+            if config.mesh_key.is_some() && behaviour::is_quic(addr) {
+                tracing::warn!(%addr, "not listening on QUIC: a private mesh (--mesh-key) runs over TCP only");
+                continue;
+            }
             swarm
                 .listen_on(addr.clone())
                 .map_err(|e| format!("cannot listen on {addr}: {e}"))?;

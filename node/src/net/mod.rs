@@ -25,7 +25,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 use tokio_util::sync::CancellationToken;
 
 pub use behaviour::{
-    gossip_config, DEPLOY_PROTOCOL, GOSSIP_TOPIC, KAD_PROTOCOL, PROVIDER_ENTRY_TTL,
+    gossip_config, private_tcp, DEPLOY_PROTOCOL, GOSSIP_TOPIC, KAD_PROTOCOL, PROVIDER_ENTRY_TTL,
     REPROVIDE_INTERVAL, RPC_PROTOCOL,
 };
 pub use event_loop::EventLoop;
@@ -65,7 +65,26 @@ pub struct NetConfig {
     pub query_timeout: Duration,
     /// Connections without traffic stay open this long.
     pub idle_timeout: Duration,
+    /// The private mesh's pre-shared key: without it a peer cannot complete a handshake
+    /// (`libp2p-pnet`, over TCP only: a node with a key does not listen or dial on QUIC).
+    pub mesh_key: Option<libp2p::pnet::PreSharedKey>,
+    /// Established connections at most, all peers together, and per peer.
+    pub max_connections: u32,
+    pub max_connections_per_peer: u32,
+    /// New connections are refused while the process uses more than this fraction of the
+    /// machine's memory.
+    pub max_memory_fraction: f64,
+    /// When set, only these peers may connect (`libp2p-allow-block-list`).
+    pub allowed_peers: Option<Vec<PeerId>>,
 }
+
+/// Default bound on established connections of a node (its own connection manager trims
+/// idle ones well below this; this is the hard stop).
+pub const MAX_CONNECTIONS: u32 = 512;
+/// Default bound per peer (a TCP and a QUIC connection, and simultaneous dials, fit).
+pub const MAX_CONNECTIONS_PER_PEER: u32 = 4;
+/// Default memory bound for new connections: 90 % of the machine's memory.
+pub const MAX_MEMORY_FRACTION: f64 = 0.9;
 
 impl NetConfig {
     pub fn new(keypair: Keypair) -> Self {
@@ -79,6 +98,11 @@ impl NetConfig {
             bootstrap_interval: Duration::from_secs(5 * 60),
             query_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(30),
+            mesh_key: None,
+            max_connections: MAX_CONNECTIONS,
+            max_connections_per_peer: MAX_CONNECTIONS_PER_PEER,
+            max_memory_fraction: MAX_MEMORY_FRACTION,
+            allowed_peers: None,
         }
     }
 }
