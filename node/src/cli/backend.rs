@@ -22,6 +22,8 @@ pub struct PeerClient {
     peer: PeerId,
     addr: Multiaddr,
     stop: CancellationToken,
+    /// Whether a mesh key was given (to hint at it when a dial fails).
+    private: bool,
 }
 
 impl Drop for PeerClient {
@@ -50,6 +52,7 @@ impl PeerClient {
             })?;
         let mut config = net::NetConfig::new(libp2p::identity::Keypair::generate_ed25519());
         config.listen.clear();
+        let private = mesh_key.is_some();
         config.mesh_key = mesh_key;
         let stop = CancellationToken::new();
         let (client, mut events, event_loop) =
@@ -75,6 +78,7 @@ impl PeerClient {
             peer,
             addr,
             stop,
+            private,
         })
     }
 
@@ -86,6 +90,10 @@ impl PeerClient {
         {
             Ok(Response::Error { message, .. }) => Err(anyhow!(message)),
             Ok(r) => Ok(r),
+            Err(e) if !self.private && e.contains("dial") => Err(anyhow!(
+                "cannot reach {}: {e} (a private mesh needs its key: --mesh-key FILE)",
+                self.addr
+            )),
             Err(e) => Err(anyhow!("cannot reach {}: {e}", self.addr)),
         }
     }
