@@ -54,29 +54,18 @@ fn signed_record(
     forged
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn forged_replayed_and_garbage_provider_records_on_gossip_change_nothing() {
-    let node = TestNode::start().await;
-    let mesh = node.daemon().mesh.clone();
-    let addr: Multiaddr = node.daemon().addresses[0].parse().unwrap();
-
-    let attacker = Keypair::generate_ed25519();
-    let victim = Keypair::generate_ed25519();
+/// A raw peer on the node's gossip topic, speaking gossip as nodes do (anonymous,
+/// content-addressed), once the node is known to be subscribed (publishing earlier fails).
+async fn gossip_peer(key: &Keypair, addr: Multiaddr) -> libp2p::Swarm<gossipsub::Behaviour> {
     let config = mesh_node::net::gossip_config()
         .heartbeat_interval(Duration::from_millis(100))
         .build()
         .unwrap();
     let behaviour =
         gossipsub::Behaviour::new(gossipsub::MessageAuthenticity::Anonymous, config).unwrap();
-    let mut swarm = raw_peer(attacker.clone(), behaviour);
-    let topic = gossipsub::IdentTopic::new(mesh_node::net::GOSSIP_TOPIC);
-    swarm.behaviour_mut().subscribe(&topic).unwrap();
+    let mut swarm = raw_peer(key.clone(), behaviour);
+    swarm.behaviour_mut().subscribe(&topic()).unwrap();
     swarm.dial(addr).unwrap();
-
-    // Publish once the node is known to be subscribed (publishing earlier fails).
-    let publish = |swarm: &mut libp2p::Swarm<gossipsub::Behaviour>, data: Vec<u8>| {
-        swarm.behaviour_mut().publish(topic.clone(), data).unwrap();
-    };
     tokio::time::timeout(Duration::from_secs(20), async {
         loop {
             if let SwarmEvent::Behaviour(gossipsub::Event::Subscribed { .. }) =
@@ -88,11 +77,28 @@ async fn forged_replayed_and_garbage_provider_records_on_gossip_change_nothing()
     })
     .await
     .expect("the node subscribes to the gossip topic");
+    swarm
+}
 
-    // 1. A record claiming to come from another peer, with a broken signature.
-    publish(&mut swarm, record(&attacker, &victim, "default/forged"));
-    // 2. The victim's withdrawal, then (replayed) its older announcement, both genuine and
-    //    relayed by the attacker: the newer withdrawal wins, nothing is discoverable.
+fn topic() -> gossipsub::IdentTopic {
+    gossipsub::IdentTopic::new(mesh_node::net::GOSSIP_TOPIC)
+}
+
+fn publish(swarm: &mut libp2p::Swarm<gossipsub::Behaviour>, data: Vec<u8>) {
+    swarm.behaviour_mut().publish(topic(), data).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replayed_records_change_nothing_and_relayed_ones_count_as_their_signers() {
+    let node = TestNode::start().await;
+    let mesh = node.daemon().mesh.clone();
+    let addr: Multiaddr = node.daemon().addresses[0].parse().unwrap();
+    let relay = Keypair::generate_ed25519();
+    let victim = Keypair::generate_ed25519();
+    let mut swarm = gossip_peer(&relay, addr).await;
+
+    // The victim's withdrawal, then (replayed) its older announcement, both genuine and
+    // relayed: the newer withdrawal wins, nothing is discoverable.
     let now = mesh_runtime::now_millis();
     publish(
         &mut swarm,
@@ -102,13 +108,11 @@ async fn forged_replayed_and_garbage_provider_records_on_gossip_change_nothing()
         &mut swarm,
         signed_record(&victim, &victim, "default/replayed", now - 1_000, false),
     );
-    // 2b. A genuine, current record of the victim relayed by the attacker: the victim's own
-    //     words, counted as the victim's (as a DHT copy would be).
+    // A genuine, current record of the victim, relayed: the victim's own words, counted as
+    // the victim's (as a DHT copy would be).
     publish(&mut swarm, record(&victim, &victim, "default/relayed"));
-    // 3. Garbage.
-    publish(&mut swarm, b"MSR1 not a record".to_vec());
-    // 4. The attacker's own, validly signed record: the one thing the node may accept.
-    publish(&mut swarm, record(&attacker, &attacker, "default/own"));
+    // The relay's own, validly signed record.
+    publish(&mut swarm, record(&relay, &relay, "default/own"));
 
     let pump = tokio::spawn(async move {
         loop {
@@ -129,18 +133,72 @@ async fn forged_replayed_and_garbage_provider_records_on_gossip_change_nothing()
         },
     )
     .await;
-    assert_eq!(own[0].peer_id, attacker.public().to_peer_id().to_string());
-    // Messages from one publisher arrive in order: 1–3 were handled before 4.
+    assert_eq!(own[0].peer_id, relay.public().to_peer_id().to_string());
+    // Messages from one publisher arrive in order: the others were handled before.
     let relayed = mesh
         .discover(&WorkloadId::new("default", "relayed"), None)
         .await;
     assert_eq!(relayed.len(), 1, "{relayed:?}");
     assert_eq!(relayed[0].peer_id, victim.public().to_peer_id().to_string());
-    for name in ["forged", "replayed"] {
-        let found = mesh.discover(&WorkloadId::new("default", name), None).await;
-        assert!(found.is_empty(), "{name}: {found:?}");
-    }
+    let replayed = mesh
+        .discover(&WorkloadId::new("default", "replayed"), None)
+        .await;
+    assert!(replayed.is_empty(), "{replayed:?}");
+    // An honest relay keeps its connection.
+    let relay_id = relay.public().to_peer_id();
+    assert!(mesh.net().connected_peers().await.contains(&relay_id));
     assert_eq!(node.daemon().node.health().unwrap().status, "ok");
     pump.abort();
+    node.stop().await;
+}
+
+/// A peer that sends a forged record, or garbage, on gossip: the message goes nowhere (it is
+/// neither kept nor forwarded), the peer's gossip score falls, and the node disconnects it
+/// and keeps it out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_peer_that_sends_forged_or_malformed_gossip_is_scored_down_and_disconnected() {
+    let node = TestNode::start().await;
+    let mesh = node.daemon().mesh.clone();
+    let addr: Multiaddr = node.daemon().addresses[0].parse().unwrap();
+    let victim = Keypair::generate_ed25519();
+    let forged = |attacker: &Keypair| record(attacker, &victim, "default/forged");
+    let garbage = |_: &Keypair| b"MSR1 not a record".to_vec();
+    for (what, message) in [
+        ("a forged record", &forged as &dyn Fn(&Keypair) -> Vec<u8>),
+        ("garbage", &garbage),
+    ] {
+        let attacker = Keypair::generate_ed25519();
+        let attacker_id = attacker.public().to_peer_id();
+        let mut swarm = gossip_peer(&attacker, addr.clone()).await;
+        publish(&mut swarm, message(&attacker));
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                if let SwarmEvent::ConnectionClosed { .. } = swarm.select_next_some().await {
+                    return;
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("the node disconnects a peer that sent {what}"));
+        assert!(!mesh.net().connected_peers().await.contains(&attacker_id));
+        // Kept out: a new connection is closed at once.
+        swarm.dial(addr.clone()).unwrap();
+        tokio::time::timeout(Duration::from_secs(20), async {
+            loop {
+                match swarm.select_next_some().await {
+                    SwarmEvent::ConnectionClosed { .. }
+                    | SwarmEvent::OutgoingConnectionError { .. } => return,
+                    _ => {}
+                }
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("a peer that sent {what} stays out"));
+    }
+    let found = mesh
+        .discover(&WorkloadId::new("default", "forged"), None)
+        .await;
+    assert!(found.is_empty(), "{found:?}");
+    assert_eq!(node.daemon().node.health().unwrap().status, "ok");
     node.stop().await;
 }

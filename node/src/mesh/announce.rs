@@ -5,9 +5,11 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
+use crate::net::Verdict;
 use libp2p::{Multiaddr, PeerId};
 use mesh_protocol::{Phase, WorkloadId};
 use mesh_provider::record::{EngineSummary, NodeRecord, NodeResources, ProviderRecord, Record};
+use mesh_provider::RecordError;
 use mesh_provider::{keys, signed};
 use mesh_runtime::now_millis;
 use tokio::sync::mpsc;
@@ -359,22 +361,30 @@ impl Mesh {
     /// `signer`, when given) and unexpired. Whoever relayed it, a signed record says only what
     /// its signer signed; the newest copy per signer wins, so a replayed older one changes
     /// nothing.
-    pub(crate) fn on_gossip(&self, signer: Option<PeerId>, data: &[u8]) {
+    pub(crate) fn on_gossip(&self, signer: Option<PeerId>, data: &[u8]) -> Verdict {
         if mesh_provider::workload::is_workload_record(data) {
             return self.on_gossip_record(data);
         }
         let now = now_millis();
         match signed::verify(data, signer.as_ref(), now) {
-            Ok(s) if s.signer == self.peer_id() => {}
-            Ok(s) => match s.record {
-                Record::Node(record) => self.inner.peers.insert(s.signer, record),
-                Record::Provider(record) => {
-                    self.inner
-                        .providers
-                        .insert(s.signer, &record, data.to_vec(), now);
+            Ok(s) if s.signer == self.peer_id() => Verdict::Ignore,
+            Ok(s) => {
+                match s.record {
+                    Record::Node(record) => self.inner.peers.insert(s.signer, record),
+                    Record::Provider(record) => {
+                        self.inner
+                            .providers
+                            .insert(s.signer, &record, data.to_vec(), now);
+                    }
                 }
-            },
-            Err(e) => tracing::debug!(?signer, error = %e, "gossip message refused"),
+                Verdict::Accept
+            }
+            // Late (a slow hop, a clock behind), not forged: not held against the sender.
+            Err(RecordError::Expired(_)) => Verdict::Ignore,
+            Err(e) => {
+                tracing::debug!(?signer, error = %e, "gossip message refused");
+                Verdict::Reject
+            }
         }
     }
 }

@@ -253,9 +253,10 @@ impl Mesh {
                         mesh.inner.net.respond(channel, response).await;
                     });
                 }
-                net::Event::Gossip { from, data } => {
-                    tracing::trace!(%from, bytes = data.len(), "gossip message");
-                    self.on_gossip(None, &data)
+                net::Event::Gossip { from, id, data } => {
+                    let verdict = self.on_gossip(None, &data);
+                    tracing::trace!(%from, bytes = data.len(), ?verdict, "gossip message");
+                    self.inner.net.report(id, from, verdict).await;
                 }
             }
         }

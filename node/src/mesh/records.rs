@@ -13,6 +13,7 @@ use mesh_runtime::now_millis;
 
 use super::Error;
 use super::Mesh;
+use crate::net::Verdict;
 use crate::records::book::Offer;
 
 /// How long a workload record lives in the DHT without being put again. Holders re-put it
@@ -90,23 +91,31 @@ impl Mesh {
     /// A workload record heard on gossip: verified, offered to the book. A tombstone removes
     /// this node's replica; an older revision than the one held means its sender missed an
     /// update or a delete, so the newer one is published again.
-    pub(crate) fn on_gossip_record(&self, data: &[u8]) {
+    /// The verdict tells gossipsub whether to forward the message (a new record), drop it
+    /// quietly (a copy or an older one; a clock ahead of ours) or drop it and count it against
+    /// the peer that sent it (a record that does not verify).
+    pub(crate) fn on_gossip_record(&self, data: &[u8]) -> Verdict {
         let v = match workload::verify_at(data, now_millis()) {
             Ok(v) => v,
             Err(e) => {
                 tracing::debug!(error = %e, "refused a workload record on gossip");
-                return;
+                return match e {
+                    workload::Error::FromTheFuture(_) => Verdict::Ignore,
+                    _ => Verdict::Reject,
+                };
             }
         };
         let id = v.record.id.clone();
         match self.inner.records.offer(v.clone(), now_millis()) {
             Ok(Offer::Adopted) if v.record.tombstone => {
-                self.retire_local(id, v.record.revision, "deleted")
+                self.retire_local(id, v.record.revision, "deleted");
+                Verdict::Accept
             }
-            Ok(Offer::Adopted) | Ok(Offer::Same) => {}
+            Ok(Offer::Adopted) => Verdict::Accept,
+            Ok(Offer::Same) => Verdict::Ignore,
             Ok(Offer::Older { .. }) => {
                 let Some(held) = self.inner.records.get(&id) else {
-                    return;
+                    return Verdict::Ignore;
                 };
                 // The sender missed an update or a delete. The nodes that run the workload
                 // (and every holder of a tombstone) repeat the newer record, at most once a
@@ -120,8 +129,12 @@ impl Mesh {
                 if held.record.tombstone {
                     self.retire_local(id, held.record.revision, "deleted");
                 }
+                Verdict::Ignore
             }
-            Err(e) => tracing::error!(error = %e, "cannot keep a workload record"),
+            Err(e) => {
+                tracing::error!(error = %e, "cannot keep a workload record");
+                Verdict::Ignore
+            }
         }
     }
 

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 mod dht;
 
 use super::behaviour::{self, Behaviour, BehaviourEvent, GOSSIP_TOPIC};
-use super::{Channel, Command, Event, FoundRecord, NetConfig};
+use super::{Channel, Command, Event, FoundRecord, NetConfig, Verdict, BLOCK_FOR};
 
 pub(super) type Reply<T> = oneshot::Sender<T>;
 
@@ -70,6 +70,8 @@ pub struct EventLoop {
     /// When each connected peer was last used by a request or record put (either way), or
     /// connected.
     last_used: HashMap<PeerId, Instant>,
+    /// Peers blocked for the gossip they sent, and until when.
+    blocked_until: HashMap<PeerId, Instant>,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -128,6 +130,7 @@ impl EventLoop {
             closest: HashMap::new(),
             idle_timeout: config.idle_timeout,
             last_used: HashMap::new(),
+            blocked_until: HashMap::new(),
         })
     }
 
@@ -180,6 +183,15 @@ impl EventLoop {
     /// recently used of those unused for a period are closed too, down to the low-water mark.
     /// Closed peers stay in the routing table and are dialled again when needed.
     fn trim_connections(&mut self) {
+        let now = Instant::now();
+        let blocked = &mut self.swarm.behaviour_mut().blocked;
+        self.blocked_until.retain(|peer, until| {
+            let keep = *until > now;
+            if !keep {
+                blocked.unblock_peer(*peer);
+            }
+            keep
+        });
         let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         self.last_used.retain(|p, _| connected.contains(p));
         self.closest
@@ -327,6 +339,24 @@ impl EventLoop {
                 // requester may have gone, and then there is nothing to do.
                 let _ = behaviour.rpc.send_response(channel, response);
             }
+            Command::Report { id, from, verdict } => {
+                let acceptance = match verdict {
+                    Verdict::Accept => gossipsub::MessageAcceptance::Accept,
+                    Verdict::Ignore => gossipsub::MessageAcceptance::Ignore,
+                    Verdict::Reject => gossipsub::MessageAcceptance::Reject,
+                };
+                behaviour
+                    .gossipsub
+                    .report_message_validation_result(&id, &from, acceptance);
+                let score = behaviour.gossipsub.peer_score(&from);
+                if verdict == Verdict::Reject
+                    && score.is_some_and(|s| s <= behaviour::DISCONNECT_SCORE)
+                {
+                    tracing::warn!(peer = %from, ?score, "peer sent gossip that does not verify: disconnected and blocked for {:?}", BLOCK_FOR);
+                    behaviour.blocked.block_peer(from);
+                    self.blocked_until.insert(from, Instant::now() + BLOCK_FOR);
+                }
+            }
             Command::Publish { data } => {
                 // Publishing before anyone subscribed fails with InsufficientPeers: expected on
                 // a lone node, the next heartbeat will go out.
@@ -352,11 +382,12 @@ impl EventLoop {
             SwarmEvent::Behaviour(BehaviourEvent::Deploy(e)) => self.on_rpc(Channel::Deploy, e),
             SwarmEvent::Behaviour(BehaviourEvent::Gossipsub(gossipsub::Event::Message {
                 propagation_source,
+                message_id,
                 message,
-                ..
             })) => {
                 let event = Event::Gossip {
                     from: propagation_source,
+                    id: message_id,
                     data: message.data,
                 };
                 if self.events.try_send(event).is_err() {

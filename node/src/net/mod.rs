@@ -46,6 +46,23 @@ pub const MAX_GOSSIP_BYTES: usize = mesh_provider::workload::MAX_WORKLOAD_RECORD
 /// Largest Kademlia message: a workload record with the framing around it.
 pub const MAX_KAD_PACKET_BYTES: usize = 2 * mesh_provider::workload::MAX_WORKLOAD_RECORD_BYTES;
 
+/// What a node made of a gossip message, reported back to gossipsub before it forwards
+/// anything (messages are validated first: `validate_messages`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Valid and new: forwarded to the node's mesh peers.
+    Accept,
+    /// Valid but not worth forwarding (a copy, an older record, a late one): dropped.
+    Ignore,
+    /// Does not verify: dropped and counted against the peer that sent it; a peer whose
+    /// gossip score falls below [`behaviour::DISCONNECT_SCORE`] is disconnected and kept out
+    /// for [`BLOCK_FOR`].
+    Reject,
+}
+
+/// How long a peer that sent forged or malformed gossip stays blocked.
+pub const BLOCK_FOR: Duration = Duration::from_secs(10 * 60);
+
 /// Network settings of a node.
 #[derive(Debug, Clone)]
 pub struct NetConfig {
@@ -120,7 +137,12 @@ pub enum Event {
     /// record or withdrawal, or a workload record. Gossip messages are anonymous (see
     /// [`behaviour`]): `from` is the peer that forwarded it, not necessarily its author; the
     /// signature inside says who wrote it.
-    Gossip { from: PeerId, data: Vec<u8> },
+    /// Gossipsub forwards it only once the node reports its [`Verdict`] ([`Client::report`]).
+    Gossip {
+        from: PeerId,
+        id: libp2p::gossipsub::MessageId,
+        data: Vec<u8>,
+    },
 }
 
 /// Records found by a lookup: the record and the peer its key names.
@@ -128,6 +150,11 @@ pub type FoundRecord = Vec<u8>;
 
 #[derive(Debug)]
 pub(crate) enum Command {
+    Report {
+        id: libp2p::gossipsub::MessageId,
+        from: PeerId,
+        verdict: Verdict,
+    },
     ListenAddrs {
         reply: oneshot::Sender<Vec<Multiaddr>>,
     },
@@ -339,6 +366,12 @@ impl Client {
 
     pub async fn publish(&self, data: Vec<u8>) {
         let _ = self.send(Command::Publish { data }).await;
+    }
+
+    /// Tells gossipsub what the node made of a message: forward it, drop it, or drop it and
+    /// count it against the peer that sent it (see [`Verdict`]).
+    pub async fn report(&self, id: libp2p::gossipsub::MessageId, from: PeerId, verdict: Verdict) {
+        let _ = self.send(Command::Report { id, from, verdict }).await;
     }
 
     pub async fn connected_peers(&self) -> Vec<PeerId> {
