@@ -249,7 +249,8 @@ pub fn private_tcp(
     )
 }
 
-/// Builds the swarm: TCP (Noise, Yamux) and QUIC, the behaviour, and the configured idle
+/// Builds the swarm: TCP (Noise, Yamux) and QUIC, or in a private mesh (`mesh_key`) TCP
+/// through [`private_tcp`] alone; the behaviour; and the configured idle
 /// timeout (30 s by default instead of libp2p's 10 s: a peer asked once is often asked again
 /// soon). Gossipsub's streams keep connections open regardless; the event loop's connection
 /// manager bounds their number.

@@ -348,10 +348,12 @@ impl EventLoop {
                 behaviour
                     .gossipsub
                     .report_message_validation_result(&id, &from, acceptance);
-                let score = behaviour.gossipsub.peer_score(&from);
-                if verdict == Verdict::Reject
-                    && score.is_some_and(|s| s <= behaviour::DISCONNECT_SCORE)
-                {
+                // The score is read only after a rejection: accepted messages, nearly all of
+                // them, cost no score computation.
+                let score = (verdict == Verdict::Reject)
+                    .then(|| behaviour.gossipsub.peer_score(&from))
+                    .flatten();
+                if score.is_some_and(|s| s <= behaviour::DISCONNECT_SCORE) {
                     tracing::warn!(peer = %from, ?score, "peer sent gossip that does not verify: disconnected and blocked for {:?}", BLOCK_FOR);
                     behaviour.blocked.block_peer(from);
                     self.blocked_until.insert(from, Instant::now() + BLOCK_FOR);
