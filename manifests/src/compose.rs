@@ -103,6 +103,7 @@ pub(crate) fn parse(mut doc: Value, opts: &ParseOptions) -> Result<WorkloadSpec>
                 spec.volumes.push(volume);
             }
         }
+        spec.host.merge(service.host);
         spec.containers.push(service.container);
     }
     if let Some(ext) = extension {

@@ -143,6 +143,8 @@ pub(crate) struct Service {
     pub(crate) profiles: Vec<String>,
     /// Where each `depends_on` entry was written, for errors about unknown services.
     pub(crate) dependency_paths: Vec<Path>,
+    /// Host access the service asks for (recorded for the nodes' trust policy).
+    pub(crate) host: mesh_protocol::spec::HostAccess,
 }
 
 /// Parses service `name`; `declared` maps top-level volume keys to volume names.
@@ -233,6 +235,7 @@ pub(crate) fn parse(
         annotations,
         profiles,
         dependency_paths,
+        host: crate::host_access::compose_service(&m),
     })
 }
 

@@ -282,6 +282,7 @@ fn parse_pod_spec(
     check_unique_names(&out.containers, &out.init_containers, pod)?;
     out.restart_policy = restart_policy(pod, kind)?;
     out.volumes = volumes.volumes;
+    out.host = crate::host_access::pod(pod);
     warn_ignored(pod, POD_IGNORED, warnings);
     let ignored: Vec<&str> = POD_IGNORED.iter().map(|(k, _)| *k).collect();
     warn_unknown(pod, &[POD_HONOURED, &ignored, POD_SILENT], warnings);

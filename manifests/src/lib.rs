@@ -43,6 +43,7 @@ mod compose_mounts;
 mod compose_service;
 mod compose_syntax;
 mod detect;
+mod host_access;
 pub mod error;
 mod k8s;
 mod k8s_config;

@@ -86,12 +86,27 @@ const SETTLE: Duration = Duration::from_secs(45);
 /// Window over which idle CPU is measured.
 const CPU_WINDOW: Duration = Duration::from_secs(10);
 
+/// The bench's user: the nodes trust its key (a testnet trust file), and it signs every apply
+/// as meshctl does.
+fn user() -> &'static libp2p::identity::Keypair {
+    static USER: std::sync::OnceLock<libp2p::identity::Keypair> = std::sync::OnceLock::new();
+    USER.get_or_init(libp2p::identity::Keypair::generate_ed25519)
+}
+
+/// A one-pod apply, signed by [`user`] (a new workload: revision 1).
 fn pod(name: &str) -> ApplyRequest {
-    ApplyRequest {
+    let req = ApplyRequest {
         manifest: format!(
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  annotations:\n    beemesh.io/runtime-engine: mock\nspec:\n  containers:\n  - name: main\n    image: localhost/mesh-test:latest\n"
         ),
         ..ApplyRequest::default()
+    };
+    let src = mesh_provider::workload::ManifestSource::of(&req);
+    let built = mesh_node::records::build(user(), &src, None, |_| 0, mesh_runtime::now_millis())
+        .expect("the bench's manifest builds");
+    ApplyRequest {
+        records: built.into_iter().map(|b| b.signed).collect(),
+        ..req
     }
 }
 
@@ -146,6 +161,7 @@ async fn measure(n: usize, meshd: &Path) -> Row {
         extra_args: vec!["--log".into(), "warn".into()],
         // The entry node runs nothing, so every apply lands on a remote node.
         first_engines: Some("none".to_string()),
+        trust_key: Some(user().public().to_peer_id()),
     };
     let net = tokio::task::spawn_blocking(move || testnet::up(&opts))
         .await
@@ -197,8 +213,9 @@ async fn measure(n: usize, meshd: &Path) -> Row {
     let mut visible = Vec::new();
     for i in 0..applies {
         let name = format!("b{i}");
+        let req = pod(&name);
         let t = Instant::now();
-        let answer = entry.post("/deployments", &pod(&name)).await.unwrap();
+        let answer = entry.post("/deployments", &req).await.unwrap();
         apply.push(t.elapsed());
         let resp: ApplyResponse = serde_json::from_slice(&answer.body).unwrap();
         assert!(

@@ -84,6 +84,7 @@ pub(crate) fn status_of(e: &mesh::Error) -> StatusCode {
         M::Node(S::NotFound(_)) | M::Absent(_) => StatusCode::NOT_FOUND,
         M::Node(S::Conflict(_)) | M::Node(S::Record(Record::Stale { .. })) => StatusCode::CONFLICT,
         M::Node(S::Record(_)) => StatusCode::BAD_REQUEST,
+        M::Node(S::Forbidden(_)) => StatusCode::FORBIDDEN,
         M::Node(S::Unavailable(_)) | M::Busy(_) => StatusCode::SERVICE_UNAVAILABLE,
         M::Node(S::Store(_)) | M::Node(S::Internal(_)) => StatusCode::INTERNAL_SERVER_ERROR,
         M::Peer { status, .. } => StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY),

@@ -55,6 +55,9 @@ pub struct Config {
     pub fingerprint_period: Duration,
     pub monitor_period: Duration,
     pub policy: Policy,
+    /// Whose signatures the node accepts (see [`crate::trust`]). Default: any valid
+    /// signature, as tests want; `meshd` always sets it (its owner's key by default).
+    pub trust: crate::trust::Source,
     /// libp2p listen addresses (port 0 picks a free port).
     pub listen: Vec<libp2p::Multiaddr>,
     /// Peers to join through.
@@ -91,6 +94,7 @@ impl Config {
             fingerprint_period: Duration::from_secs(5),
             monitor_period: Duration::from_secs(1),
             policy: Policy::default(),
+            trust: crate::trust::Source::Fixed(crate::trust::Policy::any()),
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr")],
             bootstrap: Vec::new(),
             mdns: false,
@@ -283,6 +287,13 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     })?;
     let keypair = identity::load_or_create(&config.data_dir)?;
     let node_id = keypair.public().to_peer_id().to_string();
+    let trust = crate::trust::Trust::new(config.trust.clone(), keypair.public().to_peer_id())?;
+    if trust.is_any() {
+        tracing::warn!(
+            "TRUST-ANY: this node runs workloads signed by ANY key, with all host access; \
+             for development and testnets only"
+        );
+    }
 
     let mut registry = Registry::new();
     // The network first: the wasm engine fetches modules through it, and the mesh shares
@@ -296,6 +307,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     net_config.mesh_key = mesh_key;
     net_config.max_connections = config.max_connections;
     net_config.allowed_peers = config.allowed_peers.clone();
+    net_config.trust = Some(trust.clone());
     net_config.deploy_timeout = config.controller.health_timeout * 2 + Duration::from_secs(60);
     let (client, events, event_loop) =
         net::new(net_config, shutdown.clone()).map_err(|e| anyhow::anyhow!("network: {e}"))?;
@@ -319,13 +331,14 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     let modules = mesh_engine_wasm::ModuleStore::open(config.data_dir.join("wasm"))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
     let records =
-        Arc::new(RecordBook::load(store.clone()).context("cannot load the workload records")?);
+        Arc::new(RecordBook::load(store.clone(), trust.clone()).context("cannot load the workload records")?);
     let (changes_tx, changes_rx) = mpsc::channel(crate::service::CHANGE_CHANNEL);
     let node = Node::new(Parts {
         id: node_id,
         store,
         controller,
         policy: config.policy.clone(),
+        trust: trust.clone(),
         changes: changes_tx,
         modules: Some(modules),
     });
@@ -339,6 +352,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 
     let tasks = TaskTracker::new();
     tasks.spawn(event_loop.run());
+    tasks.spawn(crate::trust::watch::run(trust, shutdown.clone()));
     let mesh = Mesh::start(
         crate::mesh::Parts {
             node: node.clone(),

@@ -10,6 +10,7 @@
 //! - [`mesh`]: mesh-wide operations, announcements, heartbeats, serving peers.
 //! - [`net`]: the libp2p swarm task and its client.
 //! - [`records`]: workload records: build, sign, open; the record book.
+//! - [`trust`]: which signers this node accepts, for what, with which host access.
 //! - [`identity`]: the node key and `node.json`.
 //! - [`store`]: the sled-backed typed store.
 //! - [`api`]: the local HTTP API over the Unix socket and loopback TCP.
@@ -34,6 +35,7 @@ pub mod service;
 pub mod store;
 pub mod testing;
 pub mod testnet;
+pub mod trust;
 pub mod view;
 
 pub use daemon::{run, start, Config, Daemon};

@@ -13,6 +13,8 @@ use crate::identity::{read_node_file, NodeFile};
 
 /// File describing a running testnet.
 pub const TESTNET_FILE: &str = "testnet.json";
+/// The trust file every node of a testnet is started with (see [`Options::trust_key`]).
+pub const TRUST_FILE: &str = "trust.yaml";
 /// How long a node may take to write its `node.json`.
 pub const START_TIMEOUT: Duration = Duration::from_secs(60);
 /// How long `down` waits after SIGTERM before SIGKILL.
@@ -47,6 +49,23 @@ pub struct Options {
     pub extra_args: Vec<String>,
     /// `--engines` of the first node when it differs (e.g. `none` for a pure entry node).
     pub first_engines: Option<String>,
+    /// The key the nodes trust (the starting user's): written to `DIR/trust.yaml` as admin of
+    /// every namespace with all host access (the process engine included), which every node
+    /// is started with. `None`: the nodes' own default (their owner's key), or what
+    /// `extra_args` says (`--trust-any`, `--trust-file`).
+    pub trust_key: Option<libp2p::PeerId>,
+}
+
+/// The trust file of a testnet: `key` only, as admin with all host access.
+pub fn trust_file(key: &libp2p::PeerId) -> String {
+    format!(
+        "# Written by meshctl testnet up: the nodes of this testnet run what this key signs,\n\
+         # and nothing else.\n\
+         keys:\n\
+         - key: {key}\n  name: testnet operator\n  roles: [deploy, admin]\n  namespaces: [\"*\"]\n  \
+         grants:\n    hostPaths: [/]\n    hostNetwork: true\n    hostPID: true\n    hostIPC: true\n    \
+         privileged: true\n    capabilities: [ALL]\n    devices: [\"*\"]\n    processEngine: true\n"
+    )
 }
 
 /// The `meshd` next to the running executable, else `meshd` on PATH.
@@ -111,6 +130,9 @@ fn start_node(
     for b in bootstrap {
         cmd.args(["--bootstrap", b]);
     }
+    if opts.trust_key.is_some() {
+        cmd.arg("--trust-file").arg(opts.dir.join(TRUST_FILE));
+    }
     cmd.args(&opts.extra_args);
     cmd.stdin(Stdio::null())
         .stdout(log.try_clone()?)
@@ -167,6 +189,10 @@ pub fn up(opts: &Options) -> anyhow::Result<Testnet> {
                 opts.dir.display()
             );
         }
+    }
+    if let Some(key) = &opts.trust_key {
+        std::fs::write(opts.dir.join(TRUST_FILE), trust_file(key))
+            .with_context(|| format!("cannot write {}", opts.dir.join(TRUST_FILE).display()))?;
     }
     let mut nodes = Vec::with_capacity(opts.nodes);
     let record = |index: usize, dir: PathBuf, file: NodeFile| TestnetNode {

@@ -30,6 +30,8 @@ impl Meshd {
                 "--log",
                 "warn",
             ])
+            // The owner's key: the node trusts what meshctl signs with it, and nothing else.
+            .env("MESH_KEY", dir.join("user.key"))
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .spawn()

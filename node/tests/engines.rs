@@ -437,6 +437,8 @@ fn kill_9_readopts_real_containers() {
                 "podman,docker",
             ])
             .args(["--listen", "/ip4/127.0.0.1/tcp/0", "--log", "warn"])
+            // The owner's key: the node trusts what meshctl signs with it, and nothing else.
+            .env("MESH_KEY", dir.path().join("user.key"))
             .spawn()
             .unwrap();
         mesh_node::testing::wait_until_blocking("meshd to answer", Duration::from_secs(30), || {

@@ -56,6 +56,13 @@ fn testnet_discover_peer_mode_and_kill_9_expiry() {
             "--log=warn".into(),
         ],
         first_engines: None,
+        // As `meshctl testnet up` does: a trust file with the key these tests sign with.
+        trust_key: Some(
+            mesh_node::cli::key::load(&key_path().join("user.key"))
+                .unwrap()
+                .public()
+                .to_peer_id(),
+        ),
     })
     .unwrap();
     let guard = Down(dir.path());

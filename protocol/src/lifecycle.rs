@@ -84,6 +84,8 @@ impl fmt::Display for Phase {
 /// One step of the lifecycle; each emits an [`Event`] with its duration.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Step {
+    /// The node's trust policy checks the signer and what the workload asks of the host.
+    Authorize,
     Select,
     Validate,
     Fetch,
@@ -107,7 +109,7 @@ impl Step {
     /// The phase a workload is in while this step runs.
     pub fn phase(self) -> Phase {
         match self {
-            Step::Select | Step::Validate => Phase::Validating,
+            Step::Authorize | Step::Select | Step::Validate => Phase::Validating,
             Step::Fetch => Phase::Fetching,
             Step::Prepare => Phase::Preparing,
             Step::Install => Phase::Installing,
@@ -126,6 +128,7 @@ impl Step {
 
     pub fn as_str(self) -> &'static str {
         match self {
+            Step::Authorize => "Authorize",
             Step::Select => "Select",
             Step::Validate => "Validate",
             Step::Fetch => "Fetch",

@@ -175,6 +175,10 @@ pub struct NodeInfo {
     pub memory_free_bytes: u64,
     pub workloads: u32,
     pub software_version: String,
+    /// Whose signatures the node accepts: `any` (`--trust-any`: every valid signature),
+    /// `file` (its trust file) or `owner` (the key of the user running it).
+    #[serde(default)]
+    pub trust: String,
     /// When this information was signed by the node.
     pub seen_at: crate::UnixMillis,
     /// The node answering the query.

@@ -37,6 +37,10 @@ pub struct NodeRecord {
     pub resources: NodeResources,
     pub workloads: u32,
     pub software_version: String,
+    /// Whose signatures the node accepts: `any` (`--trust-any`), `file` (a trust file) or
+    /// `owner` (only the key of the user running it). Empty from older nodes.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub trust: String,
     pub issued_at: UnixMillis,
     pub expires_at: UnixMillis,
 }

@@ -178,6 +178,7 @@ mod tests {
             resources: NodeResources::default(),
             workloads: 0,
             software_version: "0".into(),
+            trust: String::new(),
             issued_at: 0,
             expires_at: 1,
         });

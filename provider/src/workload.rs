@@ -140,6 +140,14 @@ pub struct WorkloadRecord {
     pub issued_at: UnixMillis,
     /// Key id (peer-id form) of the signer.
     pub submitter: String,
+    /// 16 random bytes (hex) `meshctl` draws for each record it signs: a node refuses a
+    /// request whose record it has seen before (a replay), within the allowed clock skew.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub nonce: String,
+    /// A signed rollback: this revision brings back the content of that earlier revision
+    /// (`meshctl rollback`). A node that knows that revision checks the content is its.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollback_to: Option<u64>,
 }
 
 impl WorkloadRecord {
@@ -156,6 +164,8 @@ impl WorkloadRecord {
             tombstone: true,
             issued_at: now,
             submitter: String::new(),
+            nonce: new_nonce(),
+            rollback_to: None,
         }
     }
 
@@ -170,6 +180,14 @@ impl WorkloadRecord {
     pub fn tombstone_expired(&self, now: UnixMillis) -> bool {
         self.tombstone && self.issued_at.saturating_add(TOMBSTONE_TTL_MS) <= now
     }
+}
+
+/// A fresh record nonce: 16 random bytes from the OS, in hex.
+pub fn new_nonce() -> String {
+    use chacha20poly1305::aead::rand_core::RngCore as _;
+    let mut bytes = [0u8; 16];
+    chacha20poly1305::aead::OsRng.fill_bytes(&mut bytes);
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Why a workload record was refused.

@@ -18,6 +18,8 @@ fn record(id: &str) -> WorkloadRecord {
         tombstone: false,
         issued_at: 1_000,
         submitter: String::new(),
+        nonce: new_nonce(),
+        rollback_to: None,
     }
 }
 

@@ -76,6 +76,8 @@ async fn malformed_manifest_from_a_peer_changes_nothing() {
         tombstone: false,
         issued_at: mesh_runtime::now_millis(),
         submitter: String::new(),
+        nonce: mesh_provider::workload::new_nonce(),
+        rollback_to: None,
     };
     let key = libp2p::identity::Keypair::generate_ed25519();
     let bytes = mesh_provider::workload::encode(&key, record).unwrap().bytes;

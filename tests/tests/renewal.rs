@@ -48,6 +48,7 @@ fn node_record(keypair: &Keypair, issued_at: u64) -> Vec<u8> {
         resources: Default::default(),
         workloads: 0,
         software_version: "test".into(),
+        trust: String::new(),
         issued_at,
         expires_at: issued_at + 60_000,
     });

@@ -54,6 +54,20 @@ struct Args {
     /// `meshctl --peer`, needs the same file.
     #[arg(long, value_name = "FILE", env = "MESH_MESH_KEY")]
     mesh_key: Option<PathBuf>,
+    /// Whose signed workloads this node runs, in which namespaces, with what host access: a
+    /// YAML trust file (see docs/security.md), reloaded on SIGHUP and when it changes.
+    /// Without it (and without --trust-any) the node trusts only its owner's key.
+    #[arg(long, value_name = "FILE", env = "MESH_TRUST_FILE", conflicts_with = "trust_any")]
+    trust_file: Option<PathBuf>,
+    /// Run workloads signed by ANY key, with all host access. For development and testnets
+    /// only; logged at start and shown by `meshctl nodes`.
+    #[arg(long)]
+    trust_any: bool,
+    /// The owner's key, trusted when there is no trust file: the key meshctl signs with
+    /// (created on first use) [default: $MESH_KEY, else ~/.config/mesh/user.key of the user
+    /// running meshd].
+    #[arg(long, value_name = "FILE", env = "MESH_KEY")]
+    owner_key: Option<PathBuf>,
     /// Only these peers may connect: a file with one peer id per line (# comments).
     #[arg(long, value_name = "FILE")]
     allow_peers: Option<PathBuf>,
@@ -162,6 +176,19 @@ fn config(args: Args) -> anyhow::Result<Config> {
     config.http = args.http;
     config.http_token = args.http_token;
     config.mesh_key = args.mesh_key;
+    config.trust = if args.trust_any {
+        mesh_node::trust::Source::Fixed(mesh_node::trust::Policy::any())
+    } else if let Some(file) = args.trust_file {
+        mesh_node::trust::Source::File(file)
+    } else {
+        let path = args
+            .owner_key
+            .unwrap_or_else(mesh_node::cli::key::default_path);
+        let key = mesh_node::cli::key::load(&path)?;
+        mesh_node::trust::Source::Fixed(mesh_node::trust::Policy::owner(
+            key.public().to_peer_id(),
+        ))
+    };
     config.max_connections = args.max_connections;
     if let Some(path) = &args.allow_peers {
         config.allowed_peers = Some(read_peer_list(path)?);
@@ -185,6 +212,17 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         daemon.node.id()
     );
     println!("api socket {}", daemon.socket.display());
+    let trust = daemon.node.trust();
+    match trust.file() {
+        _ if trust.is_any() => println!(
+            "trust      ANY KEY (--trust-any): workloads signed by anyone run here, with host access"
+        ),
+        Some(file) => println!("trust      {}", file.display()),
+        None => {
+            let keys: Vec<String> = trust.policy().keys.keys().map(|k| k.to_string()).collect();
+            println!("trust      only the owner's key {}", keys.join(", "));
+        }
+    }
     if let Some(http) = daemon.http {
         println!("api http   http://{http}");
     }

@@ -191,7 +191,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     let fmt = cli.output;
     let key_path = cli.key.clone().unwrap_or_else(key::default_path);
     let command = match cli.command {
-        Command::Testnet(cmd) => return testnet::run(cmd, fmt).await,
+        Command::Testnet(cmd) => return testnet::run(cmd, fmt, &key_path).await,
         Command::Key(cmd) => {
             key::run(cmd, &key_path, fmt)?;
             return Ok(std::process::ExitCode::SUCCESS);

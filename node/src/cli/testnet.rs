@@ -35,6 +35,11 @@ pub struct UpArgs {
     /// Extra meshd argument for every node, repeatable (e.g. --meshd-arg=--provider-ttl=10s).
     #[arg(long = "meshd-arg", allow_hyphen_values = true)]
     pub meshd_args: Vec<String>,
+    /// Let the nodes run what any key signs (development only). By default they trust your
+    /// key (--key / MESH_KEY / ~/.config/mesh/user.key) and nothing else, through a trust
+    /// file written to DIR/trust.yaml.
+    #[arg(long)]
+    pub trust_any: bool,
 }
 
 #[derive(Debug, Args)]
@@ -51,9 +56,25 @@ struct NodeStatus {
     answers: bool,
 }
 
-pub async fn run(cmd: TestnetCommand, fmt: Format) -> anyhow::Result<std::process::ExitCode> {
+pub async fn run(
+    cmd: TestnetCommand,
+    fmt: Format,
+    key_path: &std::path::Path,
+) -> anyhow::Result<std::process::ExitCode> {
     match cmd {
-        TestnetCommand::Up(args) => {
+        TestnetCommand::Up(mut args) => {
+            let custom = args
+                .meshd_args
+                .iter()
+                .any(|a| a.starts_with("--trust-any") || a.starts_with("--trust-file"));
+            let trust_key = if args.trust_any || custom {
+                None
+            } else {
+                Some(super::key::load(key_path)?.public().to_peer_id())
+            };
+            if args.trust_any && !custom {
+                args.meshd_args.push("--trust-any".into());
+            }
             let opts = testnet::Options {
                 dir: args.dir.unwrap_or_else(testnet::default_dir),
                 nodes: args.nodes,
@@ -61,6 +82,7 @@ pub async fn run(cmd: TestnetCommand, fmt: Format) -> anyhow::Result<std::proces
                 meshd: args.meshd.unwrap_or_else(testnet::default_meshd),
                 extra_args: args.meshd_args,
                 first_engines: None,
+                trust_key,
             };
             if fmt == Format::Table {
                 eprintln!("starting {} nodes in {} …", opts.nodes, opts.dir.display());
@@ -68,6 +90,12 @@ pub async fn run(cmd: TestnetCommand, fmt: Format) -> anyhow::Result<std::proces
             let net = tokio::task::spawn_blocking(move || testnet::up(&opts)).await??;
             print_nodes(fmt, &net, None)?;
             if fmt == Format::Table {
+                if let Some(k) = &trust_key {
+                    println!(
+                        "\nthe nodes run what your key {k} signs, and nothing else ({})",
+                        net.dir.join(testnet::TRUST_FILE).display()
+                    );
+                }
                 println!(
                     "\nuse a node:  export MESH_NODE={}\nstop:        meshctl testnet down --dir {}",
                     net.nodes[0].api_socket.display(),

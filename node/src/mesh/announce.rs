@@ -94,6 +94,7 @@ impl Mesh {
             resources: machine_resources(cpu_requested),
             workloads: desired.len() as u32,
             software_version: env!("CARGO_PKG_VERSION").to_string(),
+            trust: self.inner.records.trust().mode().to_string(),
             issued_at: now,
             expires_at: now + ttl.as_millis() as u64,
         }

@@ -54,7 +54,8 @@ impl Mesh {
     async fn apply_owned(&self, req: ApplyRequest) -> Result<ApplyResponse, Error> {
         // Every record is opened before anything is stored, published or started: one bad
         // record refuses the whole apply.
-        let opened: Vec<(Opened, SignedRecord)> = if req.records.is_empty() {
+        let signed_here = req.records.is_empty();
+        let opened: Vec<(Opened, SignedRecord)> = if signed_here {
             self.sign_for(&req)?
         } else {
             req.records
@@ -62,9 +63,18 @@ impl Mesh {
                 .map(|s| Ok((records::open(s)?, s.clone())))
                 .collect::<Result<_, records::Error>>()?
         };
-        // A stale record refuses the whole apply before any workload of it changes.
+        // A stale, replayed or unauthorised record refuses the whole apply before any
+        // workload of it changes, any module is stored or any record forwarded.
+        let book = &self.inner.records;
         for (o, _) in &opened {
-            compare(self.record(&o.verified.record.id).await, &o.verified)?;
+            let id = &o.verified.record.id;
+            let held = self.record(id).await;
+            compare(held.clone(), &o.verified)?;
+            if !signed_here {
+                book.trust().check_fresh(&o.verified, now_millis())?;
+            }
+            book.trust()
+                .authorise(&o.verified, held.as_ref(), |r| book.known_version(id, r))?;
         }
         let req = self.take_modules(req).await?;
         let mut workloads = Vec::with_capacity(opened.len());

@@ -63,6 +63,10 @@ impl Mesh {
                     }
                     .into());
                 }
+                self.inner
+                    .records
+                    .trust()
+                    .check_fresh(&v, now_millis())?;
                 v
             }
             None => {

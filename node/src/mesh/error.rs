@@ -64,3 +64,15 @@ impl From<crate::records::Error> for Error {
         service::Error::Record(e).into()
     }
 }
+
+impl From<crate::records::book::OfferError> for Error {
+    fn from(e: crate::records::book::OfferError) -> Self {
+        Error::Node(e.into())
+    }
+}
+
+impl From<crate::trust::Refusal> for Error {
+    fn from(e: crate::trust::Refusal) -> Self {
+        Error::Node(e.into())
+    }
+}

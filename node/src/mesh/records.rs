@@ -131,6 +131,11 @@ impl Mesh {
                 }
                 Verdict::Ignore
             }
+            // Another node's policy may trust who this one does not: not the sender's fault.
+            Err(crate::records::book::OfferError::Refused(refusal)) => {
+                tracing::debug!(workload = %id, %refusal, "refused a workload record on gossip");
+                Verdict::Ignore
+            }
             Err(e) => {
                 tracing::error!(error = %e, "cannot keep a workload record");
                 Verdict::Ignore

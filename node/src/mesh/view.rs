@@ -239,6 +239,7 @@ impl Mesh {
                 memory_free_bytes: r.resources.memory_free_bytes,
                 workloads: r.workloads,
                 software_version: r.software_version,
+                trust: r.trust,
                 seen_at: r.issued_at,
                 local,
             })

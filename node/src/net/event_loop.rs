@@ -67,6 +67,8 @@ pub struct EventLoop {
     closest: HashMap<kad::RecordKey, (Instant, Vec<PeerId>)>,
     /// Connections unused this long are closed (gossipsub's streams keep them open otherwise).
     idle_timeout: Duration,
+    /// Authorises workload records peers put here (see [`crate::trust`]).
+    trust: Option<crate::trust::Trust>,
     /// When each connected peer was last used by a request or record put (either way), or
     /// connected.
     last_used: HashMap<PeerId, Instant>,
@@ -129,6 +131,7 @@ impl EventLoop {
             pending_closest: HashMap::new(),
             closest: HashMap::new(),
             idle_timeout: config.idle_timeout,
+            trust: config.trust.clone(),
             last_used: HashMap::new(),
             blocked_until: HashMap::new(),
         })

@@ -93,6 +93,9 @@ pub struct NetConfig {
     pub max_memory_fraction: f64,
     /// When set, only these peers may connect (`libp2p-allow-block-list`).
     pub allowed_peers: Option<Vec<PeerId>>,
+    /// The node's trust policy: a workload record a peer puts in this node's DHT store is
+    /// kept only when it accepts the signer. `None`: any valid signature.
+    pub trust: Option<crate::trust::Trust>,
 }
 
 /// Default bound on established connections of a node (its own connection manager trims
@@ -120,6 +123,7 @@ impl NetConfig {
             max_connections_per_peer: MAX_CONNECTIONS_PER_PEER,
             max_memory_fraction: MAX_MEMORY_FRACTION,
             allowed_peers: None,
+            trust: None,
         }
     }
 }

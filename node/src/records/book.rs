@@ -14,6 +14,17 @@ use mesh_protocol::{UnixMillis, WorkloadId};
 use mesh_provider::workload::{self, Verified};
 
 use crate::store::{self, Store};
+use crate::trust::{Refusal, Trust};
+
+/// Why an offered record was not kept.
+#[derive(Debug, thiserror::Error)]
+pub enum OfferError {
+    /// This node's trust policy refuses its signer (see [`Trust::authorise`]).
+    #[error(transparent)]
+    Refused(Box<Refusal>),
+    #[error(transparent)]
+    Store(#[from] store::Error),
+}
 
 /// Records kept at most. Beyond it, tombstones go first (oldest first), then the oldest
 /// records; the DHT still holds what this node forgets.
@@ -35,11 +46,12 @@ pub enum Offer {
 pub struct RecordBook {
     entries: Mutex<HashMap<WorkloadId, Verified>>,
     store: Store,
+    trust: Trust,
 }
 
 impl RecordBook {
     /// The book as the store left it; records that no longer verify are dropped.
-    pub fn load(store: Store) -> Result<Self, store::Error> {
+    pub fn load(store: Store, trust: Trust) -> Result<Self, store::Error> {
         let mut entries = HashMap::new();
         for (id, bytes) in store.list_records()? {
             match workload::verify(&bytes) {
@@ -55,6 +67,7 @@ impl RecordBook {
         Ok(Self {
             entries: Mutex::new(entries),
             store,
+            trust,
         })
     }
 
@@ -73,13 +86,40 @@ impl RecordBook {
         self.entries().get(id).map_or(0, |v| v.record.revision)
     }
 
-    /// Keeps `v` if it supersedes the record held (see [`workload::supersedes`]), and writes
-    /// it through under the book's lock, so the store never ends up holding an older copy
-    /// than the book. A tombstone is flushed: a restart must not forget a delete.
-    pub fn offer(&self, v: Verified, now: UnixMillis) -> Result<Offer, store::Error> {
+    /// The trust policy records are authorised against.
+    pub fn trust(&self) -> &Trust {
+        &self.trust
+    }
+
+    /// The spec version of revision `revision` of `id`, when this node kept it.
+    pub fn known_version(&self, id: &WorkloadId, revision: u64) -> Option<String> {
+        self.history(id)
+            .into_iter()
+            .find(|v| v.record.revision == revision)
+            .map(|v| v.record.spec_version)
+    }
+
+    /// The earlier records of `id` this node kept (the current one included), oldest first.
+    pub fn history(&self, id: &WorkloadId) -> Vec<Verified> {
+        let kept = self.store.history(id).unwrap_or_else(|e| {
+            tracing::error!(workload = %id, error = %e, "cannot read a record history");
+            Vec::new()
+        });
+        kept.into_iter()
+            .filter_map(|(_, bytes)| workload::verify(&bytes).ok())
+            .filter(|v| v.record.id == *id)
+            .collect()
+    }
+
+    /// Keeps `v` if it supersedes the record held (see [`workload::supersedes`]) and this
+    /// node's trust policy accepts its signer for it (see [`Trust::authorise`]), and writes it
+    /// through under the book's lock, so the store never ends up holding an older copy than
+    /// the book. A tombstone is flushed: a restart must not forget a delete.
+    pub fn offer(&self, v: Verified, now: UnixMillis) -> Result<Offer, OfferError> {
         let id = v.record.id.clone();
         let mut entries = self.entries();
-        if let Some(held) = entries.get(&id) {
+        let held = entries.get(&id);
+        if let Some(held) = held {
             if held.bytes == v.bytes {
                 return Ok(Offer::Same);
             }
@@ -88,12 +128,19 @@ impl RecordBook {
                     held: held.record.revision,
                 });
             }
-        } else if entries.len() >= MAX_RECORDS {
+        }
+        self.trust
+            .authorise(&v, held, |r| self.known_version(&id, r))
+            .map_err(|r| OfferError::Refused(Box::new(r)))?;
+        if held.is_none() && entries.len() >= MAX_RECORDS {
             if let Some(evicted) = evict(&mut entries, now) {
                 self.store.remove_record(&evicted)?;
             }
         }
         self.store.put_record(&id, &v.bytes)?;
+        if !v.record.tombstone {
+            self.store.put_history(&id, v.record.revision, &v.bytes)?;
+        }
         if v.record.tombstone {
             self.store.flush()?;
         }
@@ -148,6 +195,37 @@ mod tests {
     use mesh_protocol::WorkloadKind;
     use mesh_provider::workload::{encode, WorkloadRecord, TOMBSTONE_TTL_MS};
 
+    fn any() -> Trust {
+        Trust::any(Keypair::generate_ed25519().public().to_peer_id())
+    }
+
+    #[test]
+    fn an_untrusted_signer_is_refused_and_nothing_is_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let owner = Keypair::generate_ed25519();
+        let trust = Trust::new(
+            crate::trust::Source::Fixed(crate::trust::Policy::owner(owner.public().to_peer_id())),
+            Keypair::generate_ed25519().public().to_peer_id(),
+        )
+        .unwrap();
+        let book = RecordBook::load(store.clone(), trust).unwrap();
+        let stranger = Keypair::generate_ed25519();
+        let e = book.offer(signed(&stranger, "web", 1, false), 10).unwrap_err();
+        assert!(matches!(e, OfferError::Refused(_)), "{e}");
+        assert!(book.get(&WorkloadId::new("default", "web")).is_none());
+        assert!(store.list_records().unwrap().is_empty());
+        // The owner's revisions are kept, and remembered for rollbacks.
+        for rev in 1..=3 {
+            book.offer(signed(&owner, "web", rev, false), 10).unwrap();
+        }
+        let id = WorkloadId::new("default", "web");
+        let revs: Vec<u64> = book.history(&id).iter().map(|v| v.record.revision).collect();
+        assert_eq!(revs, [1, 2, 3]);
+        assert!(book.known_version(&id, 2).is_some());
+        assert!(book.known_version(&id, 4).is_none());
+    }
+
     fn signed(key: &Keypair, name: &str, revision: u64, tombstone: bool) -> Verified {
         let mut r = WorkloadRecord::tombstone(
             WorkloadId::new("default", name),
@@ -163,7 +241,7 @@ mod tests {
     fn only_a_higher_revision_replaces_and_the_book_survives_a_restart() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let book = RecordBook::load(store.clone()).unwrap();
+        let book = RecordBook::load(store.clone(), any()).unwrap();
         let key = Keypair::generate_ed25519();
         let r2 = signed(&key, "web", 2, false);
         assert_eq!(book.offer(r2.clone(), 10).unwrap(), Offer::Adopted);
@@ -177,7 +255,7 @@ mod tests {
             Offer::Adopted
         );
         drop(book);
-        let again = RecordBook::load(store).unwrap();
+        let again = RecordBook::load(store, any()).unwrap();
         let held = again.get(&WorkloadId::new("default", "web")).unwrap();
         assert_eq!(held.record.revision, 3);
         assert!(held.record.tombstone);
@@ -186,7 +264,7 @@ mod tests {
     #[test]
     fn expired_tombstones_are_forgotten() {
         let dir = tempfile::tempdir().unwrap();
-        let book = RecordBook::load(Store::open(dir.path()).unwrap()).unwrap();
+        let book = RecordBook::load(Store::open(dir.path()).unwrap(), any()).unwrap();
         let key = Keypair::generate_ed25519();
         book.offer(signed(&key, "gone", 1, true), 1).unwrap();
         book.offer(signed(&key, "kept", 1, false), 1).unwrap();

@@ -45,8 +45,9 @@ pub enum Error {
         parsed: String,
     },
     #[error(
-        "{id}: revision {offered} is not newer than revision {held} held by the mesh; apply again \
-         (meshctl signs the next revision)"
+        "{id}: revision {offered} is not newer than revision {held} held by the mesh, refused as \
+         a downgrade; apply again (meshctl signs the next revision), or bring back an earlier \
+         version with meshctl rollback"
     )]
     Stale {
         id: WorkloadId,
@@ -176,6 +177,8 @@ pub fn build(
             tombstone: false,
             issued_at: now,
             submitter: String::new(),
+            nonce: workload::new_nonce(),
+            rollback_to: None,
         };
         let verified = workload::encode(keypair, record)?;
         let signed = SignedRecord {

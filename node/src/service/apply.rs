@@ -36,6 +36,20 @@ impl Node {
             )));
         }
         let revision = opened.verified.record.revision;
+        // Host access, engines and caps: refused before anything is written or started, and
+        // recorded as an event of the workload.
+        if let Err(refusal) = self.inner.trust.check_spec(&opened.spec, &opened.verified.signer) {
+            tracing::warn!(workload = %req.workload, signer = %opened.verified.signer, %refusal, "refused by trust policy");
+            self.event(
+                &req.workload,
+                &opened.spec.version,
+                Step::Authorize,
+                Outcome::Failed,
+                None,
+                refusal.to_string(),
+            );
+            return Err(refusal.into());
+        }
         self.apply_one(
             opened.spec,
             req.desired_replicas.max(1),
@@ -182,7 +196,8 @@ impl Node {
         let id = spec.id();
         let store = &self.inner.store;
         let started = std::time::Instant::now();
-        let selection = select(spec, &self.registry().candidates(), &self.inner.policy);
+        let policy = self.engine_policy();
+        let selection = select(spec, &self.registry().candidates(), &policy);
         let took = started.elapsed();
         let selection = match selection {
             Ok(sel) => {

@@ -23,6 +23,9 @@ pub enum Error {
     Store(#[from] crate::store::Error),
     #[error(transparent)]
     Record(#[from] crate::records::Error),
+    /// This node's trust policy refuses the signer, or what the workload asks of the host.
+    #[error(transparent)]
+    Forbidden(Box<crate::trust::Refusal>),
     /// A failure of this node itself: a task that died, a file it cannot remove.
     #[error("{0}")]
     Internal(String),
@@ -37,4 +40,19 @@ fn not_found(id: &WorkloadId) -> String {
         message += &format!(" in namespace {}", id.namespace);
     }
     message
+}
+
+impl From<crate::records::book::OfferError> for Error {
+    fn from(e: crate::records::book::OfferError) -> Self {
+        match e {
+            crate::records::book::OfferError::Refused(r) => Error::Forbidden(r),
+            crate::records::book::OfferError::Store(s) => Error::Store(s),
+        }
+    }
+}
+
+impl From<crate::trust::Refusal> for Error {
+    fn from(r: crate::trust::Refusal) -> Self {
+        Error::Forbidden(Box::new(r))
+    }
 }

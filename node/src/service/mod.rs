@@ -55,6 +55,7 @@ struct Inner {
     store: Store,
     controller: Controller,
     policy: Policy,
+    trust: crate::trust::Trust,
     locks: Mutex<HashMap<WorkloadId, Arc<tokio::sync::Mutex<()>>>>,
     deploys: Semaphore,
     started_at: u64,
@@ -72,6 +73,7 @@ pub struct Parts {
     pub store: Store,
     pub controller: Controller,
     pub policy: Policy,
+    pub trust: crate::trust::Trust,
     pub changes: mpsc::Sender<WorkloadId>,
     pub modules: Option<ModuleStore>,
 }
@@ -84,6 +86,7 @@ impl Node {
                 store: parts.store,
                 controller: parts.controller,
                 policy: parts.policy,
+                trust: parts.trust,
                 locks: Mutex::new(HashMap::new()),
                 deploys: Semaphore::new(MAX_CONCURRENT_DEPLOYS),
                 started_at: now_millis(),
@@ -145,6 +148,26 @@ impl Node {
 
     pub fn registry(&self) -> &Arc<Registry> {
         self.inner.controller.registry()
+    }
+
+    /// The node's trust policy.
+    pub fn trust(&self) -> &crate::trust::Trust {
+        &self.inner.trust
+    }
+
+    /// The engines this node may use: its configured policy, narrowed by the trust file's
+    /// `node.engines` (reloaded with it).
+    pub(crate) fn engine_policy(&self) -> Policy {
+        let mut p = self.inner.policy.clone();
+        let t = self.inner.trust.policy();
+        p.denied.extend(t.engines.denied.iter().cloned());
+        if let Some(allow) = &t.engines.allowed {
+            p.allowed = Some(match p.allowed.take() {
+                Some(a) => a.intersection(allow).cloned().collect(),
+                None => allow.clone(),
+            });
+        }
+        p
     }
 
     pub(crate) fn controller(&self) -> &Controller {

@@ -19,7 +19,7 @@
 //! install) are followed by [`Store::flush`].
 
 mod jobs;
-mod records;
+pub mod records;
 
 use std::path::{Path, PathBuf};
 
@@ -133,6 +133,9 @@ pub struct Store {
     events: sled::Tree,
     attempt_logs: sled::Tree,
     records: sled::Tree,
+    /// `namespace/name\0<revision, big-endian>` → an earlier record of the workload, for
+    /// rollbacks (the last [`records::HISTORY_PER_WORKLOAD`]).
+    record_history: sled::Tree,
     /// `<data dir>/jobs`: files of job runs.
     jobs_dir: PathBuf,
 }
@@ -193,6 +196,7 @@ impl Store {
             events: db.open_tree("events")?,
             attempt_logs: db.open_tree("attempt_logs")?,
             records: db.open_tree("records")?,
+            record_history: db.open_tree("record_history")?,
             jobs_dir: dir.parent().unwrap_or(dir).join("jobs"),
             db,
         })

@@ -149,6 +149,11 @@ pub struct WorkloadSpec {
     /// absent. Absent from the encoding when not given, so other specs' digests stay.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
+    /// Host access the manifest asks for (host namespaces, privileges, capabilities,
+    /// devices): refused by a node's trust policy unless the signer is granted it. Absent
+    /// from the encoding when nothing is asked, so other specs' digests stay.
+    #[serde(default, skip_serializing_if = "HostAccess::is_none")]
+    pub host: HostAccess,
     /// Fields that were recognised but are not honoured (shown by `apply` and `describe`).
     #[serde(default)]
     pub warnings: Vec<String>,
@@ -188,6 +193,7 @@ impl WorkloadSpec {
             restart_policy: RestartPolicy::default(),
             job: None,
             rollout: None,
+            host: HostAccess::default(),
             warnings: Vec::new(),
             version: String::new(),
             version_keyed: false,

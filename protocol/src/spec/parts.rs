@@ -318,3 +318,55 @@ impl Rollout {
         }
     }
 }
+
+/// Host access a workload asks for beyond its own sandbox. The engines do not give these yet
+/// (the parser warns that they are not honoured); they are recorded so that a node's trust
+/// policy can refuse a workload that asks for them from a key not granted them, rather than
+/// run it silently without.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct HostAccess {
+    /// The host's network namespace (`hostNetwork`, Compose `network_mode: host`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub network: bool,
+    /// The host's process namespace (`hostPID`, Compose `pid: host`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pid: bool,
+    /// The host's IPC namespace (`hostIPC`, Compose `ipc: host`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ipc: bool,
+    /// A privileged container (`securityContext.privileged`, Compose `privileged`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub privileged: bool,
+    /// Added Linux capabilities, upper case without `CAP_` (`capabilities.add`, `cap_add`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub capabilities: Vec<String>,
+    /// Host devices (Compose `devices`, Kubernetes `volumeDevices`), by host path.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<String>,
+}
+
+impl HostAccess {
+    /// Whether nothing is asked.
+    pub fn is_none(&self) -> bool {
+        *self == HostAccess::default()
+    }
+
+    /// Adds what `other` asks (a workload's containers together).
+    pub fn merge(&mut self, other: HostAccess) {
+        self.network |= other.network;
+        self.pid |= other.pid;
+        self.ipc |= other.ipc;
+        self.privileged |= other.privileged;
+        for c in other.capabilities {
+            if !self.capabilities.contains(&c) {
+                self.capabilities.push(c);
+            }
+        }
+        for d in other.devices {
+            if !self.devices.contains(&d) {
+                self.devices.push(d);
+            }
+        }
+    }
+}

@@ -100,6 +100,7 @@ pub fn print_nodes(fmt: Format, nodes: &[NodeInfo]) -> anyhow::Result<()> {
         "CPU FREE",
         "MEM FREE",
         "WORKLOADS",
+        "TRUST",
         "ADDRESS",
     ]);
     for n in nodes {
@@ -128,6 +129,11 @@ pub fn print_nodes(fmt: Format, nodes: &[NodeInfo]) -> anyhow::Result<()> {
             format!("{}m/{}m", n.cpu_free_millis, n.cpu_millis),
             format!("{}Mi", n.memory_free_bytes >> 20),
             n.workloads.to_string(),
+            match n.trust.as_str() {
+                "" => "?".to_string(),
+                "any" => "ANY KEY (--trust-any)".to_string(),
+                t => t.to_string(),
+            },
             n.addresses.first().cloned().unwrap_or_default(),
         ]);
     }

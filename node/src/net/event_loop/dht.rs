@@ -151,10 +151,19 @@ impl EventLoop {
             }
         };
         let store = self.swarm.behaviour_mut().kad.store_mut();
-        if let Some(existing) = kad::store::RecordStore::get(store, &record.key) {
-            if workload::verify(&existing.value)
-                .is_ok_and(|have| have.record.revision >= incoming.record.revision)
-            {
+        let held = kad::store::RecordStore::get(store, &record.key)
+            .and_then(|existing| workload::verify(&existing.value).ok());
+        if held
+            .as_ref()
+            .is_some_and(|have| have.record.revision >= incoming.record.revision)
+        {
+            return;
+        }
+        if let Some(trust) = &self.trust {
+            // The DHT keeps no history: a rollback's content is checked by the nodes' books.
+            let brings = incoming.record.spec_version.clone();
+            if let Err(refusal) = trust.authorise(&incoming, held.as_ref(), |_| Some(brings.clone())) {
+                tracing::debug!(%source, %refusal, "refused a workload record put");
                 return;
             }
         }
