@@ -15,10 +15,7 @@ fn is_true(v: Option<&Value>) -> bool {
 
 fn strings(v: Option<&Value>) -> Vec<String> {
     match v {
-        Some(Value::Sequence(items)) => items
-            .iter()
-            .filter_map(crate::node::scalar_text)
-            .collect(),
+        Some(Value::Sequence(items)) => items.iter().filter_map(crate::node::scalar_text).collect(),
         Some(v) => crate::node::scalar_text(v).into_iter().collect(),
         None => Vec::new(),
     }
@@ -61,9 +58,7 @@ pub(crate) fn pod(pod: &MapNode<'_>) -> HostAccess {
 /// A Compose service: `network_mode: host`, `pid: host`, `ipc: host`, `privileged`,
 /// `cap_add`, `devices` (short `host:container[:perms]` or long `{source: …}` syntax).
 pub(crate) fn compose_service(m: &MapNode<'_>) -> HostAccess {
-    let is_host = |key: &str| {
-        matches!(m.map.get(key), Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("host"))
-    };
+    let is_host = |key: &str| matches!(m.map.get(key), Some(Value::String(s)) if s.trim().eq_ignore_ascii_case("host"));
     let devices = match m.map.get("devices") {
         Some(Value::Sequence(items)) => items
             .iter()

@@ -131,6 +131,7 @@ pub fn router(mesh: Mesh) -> Router {
         .route("/deployments/{name}/status", get(status))
         .route("/deployments/{name}/logs", get(logs))
         .route("/records/{name}", get(record))
+        .route("/records/{name}/history", get(history))
         .route("/events", get(events))
         .route("/discover/{name}", get(discover))
         .route("/nodes", get(nodes))
@@ -216,6 +217,14 @@ async fn record(
         Some(info) => Ok(Json(info)),
         None => Err(mesh::Error::not_found(&id).into()),
     }
+}
+
+async fn history(
+    State(mesh): State<Mesh>,
+    Path(name): Path<String>,
+    Query(q): Query<NsQuery>,
+) -> Json<Vec<mesh_protocol::api::SignedRecord>> {
+    Json(mesh.record_history(&id(name, q.namespace)))
 }
 
 async fn status(

@@ -330,8 +330,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     // serves them to the nodes that run them.
     let modules = mesh_engine_wasm::ModuleStore::open(config.data_dir.join("wasm"))
         .map_err(|e| anyhow::anyhow!("{e}"))?;
-    let records =
-        Arc::new(RecordBook::load(store.clone(), trust.clone()).context("cannot load the workload records")?);
+    let records = Arc::new(
+        RecordBook::load(store.clone(), trust.clone())
+            .context("cannot load the workload records")?,
+    );
     let (changes_tx, changes_rx) = mpsc::channel(crate::service::CHANGE_CHANNEL);
     let node = Node::new(Parts {
         id: node_id,

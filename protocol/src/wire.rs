@@ -35,6 +35,10 @@ pub enum Request {
     Record {
         id: WorkloadId,
     },
+    /// The earlier records of a workload the node kept (for `meshctl rollback`).
+    History {
+        id: WorkloadId,
+    },
     Logs {
         id: WorkloadId,
         tail: Option<usize>,
@@ -90,6 +94,7 @@ impl Request {
             Request::List => "list",
             Request::Delete { .. } => "delete",
             Request::Record { .. } => "record",
+            Request::History { .. } => "history",
             Request::Logs { .. } => "logs",
             Request::Discover { .. } => "discover",
             Request::Nodes { .. } => "nodes",
@@ -143,6 +148,8 @@ pub enum Response {
     Nodes(Vec<NodeInfo>),
     Engines(Vec<EngineInfo>),
     Record(Option<RecordInfo>),
+    /// Signed records, oldest first (their data keys never travel here).
+    History(Vec<crate::api::SignedRecord>),
     /// A signed record (a node record, for [`Request::NodeRecord`]).
     Signed(#[serde(with = "crate::b64")] Vec<u8>),
     /// A piece of a module: `bytes` from `offset` of a module of `total` bytes.

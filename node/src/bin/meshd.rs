@@ -57,7 +57,12 @@ struct Args {
     /// Whose signed workloads this node runs, in which namespaces, with what host access: a
     /// YAML trust file (see docs/security.md), reloaded on SIGHUP and when it changes.
     /// Without it (and without --trust-any) the node trusts only its owner's key.
-    #[arg(long, value_name = "FILE", env = "MESH_TRUST_FILE", conflicts_with = "trust_any")]
+    #[arg(
+        long,
+        value_name = "FILE",
+        env = "MESH_TRUST_FILE",
+        conflicts_with = "trust_any"
+    )]
     trust_file: Option<PathBuf>,
     /// Run workloads signed by ANY key, with all host access. For development and testnets
     /// only; logged at start and shown by `meshctl nodes`.
@@ -185,9 +190,7 @@ fn config(args: Args) -> anyhow::Result<Config> {
             .owner_key
             .unwrap_or_else(mesh_node::cli::key::default_path);
         let key = mesh_node::cli::key::load(&path)?;
-        mesh_node::trust::Source::Fixed(mesh_node::trust::Policy::owner(
-            key.public().to_peer_id(),
-        ))
+        mesh_node::trust::Source::Fixed(mesh_node::trust::Policy::owner(key.public().to_peer_id()))
     };
     config.max_connections = args.max_connections;
     if let Some(path) = &args.allow_peers {

@@ -224,6 +224,35 @@ impl Backend {
         }
     }
 
+    /// The earlier records of `id` the node kept, oldest first, each verified here.
+    pub async fn history(
+        &self,
+        id: &WorkloadId,
+    ) -> anyhow::Result<Vec<mesh_provider::workload::Verified>> {
+        let signed: Vec<mesh_protocol::api::SignedRecord> = match self {
+            Backend::Local(c) => {
+                let path = format!(
+                    "/records/{}/history?namespace={}",
+                    encode(&id.name),
+                    encode(&id.namespace)
+                );
+                c.request(hyper::Method::GET, &path, None).await?.json()?
+            }
+            Backend::Peer(p) => match p.ask(Request::History { id: id.clone() }).await? {
+                Response::History(h) => h,
+                _ => return Err(unexpected()),
+            },
+        };
+        signed
+            .iter()
+            .map(|s| {
+                mesh_provider::workload::verify(&s.bytes).map_err(|e| {
+                    anyhow::anyhow!("the node sent a record that does not verify: {e}")
+                })
+            })
+            .collect()
+    }
+
     pub async fn logs(&self, id: &WorkloadId, tail: Option<usize>) -> anyhow::Result<Logs> {
         match self {
             Backend::Local(c) => {

@@ -15,6 +15,7 @@ mod apply;
 pub mod backend;
 pub mod key;
 pub mod output;
+mod rollback;
 pub mod testnet;
 
 use std::path::PathBuf;
@@ -98,6 +99,11 @@ pub enum Command {
     Describe(Name),
     /// Stop and remove a workload.
     Delete(Name),
+    /// The revisions of a workload this node kept: who signed each, when, with what content.
+    History(Name),
+    /// Bring back an earlier revision of a workload: a new revision, signed by your key, with
+    /// that revision's content (the newest earlier one that differs, unless --to-revision).
+    Rollback(RollbackArgs),
     /// Print a workload's logs.
     Logs(LogsArgs),
     /// List the node's engines, their health and what they can run.
@@ -159,6 +165,16 @@ pub struct Name {
     pub name: String,
     #[arg(short = 'n', long, default_value = mesh_protocol::spec::DEFAULT_NAMESPACE)]
     pub namespace: String,
+}
+
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    pub name: String,
+    #[arg(short = 'n', long, default_value = mesh_protocol::spec::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// The revision to bring back (meshctl history lists them).
+    #[arg(long, value_name = "N")]
+    pub to_revision: Option<u64>,
 }
 
 #[derive(Debug, Args)]
@@ -248,6 +264,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
                 ),
                 _ => output::print_value(fmt, &d)?,
             }
+        }
+        Command::History(Name { name, namespace }) => {
+            rollback::history(&backend, fmt, &id(&name, &namespace)).await?;
+        }
+        Command::Rollback(RollbackArgs {
+            name,
+            namespace,
+            to_revision,
+        }) => {
+            let wid = id(&name, &namespace);
+            return rollback::rollback(&backend, fmt, &wid, to_revision, &key_path).await;
         }
         Command::Logs(LogsArgs {
             name,

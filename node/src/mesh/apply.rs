@@ -75,6 +75,9 @@ impl Mesh {
             }
             book.trust()
                 .authorise(&o.verified, held.as_ref(), |r| book.known_version(id, r))?;
+            // What it asks of the host, against this node's policy too: the nodes of a mesh
+            // usually share one trust file, and a refusal here changes nothing anywhere.
+            self.node().check_policy(&o.spec, &o.verified.signer)?;
         }
         let req = self.take_modules(req).await?;
         let mut workloads = Vec::with_capacity(opened.len());

@@ -63,10 +63,7 @@ impl Mesh {
                     }
                     .into());
                 }
-                self.inner
-                    .records
-                    .trust()
-                    .check_fresh(&v, now_millis())?;
+                self.inner.records.trust().check_fresh(&v, now_millis())?;
                 v
             }
             None => {

@@ -106,6 +106,19 @@ impl Mesh {
     }
 
     /// `GET /records/{name}`: the record the mesh holds for `id`, tombstones included.
+    /// The earlier records of `id` this node kept, oldest first, as signed (no data keys).
+    pub fn record_history(&self, id: &WorkloadId) -> Vec<mesh_protocol::api::SignedRecord> {
+        self.inner
+            .records
+            .history(id)
+            .into_iter()
+            .map(|v| mesh_protocol::api::SignedRecord {
+                bytes: v.bytes,
+                data_key: None,
+            })
+            .collect()
+    }
+
     pub async fn record_info(&self, id: &WorkloadId) -> Option<RecordInfo> {
         self.record_from_dht(id)
             .await

@@ -86,6 +86,7 @@ impl Mesh {
                 .await
                 .map(|d| Response::Deployment(Box::new(d))),
             Request::Record { id } => Ok(Response::Record(self.record_info(&id).await)),
+            Request::History { id } => Ok(Response::History(self.record_history(&id))),
             Request::Logs { id, tail } => self.logs(&id, tail).await.map(Response::Logs),
             Request::Discover { id, engine } => Ok(Response::Providers(
                 self.discover(&id, engine.as_deref()).await,

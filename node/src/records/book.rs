@@ -211,7 +211,9 @@ mod tests {
         .unwrap();
         let book = RecordBook::load(store.clone(), trust).unwrap();
         let stranger = Keypair::generate_ed25519();
-        let e = book.offer(signed(&stranger, "web", 1, false), 10).unwrap_err();
+        let e = book
+            .offer(signed(&stranger, "web", 1, false), 10)
+            .unwrap_err();
         assert!(matches!(e, OfferError::Refused(_)), "{e}");
         assert!(book.get(&WorkloadId::new("default", "web")).is_none());
         assert!(store.list_records().unwrap().is_empty());
@@ -220,7 +222,11 @@ mod tests {
             book.offer(signed(&owner, "web", rev, false), 10).unwrap();
         }
         let id = WorkloadId::new("default", "web");
-        let revs: Vec<u64> = book.history(&id).iter().map(|v| v.record.revision).collect();
+        let revs: Vec<u64> = book
+            .history(&id)
+            .iter()
+            .map(|v| v.record.revision)
+            .collect();
         assert_eq!(revs, [1, 2, 3]);
         assert!(book.known_version(&id, 2).is_some());
         assert!(book.known_version(&id, 4).is_none());

@@ -214,6 +214,45 @@ pub fn build_tombstone(
     })
 }
 
+/// Builds and signs a rollback: the content of `to` (an earlier record of the workload) at
+/// the revision after `held`, marked as bringing back `to`'s revision. A sealed workload can
+/// only be rolled back by a key that derives its data key (its submitter's).
+pub fn build_rollback(
+    keypair: &Keypair,
+    to: &Verified,
+    held: u64,
+    now: UnixMillis,
+) -> Result<SignedRecord, Error> {
+    let old = &to.record;
+    if old.tombstone {
+        return Err(Error::Tombstone(old.id.clone()));
+    }
+    let data_key = match &old.source {
+        Source::Sealed(_) => {
+            let key = DataKey::derive(keypair, &old.id).map_err(|source| Error::Seal {
+                id: old.id.clone(),
+                source,
+            })?;
+            // Proves the key opens it (another user's sealed workload does not open).
+            open_verified(to.clone(), Some(key.as_bytes()))?;
+            Some(key.as_bytes().to_vec())
+        }
+        _ => None,
+    };
+    let record = WorkloadRecord {
+        revision: next_revision(&old.id, held)?,
+        issued_at: now,
+        nonce: workload::new_nonce(),
+        rollback_to: Some(old.revision),
+        submitter: String::new(),
+        ..old.clone()
+    };
+    Ok(SignedRecord {
+        bytes: workload::encode(keypair, record)?.bytes,
+        data_key,
+    })
+}
+
 /// The revision after `held`, refused past [`workload::MAX_REVISION`].
 fn next_revision(id: &WorkloadId, held: u64) -> Result<u64, Error> {
     held.checked_add(1)

@@ -36,20 +36,7 @@ impl Node {
             )));
         }
         let revision = opened.verified.record.revision;
-        // Host access, engines and caps: refused before anything is written or started, and
-        // recorded as an event of the workload.
-        if let Err(refusal) = self.inner.trust.check_spec(&opened.spec, &opened.verified.signer) {
-            tracing::warn!(workload = %req.workload, signer = %opened.verified.signer, %refusal, "refused by trust policy");
-            self.event(
-                &req.workload,
-                &opened.spec.version,
-                Step::Authorize,
-                Outcome::Failed,
-                None,
-                refusal.to_string(),
-            );
-            return Err(refusal.into());
-        }
+        self.check_policy(&opened.spec, &opened.verified.signer)?;
         self.apply_one(
             opened.spec,
             req.desired_replicas.max(1),
@@ -58,6 +45,29 @@ impl Node {
             req.slot,
         )
         .await
+    }
+
+    /// Host access, engines and caps of `spec` signed by `signer` against this node's trust
+    /// policy: a refusal is recorded as an `Authorize` event of the workload and returned
+    /// before anything is written or started.
+    pub(crate) fn check_policy(
+        &self,
+        spec: &WorkloadSpec,
+        signer: &libp2p::PeerId,
+    ) -> Result<(), Error> {
+        let Err(refusal) = self.inner.trust.check_spec(spec, signer) else {
+            return Ok(());
+        };
+        tracing::warn!(workload = %spec.id(), %signer, %refusal, "refused by the trust policy");
+        self.event(
+            &spec.id(),
+            &spec.version,
+            Step::Authorize,
+            Outcome::Failed,
+            None,
+            refusal.to_string(),
+        );
+        Err(refusal.into())
     }
 
     async fn apply_one(

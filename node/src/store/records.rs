@@ -40,7 +40,10 @@ impl Store {
             .scan_prefix(history_prefix(id))
             .keys()
             .collect::<std::result::Result<_, _>>()?;
-        for old in keys.iter().take(keys.len().saturating_sub(HISTORY_PER_WORKLOAD)) {
+        for old in keys
+            .iter()
+            .take(keys.len().saturating_sub(HISTORY_PER_WORKLOAD))
+        {
             self.record_history.remove(old)?;
         }
         Ok(())
@@ -52,7 +55,10 @@ impl Store {
         let mut out = Vec::new();
         for entry in self.record_history.scan_prefix(&prefix) {
             let (k, v) = entry?;
-            let Some(rev) = k.get(prefix.len()..).and_then(|r| <[u8; 8]>::try_from(r).ok()) else {
+            let Some(rev) = k
+                .get(prefix.len()..)
+                .and_then(|r| <[u8; 8]>::try_from(r).ok())
+            else {
                 continue;
             };
             out.push((u64::from_be_bytes(rev), v.to_vec()));

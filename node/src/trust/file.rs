@@ -167,7 +167,12 @@ pub fn parse(text: &str) -> anyhow::Result<Policy> {
                     .grants
                     .capabilities
                     .iter()
-                    .map(|c| c.trim().to_ascii_uppercase().trim_start_matches("CAP_").to_string())
+                    .map(|c| {
+                        c.trim()
+                            .to_ascii_uppercase()
+                            .trim_start_matches("CAP_")
+                            .to_string()
+                    })
                     .collect(),
                 devices: entry.grants.devices,
                 process_engine: entry.grants.process_engine,
@@ -180,7 +185,8 @@ pub fn parse(text: &str) -> anyhow::Result<Policy> {
     let max_cpu_millis = match &file.node.max_cpu {
         None => None,
         Some(v) => {
-            let s = scalar(v).ok_or_else(|| anyhow!("node.maxCpu must be a quantity like 2 or 500m"))?;
+            let s = scalar(v)
+                .ok_or_else(|| anyhow!("node.maxCpu must be a quantity like 2 or 500m"))?;
             Some(
                 mesh_manifests::quantity::parse_cpu_millis(&s)
                     .map_err(|e| anyhow!("node.maxCpu {s:?}: {e}"))?,
@@ -190,7 +196,8 @@ pub fn parse(text: &str) -> anyhow::Result<Policy> {
     let max_memory_bytes = match &file.node.max_memory {
         None => None,
         Some(v) => {
-            let s = scalar(v).ok_or_else(|| anyhow!("node.maxMemory must be a quantity like 512Mi"))?;
+            let s =
+                scalar(v).ok_or_else(|| anyhow!("node.maxMemory must be a quantity like 512Mi"))?;
             Some(
                 mesh_manifests::quantity::parse_memory_bytes(&s)
                     .map_err(|e| anyhow!("node.maxMemory {s:?}: {e}"))?,

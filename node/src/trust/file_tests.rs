@@ -37,10 +37,22 @@ fn defaults_are_narrow() {
 #[test]
 fn mistakes_are_refused_with_where_they_are() {
     for (text, says) in [
-        ("keys:\n- key: nope\n  roles: [deploy]\n".to_string(), "keys[0].key"),
-        (format!("keys:\n- key: {KEY}\n  roles: []\n"), "keys[0].roles is empty"),
-        (format!("keys:\n- key: {KEY}\n  roles: [root]\n"), "unknown variant"),
-        (format!("keys:\n- key: {KEY}\n  roles: [deploy]\n  grant: {{}}\n"), "unknown field"),
+        (
+            "keys:\n- key: nope\n  roles: [deploy]\n".to_string(),
+            "keys[0].key",
+        ),
+        (
+            format!("keys:\n- key: {KEY}\n  roles: []\n"),
+            "keys[0].roles is empty",
+        ),
+        (
+            format!("keys:\n- key: {KEY}\n  roles: [root]\n"),
+            "unknown variant",
+        ),
+        (
+            format!("keys:\n- key: {KEY}\n  roles: [deploy]\n  grant: {{}}\n"),
+            "unknown field",
+        ),
         (
             format!("keys:\n- key: {KEY}\n  roles: [deploy]\n  grants: {{hostPaths: [srv]}}\n"),
             "not an absolute path",

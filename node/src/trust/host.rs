@@ -99,7 +99,10 @@ fn limits(spec: &WorkloadSpec) -> (Option<u64>, Option<u64>) {
         return (None, None); // the process engine sets no limits
     }
     if let Some(m) = &spec.module {
-        return (Some(1000), Some(m.memory_bytes.unwrap_or(WASM_DEFAULT_MEMORY)));
+        return (
+            Some(1000),
+            Some(m.memory_bytes.unwrap_or(WASM_DEFAULT_MEMORY)),
+        );
     }
     if let Some(vm) = &spec.vm {
         return (vm.vcpus.map(|v| u64::from(v) * 1000), vm.memory_bytes);
@@ -138,15 +141,19 @@ pub(crate) fn check_node(spec: &WorkloadSpec, policy: &Policy) -> Result<(), Ref
     }
     if let Some(cap) = policy.max_memory_bytes {
         match memory {
-            None => return Err(refuse(format!(
+            None => {
+                return Err(refuse(format!(
                 "this node caps a workload at {cap} bytes of memory (trust file: node.maxMemory); \
                  state a memory limit for every container (resources.limits.memory, Compose \
                  deploy.resources.limits.memory)"
-            ))),
-            Some(m) if m > cap => return Err(refuse(format!(
+            )))
+            }
+            Some(m) if m > cap => {
+                return Err(refuse(format!(
                 "asks for {m} bytes of memory; this node caps a workload at {cap} (trust file: \
                  node.maxMemory)"
-            ))),
+            )))
+            }
             Some(_) => {}
         }
     }

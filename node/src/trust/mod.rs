@@ -36,7 +36,6 @@ use mesh_protocol::{WorkloadId, WorkloadSpec};
 use mesh_provider::workload::Verified;
 use serde::Deserialize;
 
-
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -22,14 +22,13 @@ pub async fn run(trust: Trust, shutdown: CancellationToken) {
     let Some(path) = trust.file().map(std::path::Path::to_path_buf) else {
         return;
     };
-    let mut hup =
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot watch SIGHUP; the trust file is still reloaded when it changes");
-                None
-            }
-        };
+    let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot watch SIGHUP; the trust file is still reloaded when it changes");
+            None
+        }
+    };
     let mut last = digest(&path);
     let mut tick = tokio::time::interval(POLL);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);

@@ -43,7 +43,7 @@ pub fn print_engines(fmt: Format, engines: &[EngineInfo]) -> anyhow::Result<()> 
     Ok(())
 }
 
-pub(super) fn short_peer(peer: &str) -> String {
+pub(crate) fn short_peer(peer: &str) -> String {
     if peer.len() > 16 {
         format!("…{}", &peer[peer.len() - 12..])
     } else {

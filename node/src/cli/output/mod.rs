@@ -14,6 +14,7 @@ mod mesh;
 
 use describe::events_table;
 pub use describe::print_describe;
+pub(crate) use mesh::short_peer;
 pub use mesh::{print_engines, print_nodes, print_providers};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
