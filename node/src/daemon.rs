@@ -45,6 +45,8 @@ pub struct Config {
     pub mesh_key: Option<PathBuf>,
     /// Established libp2p connections at most.
     pub max_connections: u32,
+    /// Requests per second each peer may send (bursts of twice that); 0: no limit.
+    pub peer_request_rate: u32,
     /// When set, only these peers may connect.
     pub allowed_peers: Option<Vec<libp2p::PeerId>>,
     /// Engines to enable by name; `None` detects every real engine.
@@ -87,6 +89,7 @@ impl Config {
             api_group: None,
             mesh_key: None,
             max_connections: net::MAX_CONNECTIONS,
+            peer_request_rate: net::DEFAULT_PEER_REQUEST_RATE,
             allowed_peers: None,
             engines: None,
             extra_engines: Vec::new(),
@@ -306,6 +309,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     net_config.idle_timeout = config.idle_timeout;
     net_config.mesh_key = mesh_key;
     net_config.max_connections = config.max_connections;
+    net_config.peer_request_rate = config.peer_request_rate;
     net_config.allowed_peers = config.allowed_peers.clone();
     net_config.trust = Some(trust.clone());
     net_config.deploy_timeout = config.controller.health_timeout * 2 + Duration::from_secs(60);

@@ -79,6 +79,10 @@ struct Args {
     /// Established libp2p connections at most (all peers together).
     #[arg(long, value_name = "N", default_value_t = mesh_node::net::MAX_CONNECTIONS)]
     max_connections: u32,
+    /// Requests per second each peer may send, in bursts of up to twice that; more are
+    /// answered "429 rate limited" at once. 0 turns the limit off.
+    #[arg(long, value_name = "N", default_value_t = mesh_node::net::DEFAULT_PEER_REQUEST_RATE)]
+    peer_request_rate: u32,
     /// Engines to enable, comma-separated: podman, docker, wasm, process, mock; `auto` for the
     /// detected ones (Podman and Docker by their sockets, wasm by its runner); or `none`.
     /// The process engine runs native commands unsandboxed, so it is only on when named
@@ -193,6 +197,7 @@ fn config(args: Args) -> anyhow::Result<Config> {
         mesh_node::trust::Source::Fixed(mesh_node::trust::Policy::owner(key.public().to_peer_id()))
     };
     config.max_connections = args.max_connections;
+    config.peer_request_rate = args.peer_request_rate;
     if let Some(path) = &args.allow_peers {
         config.allowed_peers = Some(read_peer_list(path)?);
     }

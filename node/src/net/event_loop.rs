@@ -74,6 +74,8 @@ pub struct EventLoop {
     last_used: HashMap<PeerId, Instant>,
     /// Peers blocked for the gossip they sent, and until when.
     blocked_until: HashMap<PeerId, Instant>,
+    /// Inbound requests per peer (see [`super::rate`]).
+    rate: super::rate::RateLimits,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -134,6 +136,7 @@ impl EventLoop {
             trust: config.trust.clone(),
             last_used: HashMap::new(),
             blocked_until: HashMap::new(),
+            rate: super::rate::RateLimits::new(config.peer_request_rate),
         })
     }
 
@@ -195,6 +198,7 @@ impl EventLoop {
             }
             keep
         });
+        self.rate.prune(now);
         let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         self.last_used.retain(|p, _| connected.contains(p));
         self.closest
@@ -446,6 +450,22 @@ impl EventLoop {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
+                    if !self.rate.allow(peer, Instant::now()) {
+                        tracing::debug!(%peer, "request over the peer's rate limit");
+                        let limited = Response::Error {
+                            status: 429,
+                            message: format!(
+                                "rate limited: more than {} requests per second from peer {peer}",
+                                self.rate.rate()
+                            ),
+                        };
+                        let _ = self
+                            .swarm
+                            .behaviour_mut()
+                            .rpc
+                            .send_response(channel, limited);
+                        return;
+                    }
                     if let Err(mpsc::error::TrySendError::Full(Event::Inbound {
                         channel, ..
                     })) = self.events.try_send(Event::Inbound {

@@ -11,6 +11,9 @@
 
 mod behaviour;
 mod event_loop;
+mod rate;
+
+pub use rate::DEFAULT_RATE as DEFAULT_PEER_REQUEST_RATE;
 
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
@@ -96,6 +99,9 @@ pub struct NetConfig {
     /// The node's trust policy: a workload record a peer puts in this node's DHT store is
     /// kept only when it accepts the signer. `None`: any valid signature.
     pub trust: Option<crate::trust::Trust>,
+    /// Requests per second each peer may send (bursts of twice that); beyond, 429. 0: no
+    /// limit.
+    pub peer_request_rate: u32,
 }
 
 /// Default bound on established connections of a node (its own connection manager trims
@@ -124,6 +130,7 @@ impl NetConfig {
             max_memory_fraction: MAX_MEMORY_FRACTION,
             allowed_peers: None,
             trust: None,
+            peer_request_rate: DEFAULT_PEER_REQUEST_RATE,
         }
     }
 }
