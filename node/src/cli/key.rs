@@ -41,7 +41,8 @@ pub fn load(path: &Path) -> anyhow::Result<Keypair> {
     let (key, created) = identity::load_or_create_file(path)?;
     if created {
         eprintln!(
-            "created a signing key for meshctl at {} (key id {}); keep it private",
+            "created your signing key at {} (key id {}): meshctl signs with it, and a meshd run by \
+             you without a trust file trusts it; keep it private",
             path.display(),
             key.public().to_peer_id()
         );

@@ -102,7 +102,8 @@ pub enum Command {
     /// The revisions of a workload this node kept: who signed each, when, with what content.
     History(Name),
     /// Bring back an earlier revision of a workload: a new revision, signed by your key, with
-    /// that revision's content (the newest earlier one that differs, unless --to-revision).
+    /// that revision's content and replicas (the newest earlier one that differs, unless
+    /// --to-revision).
     Rollback(RollbackArgs),
     /// Print a workload's logs.
     Logs(LogsArgs),

@@ -2,9 +2,9 @@
 //! workload a node kept, and a signed rollback that brings an earlier one back.
 //!
 //! A rollback is a new revision (revisions only grow, so every node converges on it) whose
-//! content is an earlier revision's, marked `rollback_to`; a node that knows that revision
-//! checks the content is its. Without `--to-revision` the newest earlier revision whose
-//! content differs from the current one is brought back.
+//! content and replica count are an earlier revision's, marked `rollback_to`; a node that
+//! knows that revision checks the content is its. Without `--to-revision` the newest earlier
+//! revision that asks for something else (content or replicas) is brought back.
 
 use std::path::Path;
 
@@ -111,8 +111,10 @@ pub(super) async fn rollback(
         None => history
             .iter()
             .rev()
-            .find(|v| v.record.spec_version != current.record.spec_version)
-            .ok_or_else(|| anyhow!("{id} has no earlier revision with other content to roll back to"))?,
+            .find(|v| !v.record.same_desire(&current.record))
+            .ok_or_else(|| {
+                anyhow!("{id} has no earlier revision that asks for something else to roll back to")
+            })?,
     };
     if target.record.revision == current.record.revision {
         bail!("revision {} is the current one", target.record.revision);

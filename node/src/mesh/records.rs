@@ -77,11 +77,13 @@ impl Mesh {
         let found = self.inner.net.get_records(keys::record(id)).await;
         for bytes in found {
             match workload::verify_at(&bytes, now_millis()) {
-                Ok(v) if v.record.id == *id => {
-                    if let Err(e) = self.inner.records.offer(v, now_millis()) {
-                        tracing::error!(error = %e, "cannot keep a workload record");
+                Ok(v) if v.record.id == *id => match self.inner.records.offer(v, now_millis()) {
+                    Ok(_) => {}
+                    Err(crate::records::book::OfferError::Refused(refusal)) => {
+                        tracing::debug!(workload = %id, %refusal, "refused a DHT copy of a record");
                     }
-                }
+                    Err(e) => tracing::error!(error = %e, "cannot keep a workload record"),
+                },
                 Ok(_) | Err(_) => tracing::debug!(workload = %id, "refused a DHT copy of a record"),
             }
         }
