@@ -53,7 +53,10 @@ async fn refused(node: &TestNode, key: &Keypair, manifest: &str, rule: &str) {
         "{events:#?}"
     );
     assert!(node.daemon().node.store().desired(&id).unwrap().is_none());
-    assert!(node.daemon().mesh.records().get(&id).is_none(), "no record kept");
+    assert!(
+        node.daemon().mesh.records().get(&id).is_none(),
+        "no record kept"
+    );
     // Still serving.
     assert!(node
         .client()

@@ -361,3 +361,63 @@ async fn the_trust_file_is_reloaded_when_it_changes_and_a_broken_one_changes_not
     assert!(p.keys.contains_key(&alice.public().to_peer_id()));
     node.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_engine_the_trust_file_denies_is_never_selected_and_the_refusal_is_an_event() {
+    let dir = tempfile::tempdir().unwrap();
+    let trust = dir.path().join("trust.yaml");
+    let alice = Keypair::generate_ed25519();
+    let keys = entry(&alice, "deploy", "default");
+    std::fs::write(
+        &trust,
+        format!("keys:\n{keys}node:\n  engines: {{deny: [mock]}}\n"),
+    )
+    .unwrap();
+    let path = trust.clone();
+    let node = TestNode::start_with(|c| c.trust = mesh_node::trust::Source::File(path)).await;
+    let mesh = &node.daemon().mesh;
+    let id = WorkloadId::new("default", "web");
+    let resp = mesh
+        .apply(signed_apply(mesh, &alice, &pod("default", "web", "mesh-test:latest"), 1).await)
+        .await
+        .unwrap();
+    let d = &resp.workloads[0].deployment;
+    assert_eq!(d.phase, mesh_protocol::Phase::Failed, "{d:#?}");
+    let error = d.replicas[0].error.clone().unwrap_or_default();
+    assert!(error.contains("mock is denied by node policy"), "{error}");
+    assert!(
+        node.mock.instances().is_empty(),
+        "nothing started on a denied engine"
+    );
+    let events = node.daemon().node.events(Some(&id), 10).unwrap();
+    assert!(events.iter().any(|e| e.step == mesh_protocol::Step::Select
+        && e.outcome == mesh_protocol::Outcome::Failed
+        && e.message.contains("denied by node policy")));
+
+    // Allowed again once the file says so (reloaded on change): the next apply runs.
+    std::fs::write(&trust, format!("keys:\n{keys}")).unwrap();
+    wait_until(
+        "the engine to be allowed",
+        Duration::from_secs(10),
+        || async {
+            node.daemon()
+                .node
+                .trust()
+                .policy()
+                .engines
+                .denied
+                .is_empty()
+                .then_some(())
+        },
+    )
+    .await;
+    let resp = mesh
+        .apply(signed_apply(mesh, &alice, &pod("default", "web", "mesh-test:2"), 1).await)
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.workloads[0].deployment.phase,
+        mesh_protocol::Phase::Running
+    );
+    node.stop().await;
+}
