@@ -87,6 +87,8 @@ fn main() {
                 "warn",
             ])
             .args(["--listen", "/ip4/127.0.0.1/tcp/0"])
+            // The owner key beside the node, never in the user's home.
+            .env("MESH_KEY", dir.path().join("owner.key"))
             .spawn()
             .unwrap(),
     );
