@@ -256,6 +256,13 @@ impl Daemon {
 pub fn load_mesh_key(path: &std::path::Path) -> anyhow::Result<libp2p::pnet::PreSharedKey> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("cannot read the mesh key {}", path.display()))?;
+    // libp2p-pnet slices the key line by bytes: a character of several bytes in it panics.
+    if !text.is_ascii() {
+        anyhow::bail!(
+            "{} is not a mesh key (it has characters other than ASCII): expected three lines, /key/swarm/psk/1.0.0/, /base16/ and 64 hex digits",
+            path.display()
+        );
+    }
     text.parse().map_err(|e| {
         anyhow::anyhow!(
             "{} is not a mesh key ({e}): expected three lines, /key/swarm/psk/1.0.0/, /base16/ and 64 hex digits",
