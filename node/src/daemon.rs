@@ -117,6 +117,17 @@ impl Config {
     }
 }
 
+/// Log levels capped whatever `RUST_LOG` or `--log` asks, as a layer over the subscriber (it
+/// filters every line, the `log` crate's too): sled's debug and trace lines print the pages it
+/// writes, stored values included, so a replica's spec with its Secret values, or a data key,
+/// would reach the log.
+pub fn log_caps() -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::LevelFilter;
+    tracing_subscriber::filter::Targets::new()
+        .with_default(LevelFilter::TRACE)
+        .with_target("sled", LevelFilter::INFO)
+}
+
 /// Default data directory: `$XDG_DATA_HOME/mesh` (or `~/.local/share/mesh`).
 pub fn default_data_dir() -> PathBuf {
     dirs::data_local_dir()

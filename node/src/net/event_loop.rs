@@ -381,6 +381,13 @@ impl EventLoop {
                 let record = kad::store::RecordStore::get(store, &kad::RecordKey::new(&key));
                 let _ = reply.send(record.map(|r| r.value.clone()));
             }
+            Command::StoredRecords { reply } => {
+                let store = self.swarm.behaviour_mut().kad.store_mut();
+                let records = kad::store::RecordStore::records(store)
+                    .map(|r| (r.key.to_vec(), r.value.clone()))
+                    .collect();
+                let _ = reply.send(records);
+            }
         }
     }
 

@@ -216,6 +216,9 @@ pub(crate) enum Command {
         key: Vec<u8>,
         reply: oneshot::Sender<Option<Vec<u8>>>,
     },
+    StoredRecords {
+        reply: oneshot::Sender<Vec<(Vec<u8>, Vec<u8>)>>,
+    },
 }
 
 /// Handle on the network task. Cheap to clone.
@@ -307,6 +310,16 @@ impl Client {
         let (reply, rx) = oneshot::channel();
         self.send(Command::StoredRecord { key, reply }).await.ok()?;
         rx.await.ok().flatten()
+    }
+
+    /// Every record this node's own store holds, as (key, value): what a test reads to see
+    /// all that the DHT keeps on this node.
+    pub async fn stored_records(&self) -> Vec<(Vec<u8>, Vec<u8>)> {
+        let (reply, rx) = oneshot::channel();
+        if self.send(Command::StoredRecords { reply }).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
     }
 
     /// Every copy of the record the lookup found (the local one included).
