@@ -9,14 +9,15 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use libp2p::kad::{self, QueryId};
 use libp2p::multiaddr::Protocol;
-use libp2p::request_response::{self, OutboundRequestId};
+use libp2p::request_response::OutboundRequestId;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{gossipsub, identify, mdns, Multiaddr, PeerId, Swarm};
-use mesh_protocol::wire::{Request, Response};
+use mesh_protocol::wire::Response;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
 mod dht;
+mod rpc;
 
 use super::behaviour::{self, Behaviour, BehaviourEvent, GOSSIP_TOPIC};
 use super::{Channel, Command, Event, FoundRecord, NetConfig, Verdict, BLOCK_FOR};
@@ -445,71 +446,6 @@ impl EventLoop {
                 tracing::debug!(%address, "listening");
             }
             _ => {}
-        }
-    }
-
-    fn on_rpc(&mut self, on: Channel, event: request_response::Event<Request, Response>) {
-        if let request_response::Event::Message { peer, .. } = &event {
-            self.last_used.insert(*peer, Instant::now());
-        }
-        match event {
-            request_response::Event::Message { peer, message, .. } => match message {
-                request_response::Message::Request {
-                    request, channel, ..
-                } => {
-                    if !self.rate.allow(peer, Instant::now()) {
-                        tracing::debug!(%peer, "request over the peer's rate limit");
-                        let limited = Response::Error {
-                            status: 429,
-                            message: format!(
-                                "rate limited: more than {} requests per second from peer {peer}",
-                                self.rate.rate()
-                            ),
-                        };
-                        let _ = self
-                            .swarm
-                            .behaviour_mut()
-                            .rpc
-                            .send_response(channel, limited);
-                        return;
-                    }
-                    if let Err(mpsc::error::TrySendError::Full(Event::Inbound {
-                        channel, ..
-                    })) = self.events.try_send(Event::Inbound {
-                        peer,
-                        request,
-                        channel,
-                    }) {
-                        let busy = Response::Error {
-                            status: 503,
-                            message: "node busy: too many requests in flight".to_string(),
-                        };
-                        let _ = self.swarm.behaviour_mut().rpc.send_response(channel, busy);
-                    }
-                }
-                request_response::Message::Response {
-                    request_id,
-                    response,
-                } => {
-                    if let Some(reply) = self.pending_requests.remove(&(on, request_id)) {
-                        let _ = reply.send(Ok(response));
-                    }
-                }
-            },
-            request_response::Event::OutboundFailure {
-                request_id,
-                error,
-                peer,
-                ..
-            } => {
-                if let Some(reply) = self.pending_requests.remove(&(on, request_id)) {
-                    let _ = reply.send(Err(format!("request to {peer} failed: {error}")));
-                }
-            }
-            request_response::Event::InboundFailure { peer, error, .. } => {
-                tracing::debug!(%peer, %error, "inbound request failed");
-            }
-            request_response::Event::ResponseSent { .. } => {}
         }
     }
 }
