@@ -255,18 +255,10 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&args.log));
-    {
-        use tracing_subscriber::layer::SubscriberExt as _;
-        use tracing_subscriber::util::SubscriberInitExt as _;
-        tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .finish()
-            .with(mesh_node::daemon::log_caps())
-            .init();
-    }
+    tracing_subscriber::fmt()
+        .with_env_filter(mesh_node::daemon::log_filter(&args.log))
+        .with_writer(std::io::stderr)
+        .init();
     let result = config(args).and_then(|config| {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()

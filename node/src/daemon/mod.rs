@@ -113,15 +113,24 @@ impl Config {
     }
 }
 
-/// Log levels capped whatever `RUST_LOG` or `--log` asks, as a layer over the subscriber (it
-/// filters every line, the `log` crate's too): sled's debug and trace lines print the pages it
-/// writes, stored values included, so a replica's spec with its Secret values, or a data key,
-/// would reach the log.
-pub fn log_caps() -> tracing_subscriber::filter::Targets {
-    use tracing_subscriber::filter::LevelFilter;
-    tracing_subscriber::filter::Targets::new()
-        .with_default(LevelFilter::TRACE)
-        .with_target("sled", LevelFilter::INFO)
+/// The log filter `meshd` runs with: `spec` (`--log`, or `RUST_LOG` when set), with sled
+/// capped at info whatever it asks. sled's debug and trace lines print the pages it writes,
+/// stored values included, so a replica's spec with its Secret values, or a data key, would
+/// reach the log. The cap is a directive of the filter itself rather than a layer over it: a
+/// layer that lets everything else through raises the subscriber's maximum level to trace, and
+/// every disabled `debug!`/`trace!` in the process (libp2p's, sled's through `log`) is then
+/// checked at run time instead of skipped (remote applies were ~40 % slower).
+pub fn log_filter(spec: &str) -> tracing_subscriber::EnvFilter {
+    let filter = std::env::var("RUST_LOG")
+        .ok()
+        .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
+        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(spec));
+    cap_filter(filter)
+}
+
+/// `filter` with sled capped at info (see [`log_filter`]).
+pub fn cap_filter(filter: tracing_subscriber::EnvFilter) -> tracing_subscriber::EnvFilter {
+    filter.add_directive("sled=info".parse().expect("a valid directive"))
 }
 
 /// Default data directory: `$XDG_DATA_HOME/mesh` (or `~/.local/share/mesh`).

@@ -33,16 +33,16 @@ impl Logs {
     /// Installs the process's subscriber (and the `log` bridge) as `meshd` does, at TRACE:
     /// everything goes here.
     pub fn capture() -> Self {
-        use tracing_subscriber::layer::SubscriberExt as _;
         use tracing_subscriber::util::SubscriberInitExt as _;
         let logs = Logs::default();
         let writer = logs.clone();
+        // `sled=trace` too: the cap must hold against a filter that asks for it.
+        let filter = tracing_subscriber::EnvFilter::new("trace,sled=trace");
         tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new("trace"))
+            .with_env_filter(mesh_node::daemon::cap_filter(filter))
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .finish()
-            .with(mesh_node::daemon::log_caps())
             .try_init()
             .expect("the only subscriber of this test binary");
         logs
