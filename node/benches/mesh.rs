@@ -3,7 +3,8 @@
 //! from every node, and resident memory of an idle `meshd`. Writes its figures into
 //! `docs/benchmarks.md` between the `mesh` markers.
 //!
-//! Run: `cargo bench -p mesh-node --bench mesh` (`MESH_BENCH_SIZES=5,10` to choose sizes).
+//! Run: `cargo bench -p mesh-node --bench mesh` (`MESH_BENCH_SIZES=5,10` to choose sizes;
+//! `MESH_BENCH_MESHD=PATH` and `MESH_BENCH_TRUST=file|any|none` to run another `meshd`).
 
 #![allow(clippy::unwrap_used)] // a bench: a panic is the failure report
 
@@ -86,6 +87,13 @@ const SETTLE: Duration = Duration::from_secs(45);
 /// Window over which idle CPU is measured.
 const CPU_WINDOW: Duration = Duration::from_secs(10);
 
+/// How the nodes trust the bench's user (`MESH_BENCH_TRUST`): `file` (default: a testnet trust
+/// file with its key), `any` (`--trust-any`), or `none` (no trust flag: a `meshd` from before
+/// trust existed, given with `MESH_BENCH_MESHD`, for a side-by-side run).
+fn trust_mode() -> String {
+    std::env::var("MESH_BENCH_TRUST").unwrap_or_else(|_| "file".into())
+}
+
 /// The bench's user: the nodes trust its key (a testnet trust file), and it signs every apply
 /// as meshctl does.
 fn user() -> &'static libp2p::identity::Keypair {
@@ -158,10 +166,13 @@ async fn measure(n: usize, meshd: &Path) -> Row {
         nodes: n,
         engines: Some("mock".to_string()),
         meshd: meshd.to_path_buf(),
-        extra_args: vec!["--log".into(), "warn".into()],
+        extra_args: match trust_mode().as_str() {
+            "any" => vec!["--log".into(), "warn".into(), "--trust-any".into()],
+            _ => vec!["--log".into(), "warn".into()],
+        },
         // The entry node runs nothing, so every apply lands on a remote node.
         first_engines: Some("none".to_string()),
-        trust_key: Some(user().public().to_peer_id()),
+        trust_key: (trust_mode() == "file").then(|| user().public().to_peer_id()),
     };
     let net = tokio::task::spawn_blocking(move || testnet::up(&opts))
         .await
@@ -289,7 +300,9 @@ fn main() {
         .ok()
         .map(|s| s.split(',').filter_map(|x| x.trim().parse().ok()).collect())
         .unwrap_or_else(|| if quick { vec![3] } else { vec![5, 10, 25, 50] });
-    let meshd = Path::new(env!("CARGO_BIN_EXE_meshd"));
+    let built = std::path::PathBuf::from(env!("CARGO_BIN_EXE_meshd"));
+    let meshd = std::env::var_os("MESH_BENCH_MESHD").map_or(built, std::path::PathBuf::from);
+    let meshd = meshd.as_path();
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
