@@ -228,3 +228,38 @@ fn meshd_reloads_its_trust_file_on_sighup() {
     meshd.kill().unwrap();
     meshd.wait().unwrap();
 }
+
+#[test]
+fn a_trust_any_testnet_says_so_loudly() {
+    let dir = tempfile::tempdir().unwrap();
+    let me = dir.path().join("me.key");
+    let net = dir.path().join("net");
+    let net_s = net.to_str().unwrap();
+    let up = ok(ctl(
+        &me,
+        &[
+            "testnet",
+            "up",
+            "--nodes",
+            "1",
+            "--dir",
+            net_s,
+            "--engines",
+            "mock",
+            "--meshd",
+            MESHD,
+            "--trust-any",
+        ],
+    ));
+    let _down = Down(net.clone(), me.clone());
+    assert!(!up.contains("nothing else"), "{up}");
+    assert!(
+        !net.join("trust.yaml").exists(),
+        "no trust file for a --trust-any testnet"
+    );
+    let sock = net.join("node-0/meshd.sock");
+    let table = ok(ctl(&me, &["--node", sock.to_str().unwrap(), "nodes"]));
+    assert!(table.contains("ANY KEY (--trust-any)"), "{table}");
+    let log = std::fs::read_to_string(net.join("node-0/meshd.log")).unwrap();
+    assert!(log.contains("TRUST-ANY"), "{log}");
+}
