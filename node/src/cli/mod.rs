@@ -170,6 +170,7 @@ pub struct Name {
 
 #[derive(Debug, Args)]
 pub struct RollbackArgs {
+    /// The workload to roll back.
     pub name: String,
     #[arg(short = 'n', long, default_value = mesh_protocol::spec::DEFAULT_NAMESPACE)]
     pub namespace: String,
