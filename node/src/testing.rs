@@ -220,6 +220,9 @@ impl TestNode {
     }
 }
 
+/// How long cutting or healing links may take to show.
+const PARTITION_TIMEOUT: Duration = Duration::from_secs(20);
+
 /// Several in-process nodes on loopback, bootstrapped to the first one, each with its own
 /// mock engine and temporary directory.
 #[derive(Debug)]
@@ -279,6 +282,81 @@ impl TestNet {
 
     pub fn node(&self, i: usize) -> &TestNode {
         &self.nodes[i]
+    }
+
+    fn peer(&self, i: usize) -> libp2p::PeerId {
+        self.nodes[i]
+            .daemon()
+            .node
+            .id()
+            .parse()
+            .expect("a node id is a peer id")
+    }
+
+    /// Partitions the mesh: every node's links to the nodes outside its group are cut (their
+    /// connections closed, new ones refused both ways), as a network split would. Nodes in no
+    /// group are cut from everyone. Returns once no node holds a connection across groups.
+    pub async fn partition(&self, groups: &[&[usize]]) {
+        let group_of = |i: usize| groups.iter().position(|g| g.contains(&i));
+        for i in 0..self.nodes.len() {
+            let others: Vec<libp2p::PeerId> = (0..self.nodes.len())
+                .filter(|j| *j != i && (group_of(*j).is_none() || group_of(*j) != group_of(i)))
+                .map(|j| self.peer(j))
+                .collect();
+            self.nodes[i].daemon().mesh.net().cut(others).await;
+        }
+        for i in 0..self.nodes.len() {
+            let net = self.nodes[i].daemon().mesh.net().clone();
+            let foreign: Vec<libp2p::PeerId> = (0..self.nodes.len())
+                .filter(|j| *j != i && (group_of(*j).is_none() || group_of(*j) != group_of(i)))
+                .map(|j| self.peer(j))
+                .collect();
+            wait_until(
+                "links across the partition to close",
+                PARTITION_TIMEOUT,
+                || {
+                    let net = net.clone();
+                    let foreign = foreign.clone();
+                    async move {
+                        let connected = net.connected_peers().await;
+                        (!connected.iter().any(|p| foreign.contains(p))).then_some(())
+                    }
+                },
+            )
+            .await;
+        }
+    }
+
+    /// Heals a [`TestNet::partition`]: every link is restored and each node dials every other
+    /// again (as nodes do when a network comes back and they next reach out); returns once
+    /// every node is connected to every other.
+    pub async fn heal(&self) {
+        let everyone: Vec<libp2p::PeerId> = (0..self.nodes.len()).map(|i| self.peer(i)).collect();
+        for node in &self.nodes {
+            node.daemon().mesh.net().restore(everyone.clone()).await;
+        }
+        for (i, node) in self.nodes.iter().enumerate() {
+            for (j, other) in self.nodes.iter().enumerate() {
+                if i != j {
+                    // Listen addresses end in /p2p/<peer id>.
+                    let addr = other.daemon().addresses[0].parse().expect("a multiaddr");
+                    let _ = node.daemon().mesh.net().dial(addr).await;
+                }
+            }
+        }
+        for (i, node) in self.nodes.iter().enumerate() {
+            let net = node.daemon().mesh.net().clone();
+            let want = self.nodes.len() - 1;
+            wait_until(
+                &format!("node {i} to reconnect to every other"),
+                PARTITION_TIMEOUT,
+                || {
+                    let net = net.clone();
+                    async move { (net.connected_peers().await.len() >= want).then_some(()) }
+                },
+            )
+            .await;
+        }
     }
 
     /// Stops every node.

@@ -97,9 +97,18 @@ pub fn gossip_config() -> gossipsub::ConfigBuilder {
             use sha2::{Digest as _, Sha256};
             gossipsub::MessageId::from(Sha256::digest(&m.data).to_vec())
         })
-        .max_transmit_size(MAX_GOSSIP_BYTES);
+        .max_transmit_size(MAX_GOSSIP_BYTES)
+        .duplicate_cache_time(DUPLICATE_CACHE_TIME);
     config
 }
+
+/// How long gossipsub remembers a message id to drop copies. Ids are content hashes, so a
+/// holder's republish of an unchanged workload record *is* a copy: with gossipsub's default
+/// (60 s) a republish within a minute of the last one never left the node, and nodes that
+/// missed the record (joined since, or on the other side of a healed partition) waited up to
+/// a minute instead of a renewal round. 10 s is far above the time a message takes to cross
+/// the mesh and the window in which gossip (IHAVE/IWANT) offers it again (3 heartbeats).
+pub const DUPLICATE_CACHE_TIME: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Below this gossip score a peer is disconnected and blocked for `net::BLOCK_FOR`: one
 /// message that does not verify puts a peer there. Honest peers forward only what they

@@ -75,6 +75,8 @@ pub struct EventLoop {
     last_used: HashMap<PeerId, Instant>,
     /// Peers blocked for the gossip they sent, and until when.
     blocked_until: HashMap<PeerId, Instant>,
+    /// Peers whose links are cut ([`super::Client::cut`]).
+    cut: HashSet<PeerId>,
     /// Inbound requests per peer (see [`super::rate`]).
     rate: super::rate::RateLimits,
 }
@@ -138,6 +140,7 @@ impl EventLoop {
             last_used: HashMap::new(),
             blocked_until: HashMap::new(),
             rate: super::rate::RateLimits::new(config.peer_request_rate),
+            cut: HashSet::new(),
         })
     }
 
@@ -192,9 +195,10 @@ impl EventLoop {
     fn trim_connections(&mut self) {
         let now = Instant::now();
         let blocked = &mut self.swarm.behaviour_mut().blocked;
+        let cut = &self.cut;
         self.blocked_until.retain(|peer, until| {
             let keep = *until > now;
-            if !keep {
+            if !keep && !cut.contains(peer) {
                 blocked.unblock_peer(*peer);
             }
             keep
@@ -266,6 +270,19 @@ impl EventLoop {
         match command {
             Command::ListenAddrs { reply } => {
                 let _ = reply.send(self.swarm.listeners().cloned().collect());
+            }
+            Command::Cut { peers, cut } => {
+                for peer in peers {
+                    if cut {
+                        self.cut.insert(peer);
+                        behaviour.blocked.block_peer(peer);
+                    } else {
+                        self.cut.remove(&peer);
+                        if !self.blocked_until.contains_key(&peer) {
+                            behaviour.blocked.unblock_peer(peer);
+                        }
+                    }
+                }
             }
             Command::Dial { addr } => {
                 if let Some(peer) = peer_of(&addr) {

@@ -219,6 +219,11 @@ pub(crate) enum Command {
     StoredRecords {
         reply: oneshot::Sender<Vec<(Vec<u8>, Vec<u8>)>>,
     },
+    /// Cut (or restore) the links to these peers: connections closed and refused while cut.
+    Cut {
+        peers: Vec<PeerId>,
+        cut: bool,
+    },
 }
 
 /// Handle on the network task. Cheap to clone.
@@ -320,6 +325,19 @@ impl Client {
             return Vec::new();
         }
         rx.await.unwrap_or_default()
+    }
+
+    /// Cuts the links to `peers`: their connections are closed, and new ones refused either
+    /// way, until [`Client::restore`] (`libp2p-allow-block-list`). What a network partition
+    /// does to this node; tests partition a mesh with it.
+    pub async fn cut(&self, peers: Vec<PeerId>) {
+        let _ = self.send(Command::Cut { peers, cut: true }).await;
+    }
+
+    /// Restores the links [`Client::cut`] cut (a peer blocked for its gossip stays blocked
+    /// until its time is up). Connections come back as either side dials again.
+    pub async fn restore(&self, peers: Vec<PeerId>) {
+        let _ = self.send(Command::Cut { peers, cut: false }).await;
     }
 
     /// Every copy of the record the lookup found (the local one included).
