@@ -1,0 +1,98 @@
+//! Offline autonomy (issue 12, item 5): a node restarted with no peer reachable brings its
+//! workloads back from its own store at once, without waiting on the network, and announces
+//! them again when peers return.
+
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::time::{Duration, Instant};
+
+use libp2p::identity::Keypair;
+use mesh_node::testing::{signed_apply, wait_until, TestNet, TestNode};
+use mesh_protocol::{Phase, WorkloadId};
+
+fn pod(name: &str) -> String {
+    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  annotations:\n    beemesh.io/runtime-engine: mock\nspec:\n  containers:\n  - name: main\n    image: localhost/mesh-test:latest\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_alone_runs_its_workloads_and_announces_them_when_peers_return() {
+    // Short renewal rounds (1 s) so that announcements come back quickly.
+    let ttl = Duration::from_secs(3);
+    let mut net = TestNet::start(2, |i, c| {
+        c.mesh.provider_ttl = ttl;
+        // Node 0 runs nothing: the workloads land on node 1.
+        if i == 0 {
+            c.extra_engines.clear();
+        }
+    })
+    .await;
+    net.wait_connected(Duration::from_secs(30)).await;
+    let user = Keypair::generate_ed25519();
+    let entry = &net.node(0).daemon().mesh;
+    let names = ["alpha", "beta", "gamma"];
+    for name in names {
+        entry
+            .apply(signed_apply(entry, &user, &pod(name), 1).await)
+            .await
+            .unwrap();
+    }
+    let instances = net.node(1).mock.instances();
+    assert_eq!(instances.len(), 3);
+
+    // Both stop; node 1 comes back alone, its only bootstrap peer (node 0) gone.
+    let second = net.nodes.pop().unwrap();
+    let first = net.nodes.pop().unwrap();
+    let seed = first.daemon().addresses[0].clone();
+    let first_dir = first.stop().await;
+    let second_dir = second.stop().await;
+    let started = Instant::now();
+    let alone = TestNode::start_in(second_dir, |c| {
+        c.mesh.provider_ttl = ttl;
+        c.bootstrap = vec![seed.parse().unwrap()];
+    })
+    .await;
+    let took = started.elapsed();
+    for name in names {
+        let d = alone
+            .daemon()
+            .node
+            .view(&WorkloadId::new("default", name), false)
+            .unwrap();
+        assert_eq!(d.phase, Phase::Running, "{name} is running again: {d:#?}");
+    }
+    assert!(alone.daemon().mesh.net().connected_peers().await.is_empty());
+    // Re-adopted from the engine, not started twice.
+    let again = alone.mock.instances();
+    assert_eq!(again.len(), 3);
+    assert!(again.iter().all(|i| i.starts == 1), "{again:#?}");
+    eprintln!("restart with no peer reachable: workloads Running after {took:?}");
+
+    // Node 0 returns (same identity, a new port) and joins through node 1: it learns node
+    // 1's replicas from node 1's next announcements, without any apply.
+    let back = TestNode::start_in(first_dir, |c| {
+        c.mesh.provider_ttl = ttl;
+        c.extra_engines.clear();
+        c.bootstrap = vec![alone.daemon().addresses[0].parse().unwrap()];
+    })
+    .await;
+    let alone_id = alone.daemon().node.id().to_string();
+    for name in names {
+        let id = WorkloadId::new("default", name);
+        let providers = wait_until(
+            "the returned peer to discover the replica",
+            Duration::from_secs(20),
+            || {
+                let mesh = back.daemon().mesh.clone();
+                let id = id.clone();
+                async move {
+                    let found = mesh.discover(&id, None).await;
+                    (!found.is_empty()).then_some(found)
+                }
+            },
+        )
+        .await;
+        assert_eq!(providers[0].peer_id, alone_id);
+    }
+    back.stop().await;
+    alone.stop().await;
+}
