@@ -246,3 +246,53 @@ fn compose_apply_describe_delete() {
     );
     assert!(mock_instances(dir.path()).is_empty());
 }
+
+/// SIGTERM: meshd leaves the mesh (withdraws, flushes), exits 0, and its workloads keep
+/// running: a restart re-adopts them without starting any twice.
+#[test]
+fn sigterm_leaves_the_mesh_and_leaves_workloads_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let log = dir.path().join("meshd.log");
+    let mut child = Command::new(MESHD)
+        .args([
+            "--data-dir",
+            dir.path().to_str().unwrap(),
+            "--engines",
+            "mock",
+        ])
+        .args(["--log", "info", "--listen", "/ip4/127.0.0.1/tcp/0"])
+        .env("MESH_KEY", dir.path().join("user.key"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let meshd = Meshd {
+        child: Command::new("true").spawn().unwrap(),
+        socket: dir.path().join("meshd.sock"),
+    };
+    wait_until_blocking("meshd to answer", READY_TIMEOUT, || {
+        meshd.ctl(&["engines"]).status.success().then_some(())
+    });
+    let f = write(files.path(), "alpha.yaml", &pod("alpha"));
+    assert!(meshd.ctl(&["apply", "-f", &f]).status.success());
+    Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = wait_until_blocking("meshd to exit", READY_TIMEOUT, || child.try_wait().unwrap());
+    assert!(status.success(), "{status}");
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.contains("left the mesh"), "{text}");
+    let before = mock_instances(dir.path());
+    assert_eq!(before.len(), 1);
+    drop(meshd);
+    let meshd = Meshd::start(dir.path());
+    let list = json(&meshd.ctl(&["get", "-o", "json"]));
+    assert_eq!(list[0]["phase"], "Running", "{list}");
+    assert_eq!(
+        mock_instances(dir.path()),
+        before,
+        "re-adopted, not started again"
+    );
+}

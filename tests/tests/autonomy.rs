@@ -96,3 +96,51 @@ async fn a_node_restarted_alone_runs_its_workloads_and_announces_them_when_peers
     back.stop().await;
     alone.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_that_leaves_withdraws_its_replicas_takes_no_work_and_leaves_them_running() {
+    // Default TTL (60 s): the replica disappears from discovery by withdrawal, not expiry.
+    let net = TestNet::start(2, |i, c| {
+        if i == 0 {
+            c.extra_engines.clear();
+        }
+    })
+    .await;
+    net.wait_connected(Duration::from_secs(30)).await;
+    let user = Keypair::generate_ed25519();
+    let entry = &net.node(0).daemon().mesh;
+    entry
+        .apply(signed_apply(entry, &user, &pod("stay"), 1).await)
+        .await
+        .unwrap();
+    let id = WorkloadId::new("default", "stay");
+    assert_eq!(entry.discover(&id, None).await.len(), 1);
+
+    let leaving = net.node(1);
+    let left_at = Instant::now();
+    leaving.daemon().mesh.leave().await;
+    wait_until(
+        "the withdrawal to reach the entry node",
+        Duration::from_secs(10),
+        || async { entry.discover(&id, None).await.is_empty().then_some(()) },
+    )
+    .await;
+    assert!(left_at.elapsed() < Duration::from_secs(10));
+    // The workload keeps running there; new work is refused.
+    let d = leaving.daemon().node.view(&id, false).unwrap();
+    assert_eq!(d.phase, Phase::Running);
+    assert!(leaving
+        .mock
+        .instances()
+        .iter()
+        .all(|i| i.state == mesh_runtime::mock::MockRunState::Running));
+    let e = leaving
+        .daemon()
+        .mesh
+        .apply(signed_apply(&leaving.daemon().mesh, &user, &pod("late"), 1).await)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("shutting down"), "{e}");
+    net.stop().await;
+}

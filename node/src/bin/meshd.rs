@@ -248,6 +248,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
         _ = term.recv() => {}
     }
     tracing::info!("shutting down");
+    daemon.mesh.leave().await;
     shutdown.cancel();
     daemon.wait().await;
     Ok(())

@@ -154,6 +154,10 @@ impl Mesh {
     /// a version announced less than a third of the TTL ago is not announced again. Returns
     /// the signed provider record published, if any.
     pub async fn announce(&self, id: &WorkloadId, renew: bool) -> Option<Vec<u8>> {
+        // A node that left (see `leave`) announces nothing more: its withdrawals stand.
+        if self.inner.owned.is_closed() {
+            return None;
+        }
         let node = &self.inner.node;
         let ttl = self.inner.config.provider_ttl;
         let running = node.store().desired(id).ok().flatten().and_then(|d| {

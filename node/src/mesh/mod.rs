@@ -23,6 +23,7 @@ pub mod apply;
 pub mod cache;
 pub mod delete;
 pub mod error;
+pub mod leave;
 pub mod merge;
 pub mod modules;
 pub mod owned;

@@ -42,7 +42,12 @@ impl Owner {
             .permits
             .clone()
             .try_acquire_owned()
-            .map_err(|_| Error::Busy(self.limit))?;
+            .map_err(|e| match e {
+                tokio::sync::TryAcquireError::Closed => {
+                    Error::unavailable("node shutting down: it takes no new work".into())
+                }
+                tokio::sync::TryAcquireError::NoPermits => Error::Busy(self.limit),
+            })?;
         let (tx, rx) = oneshot::channel();
         self.tasks.spawn(async move {
             let result = work.await;
@@ -62,6 +67,16 @@ impl Owner {
         F: Future<Output = ()> + Send + 'static,
     {
         self.tasks.spawn(work);
+    }
+
+    /// Takes no new work from now on (a graceful exit); work in progress runs to its end.
+    pub fn close(&self) {
+        self.permits.close();
+    }
+
+    /// Whether [`Owner::close`] was called.
+    pub fn is_closed(&self) -> bool {
+        self.permits.is_closed()
     }
 
     /// Operations in progress.
