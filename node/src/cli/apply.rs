@@ -186,7 +186,15 @@ pub(super) async fn apply(
             other => break other.map_err(|e| anyhow::anyhow!("{label}: {e}"))?,
         }
     };
-    output::print_apply(fmt, &resp)?;
+    report(fmt, &resp)
+}
+
+/// Prints an apply's outcome; exits 1 when a workload failed or was rolled back.
+pub(super) fn report(
+    fmt: Format,
+    resp: &mesh_protocol::api::ApplyResponse,
+) -> anyhow::Result<std::process::ExitCode> {
+    output::print_apply(fmt, resp)?;
     let failed = resp
         .workloads
         .iter()

@@ -9,7 +9,7 @@
 use std::path::Path;
 
 use anyhow::{anyhow, bail};
-use mesh_protocol::api::{ApplyAction, ApplyRequest};
+use mesh_protocol::api::ApplyRequest;
 use mesh_protocol::WorkloadId;
 use mesh_provider::workload::{Source, Verified};
 use serde::Serialize;
@@ -133,14 +133,5 @@ pub(super) async fn rollback(
             target.record.revision
         );
     }
-    output::print_apply(fmt, &resp)?;
-    let failed = resp
-        .workloads
-        .iter()
-        .any(|w| matches!(w.action, ApplyAction::Failed | ApplyAction::RolledBack));
-    Ok(if failed {
-        std::process::ExitCode::FAILURE
-    } else {
-        std::process::ExitCode::SUCCESS
-    })
+    super::apply::report(fmt, &resp)
 }
