@@ -21,10 +21,13 @@ fn strings(v: Option<&Value>) -> Vec<String> {
     }
 }
 
-/// `NET_ADMIN`, `cap_net_admin` and `CAP_NET_ADMIN` are one capability.
-fn capability(name: &str) -> String {
-    let upper = name.trim().to_ascii_uppercase();
-    upper.strip_prefix("CAP_").unwrap_or(&upper).to_string()
+/// `NET_ADMIN`, `cap_net_admin` and `CAP_NET_ADMIN` are one capability: the name a spec
+/// records, and what a node's trust file grants is compared in.
+pub fn normalize_capability(name: &str) -> String {
+    name.trim()
+        .to_ascii_uppercase()
+        .trim_start_matches("CAP_")
+        .to_string()
 }
 
 /// A Kubernetes pod spec: `hostNetwork`, `hostPID`, `hostIPC`, and each container's
@@ -47,7 +50,7 @@ pub(crate) fn pod(pod: &MapNode<'_>) -> HostAccess {
             out.privileged |= is_true(sc.get("privileged"));
             let added = strings(sc.get("capabilities").and_then(|c| c.get("add")));
             out.merge(HostAccess {
-                capabilities: added.iter().map(|c| capability(c)).collect(),
+                capabilities: added.iter().map(|c| normalize_capability(c)).collect(),
                 ..HostAccess::default()
             });
         }
@@ -78,7 +81,7 @@ pub(crate) fn compose_service(m: &MapNode<'_>) -> HostAccess {
         privileged: is_true(m.map.get("privileged")),
         capabilities: strings(m.map.get("cap_add"))
             .iter()
-            .map(|c| capability(c))
+            .map(|c| normalize_capability(c))
             .collect(),
         devices,
     }

@@ -60,6 +60,7 @@ mod yaml_value;
 pub use compose_interp::referenced_env_vars;
 pub use detect::detect_format;
 pub use error::{Error, ErrorKind, SUPPORTED_KINDS};
+pub use host_access::normalize_capability;
 pub use names::normalize_name;
 pub use yaml::{EXPANSION_ALLOWANCE, EXPANSION_FACTOR};
 

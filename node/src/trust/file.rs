@@ -167,12 +167,7 @@ pub fn parse(text: &str) -> anyhow::Result<Policy> {
                     .grants
                     .capabilities
                     .iter()
-                    .map(|c| {
-                        c.trim()
-                            .to_ascii_uppercase()
-                            .trim_start_matches("CAP_")
-                            .to_string()
-                    })
+                    .map(|c| mesh_manifests::normalize_capability(c))
                     .collect(),
                 devices: entry.grants.devices,
                 process_engine: entry.grants.process_engine,
