@@ -315,11 +315,31 @@ impl Trust {
         held: Option<&Verified>,
         known: impl Fn(u64) -> Option<String>,
     ) -> Result<(), Refusal> {
+        if let Some(to) = v.record.rollback_to {
+            rollback_check(v, held, to, Some(&known))?;
+        }
+        self.check_signer(v, held)
+    }
+
+    /// [`Trust::authorise`] for a store that keeps no earlier revisions (the DHT): a rollback
+    /// must still name an earlier revision, but whether its content is that revision's is for
+    /// the nodes' books, which keep them.
+    pub fn authorise_without_history(
+        &self,
+        v: &Verified,
+        held: Option<&Verified>,
+    ) -> Result<(), Refusal> {
+        if let Some(to) = v.record.rollback_to {
+            rollback_check(v, held, to, None)?;
+        }
+        self.check_signer(v, held)
+    }
+
+    /// The signer: trusted, in a namespace it may use, and an admin to change or delete a
+    /// live workload another key signed.
+    fn check_signer(&self, v: &Verified, held: Option<&Verified>) -> Result<(), Refusal> {
         let policy = self.policy();
         let id = &v.record.id;
-        if let Some(to) = v.record.rollback_to {
-            rollback_check(v, held, to, &known)?;
-        }
         if policy.any {
             return Ok(());
         }
@@ -375,7 +395,7 @@ fn rollback_check(
     v: &Verified,
     held: Option<&Verified>,
     to: u64,
-    known: &impl Fn(u64) -> Option<String>,
+    known: Option<&dyn Fn(u64) -> Option<String>>,
 ) -> Result<(), Refusal> {
     let refuse = |why: String| Refusal::Rollback {
         id: v.record.id.clone(),
@@ -388,10 +408,11 @@ fn rollback_check(
             v.record.revision
         )));
     }
-    // A node that never held the workload has nothing to roll back from.
-    if held.is_none() {
+    // A node that never held the workload has nothing to roll back from; a store without
+    // history leaves the content to those that have one.
+    let (Some(known), Some(_)) = (known, held) else {
         return Ok(());
-    }
+    };
     match known(to) {
         None => Err(refuse("this node does not know that revision".into())),
         Some(version) if version != v.record.spec_version => Err(refuse(format!(

@@ -123,6 +123,9 @@ fn a_rollback_must_bring_back_a_revision_this_node_knows() {
     r.rollback_to = Some(4);
     let forward = encode(&key, r).unwrap();
     assert!(t.authorise(&forward, Some(&held), known).is_err());
+    // Without history (the DHT): the content is left to the books, the shape is not.
+    t.authorise_without_history(&rollback, Some(&held)).unwrap();
+    assert!(t.authorise_without_history(&forward, Some(&held)).is_err());
     // A node that never held the workload has nothing to roll back from.
     t.authorise(&rollback, None, |_| None).unwrap();
 }

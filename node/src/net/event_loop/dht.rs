@@ -160,11 +160,7 @@ impl EventLoop {
             return;
         }
         if let Some(trust) = &self.trust {
-            // The DHT keeps no history: a rollback's content is checked by the nodes' books.
-            let brings = incoming.record.spec_version.clone();
-            if let Err(refusal) =
-                trust.authorise(&incoming, held.as_ref(), |_| Some(brings.clone()))
-            {
+            if let Err(refusal) = trust.authorise_without_history(&incoming, held.as_ref()) {
                 tracing::debug!(%source, %refusal, "refused a workload record put");
                 return;
             }
