@@ -50,28 +50,23 @@ impl Drop for Down {
     }
 }
 
+/// `meshctl testnet up` of `nodes` mock nodes in `net`, as the user of `key`: the testnet's
+/// guard (it stops the nodes when dropped) and what meshctl printed.
+fn testnet_up(key: &Path, net: &Path, nodes: &str, more: &[&str]) -> (Down, String) {
+    let dir = net.to_str().unwrap();
+    let mut args = vec!["testnet", "up", "--nodes", nodes, "--dir", dir];
+    args.extend(["--engines", "mock", "--meshd", MESHD]);
+    args.extend(more);
+    let printed = ok(ctl(key, &args));
+    (Down(net.to_path_buf(), key.to_path_buf()), printed)
+}
+
 #[test]
 fn a_testnet_trusts_its_users_key_and_rolls_back_a_signed_revision() {
     let dir = tempfile::tempdir().unwrap();
     let (me, stranger) = (dir.path().join("me.key"), dir.path().join("stranger.key"));
     let net = dir.path().join("net");
-    let net_s = net.to_str().unwrap();
-    ok(ctl(
-        &me,
-        &[
-            "testnet",
-            "up",
-            "--nodes",
-            "2",
-            "--dir",
-            net_s,
-            "--engines",
-            "mock",
-            "--meshd",
-            MESHD,
-        ],
-    ));
-    let _down = Down(net.clone(), me.clone());
+    let _down = testnet_up(&me, &net, "2", &[]).0;
     let trust = std::fs::read_to_string(net.join("trust.yaml")).unwrap();
     let my_id = json(ctl(&me, &["key", "show", "-o", "json"]))["key_id"]
         .as_str()
@@ -234,24 +229,7 @@ fn a_trust_any_testnet_says_so_loudly() {
     let dir = tempfile::tempdir().unwrap();
     let me = dir.path().join("me.key");
     let net = dir.path().join("net");
-    let net_s = net.to_str().unwrap();
-    let up = ok(ctl(
-        &me,
-        &[
-            "testnet",
-            "up",
-            "--nodes",
-            "1",
-            "--dir",
-            net_s,
-            "--engines",
-            "mock",
-            "--meshd",
-            MESHD,
-            "--trust-any",
-        ],
-    ));
-    let _down = Down(net.clone(), me.clone());
+    let (_down, up) = testnet_up(&me, &net, "1", &["--trust-any"]);
     assert!(!up.contains("nothing else"), "{up}");
     assert!(
         !net.join("trust.yaml").exists(),

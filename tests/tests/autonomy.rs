@@ -14,19 +14,27 @@ fn pod(name: &str) -> String {
     format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  annotations:\n    beemesh.io/runtime-engine: mock\nspec:\n  containers:\n  - name: main\n    image: localhost/mesh-test:latest\n")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_node_restarted_alone_runs_its_workloads_and_announces_them_when_peers_return() {
-    // Short renewal rounds (1 s) so that announcements come back quickly.
-    let ttl = Duration::from_secs(3);
-    let mut net = TestNet::start(2, |i, c| {
-        c.mesh.provider_ttl = ttl;
-        // Node 0 runs nothing: the workloads land on node 1.
+/// Two connected nodes: node 0 runs nothing, so the workloads applied through it land on
+/// node 1. `ttl`: the provider TTL, when not the default.
+async fn entry_and_runner(ttl: Option<Duration>) -> TestNet {
+    let net = TestNet::start(2, |i, c| {
+        if let Some(ttl) = ttl {
+            c.mesh.provider_ttl = ttl;
+        }
         if i == 0 {
             c.extra_engines.clear();
         }
     })
     .await;
     net.wait_connected(Duration::from_secs(30)).await;
+    net
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarted_alone_runs_its_workloads_and_announces_them_when_peers_return() {
+    // Short renewal rounds (1 s) so that announcements come back quickly.
+    let ttl = Duration::from_secs(3);
+    let mut net = entry_and_runner(Some(ttl)).await;
     let user = Keypair::generate_ed25519();
     let entry = &net.node(0).daemon().mesh;
     let names = ["alpha", "beta", "gamma"];
@@ -100,13 +108,7 @@ async fn a_node_restarted_alone_runs_its_workloads_and_announces_them_when_peers
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_that_leaves_withdraws_its_replicas_takes_no_work_and_leaves_them_running() {
     // Default TTL (60 s): the replica disappears from discovery by withdrawal, not expiry.
-    let net = TestNet::start(2, |i, c| {
-        if i == 0 {
-            c.extra_engines.clear();
-        }
-    })
-    .await;
-    net.wait_connected(Duration::from_secs(30)).await;
+    let net = entry_and_runner(None).await;
     let user = Keypair::generate_ed25519();
     let entry = &net.node(0).daemon().mesh;
     entry

@@ -14,6 +14,26 @@ fn pod(name: &str) -> String {
     format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  annotations:\n    beemesh.io/runtime-engine: mock\nspec:\n  containers:\n  - name: main\n    image: localhost/mesh-test:latest\n")
 }
 
+/// Waits until the nodes `range` of `net` hold the record of `id` in their books.
+async fn held_by(
+    net: &TestNet,
+    range: std::ops::Range<usize>,
+    id: &WorkloadId,
+    what: &str,
+    timeout: Duration,
+) {
+    wait_until(what, timeout, || {
+        let range = range.clone();
+        async move {
+            range
+                .clone()
+                .all(|i| net.node(i).daemon().mesh.records().get(id).is_some())
+                .then_some(())
+        }
+    })
+    .await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_partitioned_mesh_is_cut_both_ways_and_talks_again_once_healed() {
     // Renewal rounds of 1 s: the record's holder republishes it every round.
@@ -44,14 +64,12 @@ async fn a_partitioned_mesh_is_cut_both_ways_and_talks_again_once_healed() {
     a.apply(signed_apply(a, &user, &pod("left"), 1).await)
         .await
         .unwrap();
-    wait_until(
+    held_by(
+        &net,
+        1..3,
+        &id,
         "the record to reach the left side",
         Duration::from_secs(10),
-        || async {
-            (1..3)
-                .all(|i| net.node(i).daemon().mesh.records().get(&id).is_some())
-                .then_some(())
-        },
     )
     .await;
     let connected = net.node(0).daemon().mesh.net().connected_peers().await;
@@ -83,14 +101,12 @@ async fn a_partitioned_mesh_is_cut_both_ways_and_talks_again_once_healed() {
     assert!(asked.is_ok(), "{asked:?}");
     // Its holder republishes it on gossip each round; an unchanged record is a copy to
     // gossipsub's duplicate cache (10 s), so the first round 10 s after the last goes out.
-    wait_until(
+    held_by(
+        &net,
+        3..5,
+        &id,
         "the record to reach the right side",
         Duration::from_secs(30),
-        || async {
-            (3..5)
-                .all(|i| net.node(i).daemon().mesh.records().get(&id).is_some())
-                .then_some(())
-        },
     )
     .await;
     net.stop().await;

@@ -57,6 +57,15 @@ fn refused(answer: &Response, says: &[&str]) {
     }
 }
 
+/// Why `mesh` refused an apply of `record` (as a client sends it).
+async fn refusal(mesh: &mesh_node::mesh::Mesh, record: SignedRecord) -> String {
+    let req = ApplyRequest {
+        records: vec![record],
+        ..ApplyRequest::default()
+    };
+    mesh.apply(req).await.unwrap_err().to_string()
+}
+
 /// Nothing of `id` on `node`: no desired state, no record, no instance of it.
 fn untouched(node: &TestNode, id: &WorkloadId) {
     let d = node.daemon();
@@ -219,14 +228,7 @@ async fn replayed_skewed_and_older_requests_are_refused() {
     };
     let stale_clock = mesh_runtime::now_millis() - 6 * 60 * 1000;
     let old = records::build(&alice, &src, Some(1), |_| 1, stale_clock).unwrap();
-    let e = mesh
-        .apply(ApplyRequest {
-            records: vec![old[0].signed.clone()],
-            ..ApplyRequest::default()
-        })
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = refusal(mesh, old[0].signed.clone()).await;
     assert!(e.contains("ago, beyond the 5m"), "{e}");
     // Revision 2, then a fresh record at revision 1: a downgrade.
     mesh.apply(signed_apply(mesh, &alice, &src.manifest, 1).await)
@@ -237,14 +239,7 @@ async fn replayed_skewed_and_older_requests_are_refused() {
         ..Default::default()
     };
     let down = records::build(&alice, &other, Some(1), |_| 0, mesh_runtime::now_millis()).unwrap();
-    let e = mesh
-        .apply(ApplyRequest {
-            records: vec![down[0].signed.clone()],
-            ..ApplyRequest::default()
-        })
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = refusal(mesh, down[0].signed.clone()).await;
     assert!(e.contains("refused as a downgrade"), "{e}");
     let d = node.daemon().node.store().desired(&id).unwrap().unwrap();
     assert_eq!(d.revision, 2);
@@ -275,14 +270,7 @@ async fn a_signed_rollback_brings_back_a_known_revision_and_nothing_else() {
     let mut lie = mesh_provider::workload::verify(&history[0].bytes).unwrap();
     lie.record.revision = 2;
     let forged = records::build_rollback(&alice, &lie, 2, mesh_runtime::now_millis()).unwrap();
-    let e = mesh
-        .apply(ApplyRequest {
-            records: vec![forged],
-            ..ApplyRequest::default()
-        })
-        .await
-        .unwrap_err()
-        .to_string();
+    let e = refusal(mesh, forged).await;
     assert!(
         e.contains("rollback to revision 2 refused") && e.contains("its content is"),
         "{e}"
