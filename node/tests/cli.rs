@@ -20,20 +20,19 @@ struct Meshd {
 
 impl Meshd {
     fn start(dir: &Path) -> Self {
+        Self::start_logging(dir, "warn", Stdio::inherit())
+    }
+
+    /// [`Meshd::start`] logging at `level` to `stderr`.
+    fn start_logging(dir: &Path, level: &str, stderr: impl Into<Stdio>) -> Self {
         let socket = dir.join("meshd.sock");
         let child = Command::new(MESHD)
-            .args([
-                "--data-dir",
-                dir.to_str().unwrap(),
-                "--engines",
-                "mock",
-                "--log",
-                "warn",
-            ])
+            .args(["--data-dir", dir.to_str().unwrap(), "--engines", "mock"])
+            .args(["--log", level])
             // The owner's key: the node trusts what meshctl signs with it, and nothing else.
             .env("MESH_KEY", dir.join("user.key"))
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
+            .stderr(stderr)
             .spawn()
             .expect("meshd starts");
         let meshd = Self { child, socket };
@@ -254,33 +253,16 @@ fn sigterm_leaves_the_mesh_and_leaves_workloads_running() {
     let dir = tempfile::tempdir().unwrap();
     let files = tempfile::tempdir().unwrap();
     let log = dir.path().join("meshd.log");
-    let mut child = Command::new(MESHD)
-        .args([
-            "--data-dir",
-            dir.path().to_str().unwrap(),
-            "--engines",
-            "mock",
-        ])
-        .args(["--log", "info", "--listen", "/ip4/127.0.0.1/tcp/0"])
-        .env("MESH_KEY", dir.path().join("user.key"))
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .unwrap();
-    let meshd = Meshd {
-        child: Command::new("true").spawn().unwrap(),
-        socket: dir.path().join("meshd.sock"),
-    };
-    wait_until_blocking("meshd to answer", READY_TIMEOUT, || {
-        meshd.ctl(&["engines"]).status.success().then_some(())
-    });
+    let mut meshd = Meshd::start_logging(dir.path(), "info", std::fs::File::create(&log).unwrap());
     let f = write(files.path(), "alpha.yaml", &pod("alpha"));
     assert!(meshd.ctl(&["apply", "-f", &f]).status.success());
     Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
+        .args(["-TERM", &meshd.child.id().to_string()])
         .status()
         .unwrap();
-    let status = wait_until_blocking("meshd to exit", READY_TIMEOUT, || child.try_wait().unwrap());
+    let status = wait_until_blocking("meshd to exit", READY_TIMEOUT, || {
+        meshd.child.try_wait().unwrap()
+    });
     assert!(status.success(), "{status}");
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("left the mesh"), "{text}");
