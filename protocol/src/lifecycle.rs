@@ -103,6 +103,12 @@ pub enum Step {
     Retry,
     Uninstall,
     Delete,
+    /// A peer is suspected, confirmed dead, or heard from again (`workload` is empty; the
+    /// message names the peer and why).
+    Liveness,
+    /// Self-healing: a slot without a live provider placed again, or a slot filled twice
+    /// (after a partition) given up by its lower-ranked holder; the message says why.
+    Heal,
 }
 
 impl Step {
@@ -123,6 +129,7 @@ impl Step {
             Step::Retry => Phase::Pending,
             Step::Uninstall => Phase::Uninstalling,
             Step::Delete => Phase::Deleted,
+            Step::Liveness | Step::Heal => Phase::Running,
         }
     }
 
@@ -144,6 +151,8 @@ impl Step {
             Step::Retry => "Retry",
             Step::Uninstall => "Uninstall",
             Step::Delete => "Delete",
+            Step::Liveness => "Liveness",
+            Step::Heal => "Heal",
         }
     }
 }

@@ -54,6 +54,14 @@ pub enum Request {
     /// The answering node's own signed node record (engines, capacity): placement asks a
     /// peer it is connected to but has not heard a heartbeat from yet.
     NodeRecord,
+    /// Liveness: "are you there?" Answered [`Response::Pong`] by the node's request task, so a
+    /// node whose event loop is stalled does not answer.
+    Ping,
+    /// Liveness, indirect: "ping `peer` for me" (the SWIM idea): a peer that cannot reach a
+    /// suspect asks two others, so one bad link does not make a node dead.
+    Probe {
+        peer: String,
+    },
 
     // Replica requests: about the replica on the receiving node only.
     ApplyReplica(Box<ReplicaApply>),
@@ -100,6 +108,8 @@ impl Request {
             Request::Nodes { .. } => "nodes",
             Request::Engines => "engines",
             Request::NodeRecord => "node-record",
+            Request::Ping => "ping",
+            Request::Probe { .. } => "probe",
             Request::ApplyReplica(_) => "apply-replica",
             Request::ReplicaGet { .. } => "replica-get",
             Request::ReplicaList => "replica-list",
@@ -152,6 +162,15 @@ pub enum Response {
     History(Vec<crate::api::SignedRecord>),
     /// A signed record (a node record, for [`Request::NodeRecord`]).
     Signed(#[serde(with = "crate::b64")] Vec<u8>),
+    /// The answer to [`Request::Ping`].
+    Pong,
+    /// The answer to [`Request::Probe`]: whether the peer answered a ping, and, when it did
+    /// not, whether it could not be reached at all (refused, not just slow).
+    Probed {
+        alive: bool,
+        #[serde(default)]
+        unreachable: bool,
+    },
     /// A piece of a module: `bytes` from `offset` of a module of `total` bytes.
     ModuleChunk {
         total: u64,

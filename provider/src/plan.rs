@@ -9,8 +9,10 @@
 //! - a holder of another version is updated in place, one at a time (the caller rolls out),
 //!   and so is a holder whose replica failed (it is retried where it is);
 //! - slots at or beyond the count retire (a scale-down retires the highest slots);
-//! - a slot held twice (after a partition) keeps one holder, preferring the wanted version,
-//!   then the lower peer id, and retires the other; a node holding two slots keeps the lower;
+//! - a slot held twice (after a partition) keeps one holder, preferring a running one, then
+//!   the wanted version, then the one ranked higher by [`rendezvous`], and retires the other
+//!   (every node computes the same order, so the two holders agree on which goes); a node
+//!   holding two slots keeps the lower;
 //! - an empty slot goes to the best-ranked capable candidate that holds no slot (one replica
 //!   per node), ranked by [`crate::placement::rank`].
 //!
@@ -21,6 +23,7 @@ use std::collections::{BTreeMap, HashSet};
 
 use libp2p_identity::PeerId;
 use mesh_protocol::spec::ResourceAmounts;
+use sha2::{Digest, Sha256};
 
 use crate::placement::{rank, NodeCandidate, Placement};
 use crate::workload::Replicas;
@@ -73,9 +76,25 @@ impl Plan {
     }
 }
 
-/// Plans `wanted` replicas of the version `version` needing `needs`, given the current
-/// `holders` and the `candidates`.
+/// The rendezvous (highest random weight) rank of `peer` for slot `slot` of `workload`: a
+/// hash every node computes alike, so the nodes agree, without talking, on who of several
+/// acts for a slot (the healer) or keeps it (a slot held twice).
+pub fn rendezvous(workload: &str, slot: u32, peer: &PeerId) -> u64 {
+    let mut h = Sha256::new();
+    h.update(workload.as_bytes());
+    h.update([0]);
+    h.update(slot.to_be_bytes());
+    h.update(peer.to_bytes());
+    let digest = h.finalize();
+    let mut first = [0u8; 8];
+    first.copy_from_slice(&digest[..8]);
+    u64::from_be_bytes(first)
+}
+
+/// Plans `wanted` replicas of `workload` (`namespace/name`) at version `version` needing
+/// `needs`, given the current `holders` and the `candidates`.
 pub fn plan(
+    workload: &str,
     wanted: Replicas,
     version: &str,
     needs: ResourceAmounts,
@@ -90,7 +109,7 @@ pub fn plan(
             .cmp(&b.slot)
             .then((!a.running).cmp(&!b.running))
             .then((a.version != version).cmp(&(b.version != version)))
-            .then(a.peer.to_bytes().cmp(&b.peer.to_bytes()))
+            .then(rendezvous(workload, b.slot, &b.peer).cmp(&rendezvous(workload, a.slot, &a.peer)))
     });
     let mut by_slot: BTreeMap<u32, &Holder> = BTreeMap::new();
     let mut busy: HashSet<PeerId> = HashSet::new();

@@ -375,7 +375,10 @@ impl Mesh {
             Ok(s) if s.signer == self.peer_id() => Verdict::Ignore,
             Ok(s) => {
                 match s.record {
-                    Record::Node(record) => self.inner.peers.insert(s.signer, record),
+                    Record::Node(record) => {
+                        self.on_heartbeat(&s.signer, record.issued_at);
+                        self.inner.peers.insert(s.signer, record);
+                    }
                     Record::Provider(record) => {
                         self.inner
                             .providers

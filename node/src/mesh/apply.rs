@@ -126,6 +126,7 @@ impl Mesh {
         let holders = self.slot_holders(&id).await;
         let candidates = self.candidates(spec).await;
         let plan = plan(
+            &id.to_string(),
             effective.record.replicas,
             &effective.record.spec_version,
             spec.resources,
@@ -216,7 +217,7 @@ impl Mesh {
     }
 
     /// Runs one replica on `peer` (this node included) and announces it.
-    async fn run_replica(&self, peer: PeerId, r: ReplicaApply) -> Outcome {
+    pub(crate) async fn run_replica(&self, peer: PeerId, r: ReplicaApply) -> Outcome {
         if peer == self.peer_id() {
             let id = r.workload.clone();
             let outcome = self.inner.node.apply_replica(r).await?;
@@ -259,14 +260,15 @@ impl Mesh {
             })
             .collect();
         // For this node, its own store is the truth (its announcement may lag a job's end).
+        // A slot whose holder is confirmed dead is empty (its record has not expired yet).
         let me = self.peer_id();
-        out.retain(|(h, _)| h.peer != me);
+        out.retain(|(h, _)| h.peer != me && !self.inner.liveness.is_dead(&h.peer));
         out.extend(self.local_holder(id));
         out
     }
 
     /// This node's replica of `id` as a slot holder, when it runs one.
-    fn local_holder(&self, id: &WorkloadId) -> Option<(Holder, Provider)> {
+    pub(crate) fn local_holder(&self, id: &WorkloadId) -> Option<(Holder, Provider)> {
         let store = self.inner.node.store();
         let desired = store.desired(id).ok()??;
         let replica = store.observed(id).ok()?.current()?.clone();

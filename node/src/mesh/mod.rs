@@ -23,11 +23,14 @@ pub mod apply;
 pub mod cache;
 pub mod delete;
 pub mod error;
+pub mod heal;
 pub mod leave;
+pub mod liveness;
 pub mod merge;
 pub mod modules;
 pub mod owned;
 pub mod peers;
+pub mod probe;
 pub mod read;
 pub mod records;
 pub mod serve;
@@ -122,6 +125,16 @@ struct Inner {
     /// Keys this node provides (see [`Mesh::provide`]), and when it last announced each.
     provided: Mutex<HashMap<Vec<u8>, std::time::Instant>>,
     inbound: Arc<Semaphore>,
+    /// What this node believes of its peers' liveness.
+    liveness: liveness::Liveness,
+    /// Wakes the liveness task: a connection was lost.
+    probe_now: tokio::sync::Notify,
+    /// Wakes the healer: a peer died or came back.
+    heal_now: tokio::sync::Notify,
+    /// Sealed workloads (and revisions) the healer said it cannot place for want of a key.
+    heal_waiting: Mutex<std::collections::HashSet<(WorkloadId, u64)>>,
+    /// Where the next choice of indirect probers starts.
+    probe_rotation: std::sync::atomic::AtomicUsize,
 }
 
 /// What the mesh side of a node is made of.
@@ -171,6 +184,11 @@ impl Mesh {
                 workload_locks: Mutex::new(HashMap::new()),
                 provided: Mutex::new(HashMap::new()),
                 inbound: Arc::new(Semaphore::new(MAX_INBOUND_IN_FLIGHT)),
+                liveness: liveness::Liveness::default(),
+                heal_now: tokio::sync::Notify::new(),
+                probe_now: tokio::sync::Notify::new(),
+                probe_rotation: std::sync::atomic::AtomicUsize::new(0),
+                heal_waiting: Mutex::new(std::collections::HashSet::new()),
             }),
         };
         tasks.spawn(
@@ -179,6 +197,8 @@ impl Mesh {
         );
         tasks.spawn(mesh.clone().run_announcer(changes, shutdown.clone()));
         mesh.retire_deleted();
+        tasks.spawn(mesh.clone().run_liveness(shutdown.clone()));
+        tasks.spawn(mesh.clone().run_healer(shutdown.clone()));
         tasks.spawn(mesh.clone().run_heartbeats(shutdown));
         mesh
     }
@@ -201,6 +221,10 @@ impl Mesh {
 
     pub fn records(&self) -> &RecordBook {
         &self.inner.records
+    }
+
+    pub fn liveness(&self) -> &liveness::Liveness {
+        &self.inner.liveness
     }
 
     /// The lock that makes applies and deletes of one workload through this node take turns,
@@ -254,6 +278,7 @@ impl Mesh {
                         mesh.inner.net.respond(channel, response).await;
                     });
                 }
+                net::Event::PeerGone { peer } => self.on_peer_gone(peer),
                 net::Event::Gossip { from, id, data } => {
                     let verdict = self.on_gossip(None, &data);
                     tracing::trace!(%from, bytes = data.len(), ?verdict, "gossip message");

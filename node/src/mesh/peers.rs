@@ -52,6 +52,16 @@ impl PeerTable {
         out
     }
 
+    /// Every peer heard from (stale ones included, until forgotten), with when its newest
+    /// heartbeat arrived.
+    pub fn heard(&self) -> Vec<(PeerId, Instant)> {
+        let peers = self
+            .peers
+            .lock()
+            .expect("peer table lock is never poisoned");
+        peers.iter().map(|(p, (_, at))| (*p, *at)).collect()
+    }
+
     pub fn get(&self, peer: &PeerId) -> Option<NodeRecord> {
         let peers = self
             .peers

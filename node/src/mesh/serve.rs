@@ -100,6 +100,8 @@ impl Mesh {
                     .map(Response::Signed)
                     .map_err(|e| Error::internal(format!("cannot sign the node record: {e}")))
             }
+            Request::Ping => Ok(Response::Pong),
+            Request::Probe { peer } => Ok(self.serve_probe(&peer).await),
             Request::ApplyReplica(r) => {
                 self.hint_modules(&r.modules);
                 let mesh = self.clone();

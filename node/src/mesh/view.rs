@@ -62,7 +62,8 @@ impl Mesh {
     }
 
     /// Every provider of a workload, whatever its replica's phase (a failed replica is
-    /// announced too, so every node sees it failed).
+    /// announced too, so every node sees it failed), but those on peers this node confirmed
+    /// dead (their records have not expired yet, but they run nothing any more).
     pub(crate) async fn providers_of(
         &self,
         id: &WorkloadId,
@@ -72,7 +73,17 @@ impl Mesh {
         if heard.is_empty() || !self.cache_is_warm() {
             return self.providers_dht(id, engine).await;
         }
-        cached_providers(id, &heard, engine)
+        self.without_dead(cached_providers(id, &heard, engine))
+    }
+
+    fn without_dead(&self, mut providers: Vec<Provider>) -> Vec<Provider> {
+        let liveness = &self.inner.liveness;
+        providers.retain(|p| {
+            p.peer_id
+                .parse()
+                .map_or(true, |peer| !liveness.is_dead(&peer))
+        });
+        providers
     }
 
     /// `get_providers` on the workload key, then each provider's record, merged with the
@@ -92,7 +103,7 @@ impl Mesh {
             .iter()
             .flat_map(|(peer, records)| records.iter().map(move |r| (Some(*peer), r.as_slice())))
             .chain(heard.iter().map(|(peer, r)| (Some(*peer), r.as_slice())));
-        newest_per_provider(raw, &workload, engine, now_millis())
+        self.without_dead(newest_per_provider(raw, &workload, engine, now_millis()))
     }
 
     /// Whether this node has heard every live peer's heartbeat: it has been up for two
@@ -126,6 +137,8 @@ impl Mesh {
                 out.push((peer, record));
             }
         }
+        // A peer confirmed dead is not a node of the mesh until it is heard from again.
+        out.retain(|(p, _)| !self.inner.liveness.is_dead(p));
         out.sort_by_key(|(p, _)| p.to_string());
         out
     }

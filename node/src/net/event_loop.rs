@@ -156,6 +156,10 @@ impl EventLoop {
             tokio::select! {
                 event = self.swarm.select_next_some() => self.on_swarm_event(event),
                 command = self.commands.recv() => match command {
+                    Some(Command::Pause { duration }) => {
+                        tracing::warn!(?duration, "network task paused (test)");
+                        tokio::time::sleep(duration).await;
+                    }
                     Some(c) => self.on_command(c),
                     None => return,
                 },
@@ -271,6 +275,8 @@ impl EventLoop {
             Command::ListenAddrs { reply } => {
                 let _ = reply.send(self.swarm.listeners().cloned().collect());
             }
+            // Handled by `run`, which owns the waiting.
+            Command::Pause { .. } => {}
             Command::Cut { peers, cut } => {
                 for peer in peers {
                     if cut {
@@ -458,6 +464,15 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {
                 self.last_used.insert(peer_id, Instant::now());
+            }
+            SwarmEvent::ConnectionClosed {
+                peer_id,
+                num_established: 0,
+                cause,
+                ..
+            } if cause.is_some() || self.cut.contains(&peer_id) => {
+                tracing::debug!(peer = %peer_id, ?cause, "last connection to a peer lost");
+                let _ = self.events.try_send(Event::PeerGone { peer: peer_id });
             }
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::debug!(%address, "listening");

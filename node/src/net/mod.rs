@@ -154,6 +154,9 @@ pub enum Event {
         id: libp2p::gossipsub::MessageId,
         data: Vec<u8>,
     },
+    /// The last connection to a peer closed on an error (it reset, its process died) or
+    /// because its link was cut, not because this node trimmed it: liveness suspects it.
+    PeerGone { peer: PeerId },
 }
 
 /// Records found by a lookup: the record and the peer its key names.
@@ -223,6 +226,10 @@ pub(crate) enum Command {
     Cut {
         peers: Vec<PeerId>,
         cut: bool,
+    },
+    /// Stop polling the swarm for a while (tests of a node that is slow, not dead).
+    Pause {
+        duration: std::time::Duration,
     },
 }
 
@@ -341,6 +348,12 @@ impl Client {
     }
 
     /// Every copy of the record the lookup found (the local one included).
+    /// Stops this node's network task for `duration`: nothing is sent, received or answered,
+    /// while its connections stay open, as on a machine that stalls. For tests of liveness.
+    pub async fn pause(&self, duration: std::time::Duration) {
+        let _ = self.send(Command::Pause { duration }).await;
+    }
+
     pub async fn get_records(&self, key: Vec<u8>) -> Vec<FoundRecord> {
         let (reply, rx) = oneshot::channel();
         if self.send(Command::GetRecords { key, reply }).await.is_err() {

@@ -40,6 +40,20 @@ impl Node {
         Ok(true)
     }
 
+    /// Removes this node's replica of `id` if it still fills slot `slot` (the healer gives up
+    /// a slot held twice); checked under the workload lock. Returns whether it removed one.
+    pub async fn delete_slot(&self, id: &WorkloadId, slot: u32) -> Result<bool, Error> {
+        let lock = self.workload_lock(id);
+        let _guard = lock.lock().await;
+        match self.inner.store.desired(id)? {
+            Some(d) if d.slot == slot => {
+                self.remove(id).await?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// The intent first (flushed, so a crash is finished at the next start), then the
     /// removal, then the announcer is told. Caller holds the workload lock.
     async fn remove(&self, id: &WorkloadId) -> Result<(), Error> {

@@ -1,0 +1,322 @@
+//! Self-healing without a leader. Every node runs the same round, each heartbeat period and
+//! whenever a peer dies or comes back, over the workload records it holds:
+//!
+//! - a slot without a live provider (none announced, or its holder confirmed dead by
+//!   [`super::liveness`]) is placed again by one node only: the live holder of the
+//!   workload's current version ranked first by [`rendezvous`] for that slot, or, when no
+//!   holder is left, the live node closest to the record's DHT key. It places with the same
+//!   plan and placement as an apply and sends the signed record (with its data key, which
+//!   it holds as a replica of that record) to the target, point to point;
+//! - a slot filled twice (both sides of a partition restored it) is given up by its
+//!   lower-ranked holder once the two hear of each other, and a slot beyond the count by its
+//!   holder, so exactly n remain. Each holder decides for itself, from the same plan.
+//!
+//! Every move is an event with its reason ([`Step::Heal`]).
+
+use std::collections::HashSet;
+
+use libp2p::kad::KBucketKey;
+use libp2p::PeerId;
+use mesh_protocol::api::SignedRecord;
+use mesh_protocol::wire::ReplicaApply;
+use mesh_protocol::{Outcome, Step, WorkloadId};
+use mesh_provider::keys;
+use mesh_provider::plan::{plan, rendezvous, Holder};
+use mesh_provider::workload::Verified;
+use mesh_runtime::now_millis;
+use tokio_util::sync::CancellationToken;
+
+use super::liveness::Status;
+use super::merge::short_id;
+use super::Mesh;
+use crate::records;
+
+impl Mesh {
+    pub(crate) async fn run_healer(self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(self.inner.config.heartbeat_interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {}
+                _ = self.inner.heal_now.notified() => {}
+                _ = shutdown.cancelled() => return,
+            }
+            self.heal_round().await;
+        }
+    }
+
+    /// One healing round over every live workload record this node holds. A node that just
+    /// started waits until it has heard a full round of announcements and heartbeats (before
+    /// that, every slot would look empty to it); a node that is leaving does nothing.
+    pub(crate) async fn heal_round(&self) {
+        if self.inner.owned.is_closed() || !self.cache_is_warm() || !self.heartbeats_are_warm() {
+            return;
+        }
+        for v in self.inner.records.list() {
+            if !v.record.tombstone {
+                self.heal(&v).await;
+            }
+        }
+    }
+
+    async fn heal(&self, v: &Verified) {
+        let id = v.record.id.clone();
+        let Some(count) = v.record.replicas.count() else {
+            return; // one per capable node: nothing is a slot to move
+        };
+        // A fresh apply is still being placed by its entry node.
+        let grace = self.inner.config.heartbeat_validity().as_millis() as u64;
+        if now_millis().saturating_sub(v.record.issued_at) < grace {
+            return;
+        }
+        let lock = self.workload_lock(&id);
+        let _turn = lock.lock().await;
+        let workload = id.to_string();
+        let version = &v.record.spec_version;
+        let holders = self.live_holders(&id);
+        let me = self.peer_id();
+        // What stays, from the holders alone: a slot held twice or beyond the count is given
+        // up by the holder the plan retires; that holder decides for itself.
+        let bare = plan(
+            &workload,
+            v.record.replicas,
+            version,
+            Default::default(),
+            &[],
+            &holders,
+        );
+        if let Some((slot, _)) = bare.retire.iter().find(|(_, p)| *p == me) {
+            self.give_up(&id, version, *slot, count, &holders).await;
+            return;
+        }
+        let empty: Vec<u32> = bare.unplaced.clone();
+        let current: Vec<PeerId> = holders
+            .iter()
+            .filter(|h| h.version == *version && h.running)
+            .map(|h| h.peer)
+            .collect();
+        let mine: Vec<u32> = empty
+            .into_iter()
+            .filter(|slot| self.acts_for(&id, *slot, &current) == me)
+            .collect();
+        if !mine.is_empty() {
+            self.place(v, &holders, &mine).await;
+        }
+    }
+
+    /// The slot holders of `id` this node believes alive: announced (unexpired, not
+    /// withdrawn) by peers not confirmed dead, and this node's own replica from its store.
+    fn live_holders(&self, id: &WorkloadId) -> Vec<Holder> {
+        let me = self.peer_id();
+        let liveness = &self.inner.liveness;
+        let mut out: Vec<Holder> = self
+            .cached_providers_of(id)
+            .into_iter()
+            .filter(|p| !p.withdrawn)
+            .filter_map(|p| {
+                Some(Holder {
+                    slot: p.slot?,
+                    peer: p.peer_id.parse().ok()?,
+                    version: p.version.clone(),
+                    running: p.phase.is_healthy(),
+                })
+            })
+            .filter(|h| h.peer != me && !liveness.is_dead(&h.peer))
+            .collect();
+        out.extend(self.local_holder(id).map(|(h, _)| h));
+        out
+    }
+
+    /// Who places an empty `slot` of `id`: of the live holders running the current version,
+    /// the one [`rendezvous`] ranks first; with none, the live node closest to the record's
+    /// DHT key.
+    fn acts_for(&self, id: &WorkloadId, slot: u32, current: &[PeerId]) -> PeerId {
+        let workload = id.to_string();
+        if let Some(top) = current
+            .iter()
+            .max_by_key(|p| rendezvous(&workload, slot, p))
+        {
+            return *top;
+        }
+        let target = KBucketKey::new(keys::record(id));
+        let me = self.peer_id();
+        let mut nodes: Vec<PeerId> = self
+            .inner
+            .peers
+            .fresh(now_millis())
+            .into_iter()
+            .map(|(p, _)| p)
+            .filter(|p| self.inner.liveness.status(p) == Status::Alive)
+            .collect();
+        nodes.push(me);
+        nodes
+            .into_iter()
+            .min_by_key(|p| KBucketKey::from(*p).distance(&target))
+            .unwrap_or(me)
+    }
+
+    /// Places the empty `slots` of a workload this node acts for.
+    async fn place(&self, v: &Verified, holders: &[Holder], slots: &[u32]) {
+        let id = &v.record.id;
+        let version = &v.record.spec_version;
+        let Some(signed) = self.signed_with_key(v) else {
+            self.waiting_for_key(v);
+            return;
+        };
+        let opened = match records::open(&signed) {
+            Ok(o) => o,
+            Err(e) => {
+                tracing::warn!(workload = %id, error = %e, "cannot open the record to heal it");
+                return;
+            }
+        };
+        // Candidates this node believes alive (a suspect gets nothing new).
+        let candidates: Vec<_> = self
+            .candidates(&opened.spec)
+            .await
+            .into_iter()
+            .filter(|c| c.is_self || self.inner.liveness.status(&c.peer) == Status::Alive)
+            .collect();
+        let workload = id.to_string();
+        let planned = plan(
+            &workload,
+            v.record.replicas,
+            version,
+            opened.spec.resources,
+            &candidates,
+            holders,
+        );
+        let desired = v.record.replicas.count().unwrap_or(0);
+        for slot in slots {
+            let gone = self.gone_holder(id, *slot);
+            let why = match gone {
+                Some(peer) => format!("its holder …{} is dead", short_id(&peer)),
+                None => "no live node announced it".to_string(),
+            };
+            let Some((_, target, engine)) = planned.add.iter().find(|(s, _, _)| s == slot) else {
+                let notes = planned.notes.join("; ");
+                tracing::info!(workload = %id, slot, reason = %why, %notes, "slot left empty: no capable node");
+                continue;
+            };
+            let request = ReplicaApply {
+                record: signed.clone(),
+                workload: id.clone(),
+                slot: *slot,
+                desired_replicas: desired,
+                modules: Vec::new(),
+                placement: planned.notes.clone(),
+                entry: self.peer_id().to_string(),
+            };
+            tracing::info!(workload = %id, slot, target = %target, reason = %why, "placing a slot again");
+            let (outcome, message) = match self.run_replica(*target, request).await {
+                Ok(o) => (
+                    Outcome::Ok,
+                    format!(
+                        "slot {slot} placed on …{} ({engine}, {:?}): {why}",
+                        short_id(target),
+                        o.deployment.phase
+                    ),
+                ),
+                Err(e) => (
+                    Outcome::Failed,
+                    format!(
+                        "slot {slot} could not be placed on …{}: {e} ({why})",
+                        short_id(target)
+                    ),
+                ),
+            };
+            self.mesh_event(Step::Heal, &workload, version, outcome, message);
+        }
+    }
+
+    /// The peer confirmed dead that last announced `slot` of `id`, if any.
+    fn gone_holder(&self, id: &WorkloadId, slot: u32) -> Option<PeerId> {
+        self.cached_providers_of(id)
+            .into_iter()
+            .filter(|p| p.slot == Some(slot))
+            .filter_map(|p| p.peer_id.parse().ok())
+            .find(|p| self.inner.liveness.is_dead(p))
+    }
+
+    /// The held record with the data key to open it: this node's own replica's record when
+    /// it runs that revision (a sealed manifest's key came with it), else the record alone,
+    /// when its manifest is not sealed.
+    fn signed_with_key(&self, v: &Verified) -> Option<SignedRecord> {
+        let store = self.inner.node.store();
+        if let Some(d) = store.desired(&v.record.id).ok().flatten() {
+            if let Some(r) = d.record.filter(|_| d.revision == v.record.revision) {
+                return Some(r);
+            }
+        }
+        let bare = SignedRecord {
+            bytes: v.bytes.clone(),
+            data_key: None,
+        };
+        match records::open(&bare) {
+            Err(records::Error::NoKey(_)) => None,
+            _ => Some(bare),
+        }
+    }
+
+    /// A sealed workload with an empty slot that no node holding its data key can place:
+    /// it waits for its user to apply it again (said once per revision).
+    fn waiting_for_key(&self, v: &Verified) {
+        let key = (v.record.id.clone(), v.record.revision);
+        let mut waiting = self
+            .inner
+            .heal_waiting
+            .lock()
+            .expect("heal waiting lock is never poisoned");
+        if !waiting.insert(key) {
+            return;
+        }
+        let message = "a slot is empty and no live node holds the data key of its sealed \
+                       manifest: waiting until it is applied again"
+            .to_string();
+        tracing::warn!(workload = %v.record.id, "{message}");
+        self.mesh_event(
+            Step::Heal,
+            &v.record.id.to_string(),
+            &v.record.spec_version,
+            Outcome::Failed,
+            message,
+        );
+    }
+
+    /// Gives up this node's replica in `slot`: another live holder keeps the slot (after a
+    /// partition healed), or the slot is beyond the count.
+    async fn give_up(
+        &self,
+        id: &WorkloadId,
+        version: &str,
+        slot: u32,
+        count: u32,
+        holders: &[Holder],
+    ) {
+        let me = self.peer_id();
+        let other: HashSet<PeerId> = holders
+            .iter()
+            .filter(|h| h.slot == slot && h.peer != me)
+            .map(|h| h.peer)
+            .collect();
+        let why = match other.iter().next() {
+            _ if slot >= count => format!("slot {slot} is beyond the {count} replicas wanted"),
+            Some(keeper) => format!(
+                "slot {slot} is also filled by …{}, which ranks higher (the mesh was split)",
+                short_id(keeper)
+            ),
+            None => format!("this node fills another slot of it than slot {slot}"),
+        };
+        match self.inner.node.delete_slot(id, slot).await {
+            Ok(true) => {
+                tracing::info!(workload = %id, slot, reason = %why, "gave up a slot");
+                // Recorded before the withdrawal, which waits for the DHT's copies.
+                let message = format!("retired here: {why}");
+                self.mesh_event(Step::Heal, &id.to_string(), version, Outcome::Ok, message);
+                self.withdraw(id).await;
+            }
+            Ok(false) => {}
+            Err(e) => tracing::warn!(workload = %id, slot, error = %e, "cannot give up a slot"),
+        }
+    }
+}

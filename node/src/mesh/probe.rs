@@ -1,0 +1,278 @@
+//! Probing suspects (see [`super::liveness`]): the task that suspects silent peers and runs
+//! probe rounds, the answers to peers' pings and indirect probes, and liveness events.
+
+use std::time::Duration;
+
+use futures::future::{join_all, BoxFuture};
+use futures::stream::{FuturesUnordered, StreamExt};
+use libp2p::PeerId;
+use mesh_protocol::wire::{Request, Response};
+use mesh_protocol::{Event, Outcome, Step};
+use mesh_runtime::now_millis;
+use tokio_util::sync::CancellationToken;
+
+use super::liveness::{judge, Answer, Status, Verdict};
+use super::{Mesh, MeshConfig, HEARTBEAT_SLACK};
+
+/// Peers asked to probe a suspect on this node's behalf.
+pub const INDIRECT_PROBES: usize = 2;
+
+impl MeshConfig {
+    /// Silence after which a peer is suspect: two heartbeats missed, plus slack.
+    pub fn silence(&self) -> Duration {
+        self.heartbeat_interval * 2 + HEARTBEAT_SLACK
+    }
+
+    /// How long a peer that is silent (not refusing) stays suspect before it is dead: as long
+    /// as a heartbeat stays valid.
+    pub fn suspicion_timeout(&self) -> Duration {
+        self.heartbeat_validity()
+    }
+
+    /// How long a ping waits for its answer.
+    pub fn probe_timeout(&self) -> Duration {
+        (self.heartbeat_interval / 2).clamp(Duration::from_millis(250), Duration::from_secs(2))
+    }
+
+    /// How often suspects are probed again and silences looked for.
+    pub fn probe_period(&self) -> Duration {
+        (self.heartbeat_interval / 2).clamp(Duration::from_millis(100), Duration::from_secs(1))
+    }
+}
+
+impl Mesh {
+    /// Each period (and at once when a connection is lost): peers silent too long become
+    /// suspect, and every suspect without a probe round running gets one. The rounds run
+    /// inside this task, so none outlives the node.
+    pub(crate) async fn run_liveness(self, shutdown: CancellationToken) {
+        let mut tick = tokio::time::interval(self.inner.config.probe_period());
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut rounds: FuturesUnordered<BoxFuture<'static, ()>> = FuturesUnordered::new();
+        loop {
+            tokio::select! {
+                _ = tick.tick() => self.liveness_round(&mut rounds),
+                _ = self.inner.probe_now.notified() => self.liveness_round(&mut rounds),
+                Some(()) = rounds.next(), if !rounds.is_empty() => {}
+                _ = shutdown.cancelled() => return,
+            }
+        }
+    }
+
+    fn liveness_round(&self, rounds: &mut FuturesUnordered<BoxFuture<'static, ()>>) {
+        let config = &self.inner.config;
+        let silence = config.silence();
+        for (peer, at) in self.inner.peers.heard() {
+            let quiet = at.elapsed();
+            // Long gone (its entry about to be forgotten): nothing to decide any more.
+            if quiet > silence && quiet < config.heartbeat_validity() * 10 {
+                let why = format!(
+                    "no heartbeat for {}",
+                    humantime::format_duration(secs(quiet))
+                );
+                self.suspect(peer, &why);
+            }
+        }
+        self.inner.liveness.prune(config.heartbeat_validity() * 20);
+        for (peer, suspect_for) in self.inner.liveness.take_probes() {
+            let mesh = self.clone();
+            rounds.push(Box::pin(async move {
+                mesh.probe_round(peer, suspect_for).await
+            }));
+        }
+    }
+
+    /// A peer this node heard from lost its last connection on an error (see
+    /// [`crate::net::Event::PeerGone`]): suspect, probed at once.
+    pub(crate) fn on_peer_gone(&self, peer: PeerId) {
+        if self.inner.peers.get(&peer).is_none() {
+            return; // a client, not a node of the mesh
+        }
+        if self.suspect(peer, "its connection was lost") {
+            self.inner.probe_now.notify_one();
+        }
+    }
+
+    fn suspect(&self, peer: PeerId, why: &str) -> bool {
+        if !self.inner.liveness.suspect(peer, now_millis()) {
+            return false;
+        }
+        tracing::info!(%peer, reason = why, "peer suspect");
+        self.liveness_event(
+            Outcome::Failed,
+            format!("peer {peer} suspect: {why}; probing it"),
+        );
+        true
+    }
+
+    /// A heartbeat arrived: a suspect or dead peer that signed it since is alive.
+    pub(crate) fn on_heartbeat(&self, peer: &PeerId, issued_at: u64) {
+        if let Some(was) = self.inner.liveness.heard(peer, issued_at) {
+            self.alive_again(peer, was, "a new heartbeat");
+        }
+    }
+
+    fn alive_again(&self, peer: &PeerId, was: Status, how: &str) {
+        tracing::info!(%peer, was = was.as_str(), how, "peer alive");
+        self.liveness_event(
+            Outcome::Ok,
+            format!("peer {peer} alive ({} until {how})", was.as_str()),
+        );
+        self.inner.heal_now.notify_one();
+    }
+
+    /// Pings `peer` directly and, unless it answers, through [`INDIRECT_PROBES`] other alive
+    /// peers; then judges.
+    async fn probe_round(&self, peer: PeerId, suspect_for: Duration) {
+        let direct = self.ping(peer).await;
+        let indirect = if direct == Answer::Alive {
+            Vec::new()
+        } else {
+            let helpers = self.helpers(peer);
+            let asks = helpers.iter().map(|h| self.probe_through(*h, peer));
+            join_all(asks).await
+        };
+        let config = &self.inner.config;
+        let verdict = judge(direct, &indirect, suspect_for, config.suspicion_timeout());
+        let liveness = &self.inner.liveness;
+        match verdict {
+            Verdict::Alive => {
+                if let Some(was) = liveness.answered(&peer) {
+                    self.alive_again(&peer, was, "it answered a probe");
+                }
+            }
+            Verdict::Dead => {
+                if liveness.confirm(&peer, now_millis()) {
+                    let why = if suspect_for >= config.suspicion_timeout() {
+                        format!(
+                            "silent for {} of suspicion",
+                            humantime::format_duration(secs(suspect_for))
+                        )
+                    } else {
+                        format!(
+                            "unreachable from here and from {} other peer(s)",
+                            indirect.len()
+                        )
+                    };
+                    tracing::warn!(%peer, reason = %why, "peer dead");
+                    self.liveness_event(Outcome::Failed, format!("peer {peer} dead: {why}"));
+                    self.inner.heal_now.notify_one();
+                }
+            }
+            Verdict::StillSuspect => {}
+        }
+        liveness.probed(&peer);
+    }
+
+    /// Up to [`INDIRECT_PROBES`] alive peers other than `target`, a different pair each round
+    /// (a rotation through the fresh peers, so one bad helper cannot keep a peer suspect).
+    fn helpers(&self, target: PeerId) -> Vec<PeerId> {
+        let me = self.peer_id();
+        let mut alive: Vec<PeerId> = self
+            .inner
+            .peers
+            .fresh(now_millis())
+            .into_iter()
+            .map(|(p, _)| p)
+            .filter(|p| *p != target && *p != me && self.inner.liveness.status(p) == Status::Alive)
+            .collect();
+        if alive.is_empty() {
+            return alive;
+        }
+        let start = self
+            .inner
+            .probe_rotation
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+            % alive.len();
+        alive.rotate_left(start);
+        alive.truncate(INDIRECT_PROBES);
+        alive
+    }
+
+    /// Pings `peer`: an answer in time, an error before it (refused, reset), or silence.
+    pub(crate) async fn ping(&self, peer: PeerId) -> Answer {
+        let addrs = self.addrs_of(&peer);
+        let request = self.inner.net.request(peer, addrs, Request::Ping);
+        match tokio::time::timeout(self.inner.config.probe_timeout(), request).await {
+            Ok(Ok(Response::Pong)) => Answer::Alive,
+            Ok(Ok(_)) => Answer::Silent,
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "ping failed");
+                Answer::Unreachable
+            }
+            Err(_) => Answer::Silent,
+        }
+    }
+
+    /// Asks `helper` to ping `target`; a helper that does not answer in time is silent.
+    async fn probe_through(&self, helper: PeerId, target: PeerId) -> Answer {
+        let request = Request::Probe {
+            peer: target.to_string(),
+        };
+        let wait = self.inner.config.probe_timeout() * 2;
+        match tokio::time::timeout(wait, self.ask(helper, request)).await {
+            Ok(Ok(Response::Probed { alive: true, .. })) => Answer::Alive,
+            Ok(Ok(Response::Probed {
+                unreachable: true, ..
+            })) => Answer::Unreachable,
+            _ => Answer::Silent,
+        }
+    }
+
+    /// Answers a peer's [`Request::Probe`].
+    pub(crate) async fn serve_probe(&self, target: &str) -> Response {
+        let Ok(target) = target.parse::<PeerId>() else {
+            return Response::Error {
+                status: 400,
+                message: format!("probe: {target:?} is not a peer id"),
+            };
+        };
+        let answer = if target == self.peer_id() {
+            Answer::Alive
+        } else {
+            self.ping(target).await
+        };
+        Response::Probed {
+            alive: answer == Answer::Alive,
+            unreachable: answer == Answer::Unreachable,
+        }
+    }
+
+    fn liveness_event(&self, outcome: Outcome, message: String) {
+        self.mesh_event(Step::Liveness, "", "", outcome, message);
+    }
+
+    /// Records an event of the mesh layer (liveness, healing) in the node's event log.
+    pub(crate) fn mesh_event(
+        &self,
+        step: Step,
+        workload: &str,
+        version: &str,
+        outcome: Outcome,
+        message: String,
+    ) {
+        let event = Event {
+            seq: 0,
+            at: now_millis(),
+            workload: workload.to_string(),
+            version: version.to_string(),
+            step,
+            outcome,
+            duration_us: 0,
+            engine: None,
+            message,
+            correlation: None,
+        };
+        if let Err(e) = self.inner.node.store().append_event(event) {
+            tracing::warn!(error = %e, "cannot record a mesh event");
+        }
+    }
+}
+
+/// Whole seconds (for messages), at least the milliseconds under one.
+fn secs(d: Duration) -> Duration {
+    if d < Duration::from_secs(1) {
+        Duration::from_millis(d.as_millis() as u64)
+    } else {
+        Duration::from_secs(d.as_secs())
+    }
+}
