@@ -4,7 +4,7 @@
 use axum::extract::{DefaultBodyLimit, Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use mesh_protocol::api::{
     ApplyAction, ApplyRequest, ApplyResponse, DeleteRequest, Deployment, EngineInfo, ErrorBody,
@@ -135,6 +135,7 @@ pub fn router(mesh: Mesh) -> Router {
         .route("/events", get(events))
         .route("/discover/{name}", get(discover))
         .route("/nodes", get(nodes))
+        .route("/commands", post(command))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(mesh)
@@ -288,6 +289,15 @@ async fn discover(
             "source={other}: expected auto or dht"
         ))),
     }
+}
+
+/// `POST /commands`: an operator's signed command (drain, uncordon) for this node or, through
+/// it, another.
+async fn command(
+    State(mesh): State<Mesh>,
+    Json(req): Json<mesh_protocol::api::CommandRequest>,
+) -> Result<Json<mesh_protocol::api::DrainReport>, ApiError> {
+    Ok(Json(mesh.command(req.command).await?))
 }
 
 async fn nodes(State(mesh): State<Mesh>, Query(q): Query<EngineQuery>) -> Json<Vec<NodeInfo>> {

@@ -31,6 +31,7 @@ pub mod mesh;
 pub mod net;
 pub mod records;
 pub mod recovery;
+pub mod restart;
 pub mod service;
 pub mod store;
 pub mod testing;

@@ -276,6 +276,7 @@ impl Node {
                 );
             }
         }
+        changed |= self.restart_if_due(&desired, &mut observed).await?;
         if changed {
             self.store().put_observed(&id, &observed)?;
             self.notify(&id);

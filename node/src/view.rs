@@ -14,6 +14,9 @@ pub fn overall_phase(replicas: &[Replica]) -> Phase {
     if replicas.iter().any(|r| r.phase == Phase::Failed) {
         return Phase::Failed;
     }
+    if replicas.iter().any(|r| r.phase == Phase::CrashLoopBackOff) {
+        return Phase::CrashLoopBackOff;
+    }
     if replicas.iter().all(|r| r.phase == replicas[0].phase) {
         return replicas[0].phase;
     }
@@ -49,7 +52,7 @@ pub fn deployment(
             error: r.error.clone(),
             instance: r.handle.as_ref().map(|h| h.instance.clone()),
             exit_code: r.exit_code,
-            restarts: r.restarts,
+            restarts: r.restarts + observed.restart.total,
             updated_at: r.updated_at,
             slot: Some(desired.slot),
             job: r.job.clone(),

@@ -284,3 +284,38 @@ pub struct Health {
 pub struct ErrorBody {
     pub error: String,
 }
+
+/// `POST /commands`: an operator's command to one node, signed by the operator's key (the
+/// signed bytes of a `NodeCommand` record, see `mesh_provider::record`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CommandRequest {
+    #[serde(with = "crate::b64")]
+    pub command: Vec<u8>,
+}
+
+/// What a drain or an uncordon did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DrainReport {
+    /// The node.
+    pub node: String,
+    /// Whether it takes no new replicas now.
+    pub cordoned: bool,
+    /// Replicas moved: each running on its new node before this node's copy was removed.
+    pub moved: Vec<Moved>,
+    /// Replicas left on the node, and why.
+    pub left: Vec<Left>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Moved {
+    pub workload: String,
+    pub slot: u32,
+    /// The node that runs it now.
+    pub to: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Left {
+    pub workload: String,
+    pub why: String,
+}

@@ -37,6 +37,9 @@ pub enum Phase {
     Deleted,
     /// The engine that runs it cannot be reached; the last known phase is kept in the events.
     Unknown,
+    /// It stopped again and again; the node restarts it after a pause that doubles each time
+    /// (see the error for when and why).
+    CrashLoopBackOff,
 }
 
 impl Phase {
@@ -50,7 +53,12 @@ impl Phase {
     pub fn is_settled(self) -> bool {
         matches!(
             self,
-            Phase::Running | Phase::Succeeded | Phase::Failed | Phase::Deleted | Phase::Unknown
+            Phase::Running
+                | Phase::Succeeded
+                | Phase::Failed
+                | Phase::Deleted
+                | Phase::Unknown
+                | Phase::CrashLoopBackOff
         )
     }
 
@@ -71,6 +79,7 @@ impl Phase {
             Phase::Uninstalling => "Uninstalling",
             Phase::Deleted => "Deleted",
             Phase::Unknown => "Unknown",
+            Phase::CrashLoopBackOff => "CrashLoopBackOff",
         }
     }
 }

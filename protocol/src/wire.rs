@@ -54,6 +54,11 @@ pub enum Request {
     /// The answering node's own signed node record (engines, capacity): placement asks a
     /// peer it is connected to but has not heard a heartbeat from yet.
     NodeRecord,
+    /// An operator's signed command for the receiving node (`meshctl drain`, `uncordon`).
+    Command {
+        #[serde(with = "crate::b64")]
+        command: Vec<u8>,
+    },
     /// Liveness: "are you there?" Answered [`Response::Pong`] by the node's request task, so a
     /// node whose event loop is stalled does not answer.
     Ping,
@@ -108,6 +113,7 @@ impl Request {
             Request::Nodes { .. } => "nodes",
             Request::Engines => "engines",
             Request::NodeRecord => "node-record",
+            Request::Command { .. } => "command",
             Request::Ping => "ping",
             Request::Probe { .. } => "probe",
             Request::ApplyReplica(_) => "apply-replica",
@@ -162,6 +168,8 @@ pub enum Response {
     History(Vec<crate::api::SignedRecord>),
     /// A signed record (a node record, for [`Request::NodeRecord`]).
     Signed(#[serde(with = "crate::b64")] Vec<u8>),
+    /// The answer to [`Request::Command`].
+    Drained(crate::api::DrainReport),
     /// The answer to [`Request::Ping`].
     Pong,
     /// The answer to [`Request::Probe`]: whether the peer answered a ping, and, when it did
@@ -205,6 +213,9 @@ pub struct NodeInfo {
     /// `file` (its trust file) or `owner` (the key of the user running it).
     #[serde(default)]
     pub trust: String,
+    /// Cordoned (`meshctl drain`): it takes no new replicas.
+    #[serde(default)]
+    pub cordoned: bool,
     /// When this information was signed by the node.
     pub seen_at: crate::UnixMillis,
     /// The node answering the query.

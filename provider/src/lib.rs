@@ -31,7 +31,9 @@ pub mod workload;
 
 pub use discovery::{newest_per_provider, Discovered};
 pub use placement::{rank, NodeCandidate, Placement};
-pub use record::{EngineSummary, NodeRecord, NodeResources, ProviderRecord, Record};
+pub use record::{
+    EngineSummary, NodeAction, NodeCommand, NodeRecord, NodeResources, ProviderRecord, Record,
+};
 pub use signed::{RecordError, Signed};
 
 pub use libp2p_identity::{Keypair, PeerId, PublicKey};

@@ -41,6 +41,9 @@ pub struct NodeRecord {
     /// `owner` (only the key of the user running it). Empty from older nodes.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub trust: String,
+    /// Drained or cordoned (`meshctl drain`): it takes no new replicas.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub cordoned: bool,
     pub issued_at: UnixMillis,
     pub expires_at: UnixMillis,
 }
@@ -61,6 +64,33 @@ impl NodeRecord {
 pub enum Record {
     Provider(ProviderRecord),
     Node(NodeRecord),
+    /// An operator's command to one node (`meshctl drain`, `uncordon`), signed by the
+    /// operator's key: never gossiped or stored, only sent to its node.
+    Command(NodeCommand),
+}
+
+/// What an operator asks of one node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NodeAction {
+    /// Take no new replicas, and move the ones it runs elsewhere.
+    Drain,
+    /// Take new replicas again.
+    Uncordon,
+}
+
+/// An operator's signed command to the node `node`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NodeCommand {
+    /// The signer (the operator's key), as every signed record names it.
+    pub peer_id: String,
+    /// The node it is for.
+    pub node: String,
+    pub action: NodeAction,
+    /// Random, so that a replay is recognised.
+    pub nonce: String,
+    pub issued_at: UnixMillis,
+    pub expires_at: UnixMillis,
 }
 
 impl Record {
@@ -68,6 +98,7 @@ impl Record {
         match self {
             Record::Provider(p) => &p.peer_id,
             Record::Node(n) => &n.peer_id,
+            Record::Command(c) => &c.peer_id,
         }
     }
 
@@ -75,6 +106,7 @@ impl Record {
         match self {
             Record::Provider(p) => p.issued_at,
             Record::Node(n) => n.issued_at,
+            Record::Command(c) => c.issued_at,
         }
     }
 
@@ -82,6 +114,7 @@ impl Record {
         match self {
             Record::Provider(p) => p.expires_at,
             Record::Node(n) => n.expires_at,
+            Record::Command(c) => c.expires_at,
         }
     }
 }

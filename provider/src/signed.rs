@@ -179,6 +179,7 @@ mod tests {
             workloads: 0,
             software_version: "0".into(),
             trust: String::new(),
+            cordoned: false,
             issued_at: 0,
             expires_at: 1,
         });

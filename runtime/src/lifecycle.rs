@@ -39,6 +39,11 @@ pub struct ControllerConfig {
     pub job_backoff_base: Duration,
     /// Longest pause between two job attempts (Kubernetes: 6 min).
     pub job_backoff_max: Duration,
+    /// Pause before the second restart in a row of a long-running replica that stopped (the
+    /// first is immediate); doubles for each further one (Kubernetes: 10 s).
+    pub restart_backoff_base: Duration,
+    /// Longest pause between two restarts (Kubernetes: 5 min).
+    pub restart_backoff_max: Duration,
 }
 
 /// First pause between status polls during the health check.
@@ -53,6 +58,8 @@ impl Default for ControllerConfig {
             step_timeout: Duration::from_secs(300),
             job_backoff_base: Duration::from_secs(10),
             job_backoff_max: Duration::from_secs(360),
+            restart_backoff_base: Duration::from_secs(10),
+            restart_backoff_max: Duration::from_secs(300),
         }
     }
 }

@@ -225,6 +225,14 @@ impl MockEngine {
         self.lock().get(id).cloned()
     }
 
+    /// Removes an instance behind the node's back, as an operator's `podman pod rm -f` or
+    /// `docker rm -f` would (tests of drift). Returns whether it existed.
+    pub fn remove_by_hand(&self, id: &str) -> bool {
+        let existed = self.lock().remove(id).is_some();
+        let _ = self.forget(id);
+        existed
+    }
+
     /// Every instance the engine holds.
     pub fn instances(&self) -> Vec<MockInstance> {
         self.lock().values().cloned().collect()

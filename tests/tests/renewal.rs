@@ -49,6 +49,7 @@ fn node_record(keypair: &Keypair, issued_at: u64) -> Vec<u8> {
         workloads: 0,
         software_version: "test".into(),
         trust: String::new(),
+        cordoned: false,
         issued_at,
         expires_at: issued_at + 60_000,
     });

@@ -98,6 +98,11 @@ struct Args {
     /// Pause before a failed job attempt is retried; doubles per further failure, at most 6m.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     job_backoff: Duration,
+    /// Pause before a replica that stopped twice in a row is restarted again (the first
+    /// restart is immediate); doubles per further failure, at most 5m. Meanwhile the replica
+    /// shows CrashLoopBackOff.
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    restart_backoff: Duration,
     /// How often engines are probed for health.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     fingerprint_interval: Duration,
@@ -206,6 +211,7 @@ fn config(args: Args) -> anyhow::Result<Config> {
     config.controller.health_timeout = args.health_timeout;
     config.controller.stop_grace = args.stop_grace;
     config.controller.job_backoff_base = args.job_backoff;
+    config.controller.restart_backoff_base = args.restart_backoff;
     config.fingerprint_period = args.fingerprint_interval;
     config.monitor_period = args.monitor_interval;
     Ok(config)

@@ -5,8 +5,8 @@ use anyhow::{anyhow, bail, Context};
 use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 use mesh_protocol::api::{
-    ApplyRequest, ApplyResponse, DeleteRequest, Deployment, EngineInfo, Logs, RecordInfo,
-    SignedRecord,
+    ApplyRequest, ApplyResponse, CommandRequest, DeleteRequest, Deployment, DrainReport,
+    EngineInfo, Logs, RecordInfo, SignedRecord,
 };
 use mesh_protocol::wire::{NodeInfo, Provider, Request, Response};
 use mesh_protocol::{Event, WorkloadId};
@@ -331,6 +331,25 @@ impl Backend {
             Backend::Local(c) => c.get("/plugins").await,
             Backend::Peer(p) => match p.ask(Request::Engines).await? {
                 Response::Engines(list) => Ok(list),
+                _ => Err(unexpected()),
+            },
+        }
+    }
+
+    /// Sends an operator's signed command (drain, uncordon); the node forwards it to the
+    /// node it names.
+    pub async fn command(&self, command: Vec<u8>) -> anyhow::Result<DrainReport> {
+        match self {
+            Backend::Local(c) => {
+                let answer = c.post("/commands", &CommandRequest { command }).await?;
+                if !answer.status.is_success() {
+                    bail!("{}", answer.error_message());
+                }
+                serde_json::from_slice(&answer.body)
+                    .context("the node answered with an unexpected body")
+            }
+            Backend::Peer(p) => match p.ask(Request::Command { command }).await? {
+                Response::Drained(r) => Ok(r),
                 _ => Err(unexpected()),
             },
         }

@@ -13,6 +13,7 @@
 
 mod apply;
 pub mod backend;
+mod drain;
 pub mod key;
 pub mod output;
 mod rollback;
@@ -25,6 +26,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::client::{Client, Target};
 use backend::{Backend, PeerClient};
 use mesh_protocol::WorkloadId;
+use mesh_provider::NodeAction;
 use output::Format;
 
 const AFTER_HELP: &str = "\
@@ -115,6 +117,13 @@ pub enum Command {
     Discover(DiscoverArgs),
     /// Nodes of the mesh with their engines and free capacity.
     Nodes(NodesArgs),
+    /// Move every replica off a node (each new one Running before the old one goes) and stop
+    /// placing new ones on it; for maintenance. NODE is a node id (meshctl nodes); without it,
+    /// the node meshctl talks to. Signed with your key, which must be an admin in the node's
+    /// trust file. Workloads on every node and jobs stay.
+    Drain(NodeArg),
+    /// Let a drained node take new replicas again (NODE as for drain).
+    Uncordon(NodeArg),
     /// Run a local mesh of meshd processes on loopback.
     #[command(subcommand)]
     Testnet(testnet::TestnetCommand),
@@ -187,6 +196,13 @@ pub struct LogsArgs {
     /// Only the last N lines.
     #[arg(long)]
     pub tail: Option<usize>,
+}
+
+#[derive(Debug, Args)]
+pub struct NodeArg {
+    /// The node: its id (12D3KooW…), or the end of it as `meshctl nodes` shows it (…x7Qa);
+    /// default: the node meshctl talks to.
+    pub node: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -306,6 +322,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         }
         Command::Nodes(NodesArgs { engine }) => {
             output::print_nodes(fmt, &backend.nodes(engine.as_deref()).await?)?;
+        }
+        Command::Drain(NodeArg { node }) => {
+            drain::run(&backend, fmt, node.as_deref(), NodeAction::Drain, &key_path).await?;
+        }
+        Command::Uncordon(NodeArg { node }) => {
+            drain::run(
+                &backend,
+                fmt,
+                node.as_deref(),
+                NodeAction::Uncordon,
+                &key_path,
+            )
+            .await?;
         }
         Command::Testnet(_) | Command::Key(_) => {
             unreachable!("testnet and key commands return before a node is chosen")

@@ -95,6 +95,7 @@ impl Mesh {
             workloads: desired.len() as u32,
             software_version: env!("CARGO_PKG_VERSION").to_string(),
             trust: self.inner.records.trust().mode().to_string(),
+            cordoned: node.store().cordoned(),
             issued_at: now,
             expires_at: now + ttl.as_millis() as u64,
         }
@@ -349,15 +350,20 @@ impl Mesh {
             tokio::select! {
                 _ = tick.tick() => {
                     self.inner.providers.prune(now_millis());
-                    let validity = self.inner.config.heartbeat_validity();
-                    let record = Record::Node(self.node_record(validity).await);
-                    match signed::encode(&self.inner.keypair, &record) {
-                        Ok(bytes) => self.inner.net.publish(bytes).await,
-                        Err(e) => tracing::error!(error = %e, "cannot sign a heartbeat"),
-                    }
+                    self.heartbeat().await;
                 }
                 _ = shutdown.cancelled() => return,
             }
+        }
+    }
+
+    /// Publishes one signed heartbeat: this node's record, valid for three periods plus slack.
+    pub(crate) async fn heartbeat(&self) {
+        let validity = self.inner.config.heartbeat_validity();
+        let record = Record::Node(self.node_record(validity).await);
+        match signed::encode(&self.inner.keypair, &record) {
+            Ok(bytes) => self.inner.net.publish(bytes).await,
+            Err(e) => tracing::error!(error = %e, "cannot sign a heartbeat"),
         }
     }
 
@@ -384,6 +390,8 @@ impl Mesh {
                             .providers
                             .insert(s.signer, &record, data.to_vec(), now);
                     }
+                    // Commands go to their node only: one on gossip is someone's mistake.
+                    Record::Command(_) => return Verdict::Reject,
                 }
                 Verdict::Accept
             }

@@ -114,16 +114,24 @@ impl Mesh {
             .into_iter()
             .filter(|p| !p.withdrawn)
             .filter_map(|p| {
+                let peer: PeerId = p.peer_id.parse().ok()?;
+                // A holder on a cordoned node is the one to go when its slot is held twice
+                // (a drain places the slot elsewhere before it removes its own).
+                let cordoned = self.inner.peers.get(&peer).is_some_and(|r| r.cordoned);
                 Some(Holder {
                     slot: p.slot?,
-                    peer: p.peer_id.parse().ok()?,
+                    peer,
                     version: p.version.clone(),
-                    running: p.phase.is_healthy(),
+                    running: p.phase.is_healthy() && !cordoned,
                 })
             })
             .filter(|h| h.peer != me && !liveness.is_dead(&h.peer))
             .collect();
-        out.extend(self.local_holder(id).map(|(h, _)| h));
+        let cordoned = self.inner.node.store().cordoned();
+        out.extend(self.local_holder(id).map(|(mut h, _)| {
+            h.running &= !cordoned;
+            h
+        }));
         out
     }
 

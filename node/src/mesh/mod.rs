@@ -22,6 +22,7 @@ pub mod announce;
 pub mod apply;
 pub mod cache;
 pub mod delete;
+pub mod drain;
 pub mod error;
 pub mod heal;
 pub mod leave;

@@ -29,6 +29,7 @@ pub(crate) fn is_owned(request: &Request) -> bool {
             | Request::Delete { .. }
             | Request::ApplyReplica(_)
             | Request::ReplicaDelete { .. }
+            | Request::Command { .. }
     )
 }
 
@@ -100,6 +101,7 @@ impl Mesh {
                     .map(Response::Signed)
                     .map_err(|e| Error::internal(format!("cannot sign the node record: {e}")))
             }
+            Request::Command { command } => self.command(command).await.map(Response::Drained),
             Request::Ping => Ok(Response::Pong),
             Request::Probe { peer } => Ok(self.serve_probe(&peer).await),
             Request::ApplyReplica(r) => {

@@ -31,6 +31,9 @@ pub const MAX_DIRECT_ASKS: usize = 16;
 /// How long a direct ask may take.
 pub const DIRECT_ASK_TIMEOUT: Duration = Duration::from_secs(2);
 
+/// Why a cordoned node is passed over.
+const CORDONED: &str = "cordoned (meshctl drain): takes no new replicas until meshctl uncordon";
+
 impl Mesh {
     pub(crate) fn addrs_of(&self, peer: &PeerId) -> Vec<Multiaddr> {
         self.inner.peers.addrs_of(peer)
@@ -198,7 +201,7 @@ impl Mesh {
                 .filter_map(|r| signed::verify(r, Some(&peer), now).ok())
                 .filter_map(|s| match s.record {
                     Record::Node(n) => Some(n),
-                    Record::Provider(_) => None,
+                    Record::Provider(_) | Record::Command(_) => None,
                 })
                 .max_by_key(|n| n.issued_at);
             (peer, newest)
@@ -253,6 +256,7 @@ impl Mesh {
                 workloads: r.workloads,
                 software_version: r.software_version,
                 trust: r.trust,
+                cordoned: r.cordoned,
                 seen_at: r.issued_at,
                 local,
             })
@@ -271,10 +275,15 @@ impl Mesh {
             &Policy::default(),
         );
         let resources = super::announce::machine_resources(0);
+        let cordoned = || Err(CORDONED.to_string());
         let mut out = vec![Candidate {
             peer: me,
             is_self: true,
-            engine: local.map(|s| s.engine).map_err(|e| e.0),
+            engine: if self.inner.node.store().cordoned() {
+                cordoned()
+            } else {
+                local.map(|s| s.engine).map_err(|e| e.0)
+            },
             cpu_free_millis: resources.cpu_free_millis,
             memory_free_bytes: resources.memory_free_bytes,
         }];
@@ -282,9 +291,13 @@ impl Mesh {
             out.push(Candidate {
                 peer,
                 is_self: false,
-                engine: select(spec, &candidates_of(&record), &Policy::default())
-                    .map(|s| s.engine)
-                    .map_err(|e| e.0),
+                engine: if record.cordoned {
+                    cordoned()
+                } else {
+                    select(spec, &candidates_of(&record), &Policy::default())
+                        .map(|s| s.engine)
+                        .map_err(|e| e.0)
+                },
                 cpu_free_millis: record.resources.cpu_free_millis,
                 memory_free_bytes: record.resources.memory_free_bytes,
             });

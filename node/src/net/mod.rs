@@ -265,7 +265,8 @@ impl Channel {
             Request::Apply(_)
             | Request::ApplyReplica(_)
             | Request::Delete { .. }
-            | Request::ReplicaDelete { .. } => Channel::Deploy,
+            | Request::ReplicaDelete { .. }
+            | Request::Command { .. } => Channel::Deploy,
             _ => Channel::Rpc,
         }
     }

@@ -10,7 +10,8 @@
 //! - `attempt_logs`: `namespace/name \0 attempt` → the last log lines of a finished job
 //!   attempt, tagged with its correlation id (the newest `MAX_ATTEMPT_HISTORY` attempts)
 //!   ([`jobs`]);
-//! - `records`: `namespace/name` → the signed workload record the node holds ([`records`]).
+//! - `records`: `namespace/name` → the signed workload record the node holds ([`records`]);
+//! - `node_state`: this node's own settings: whether it is cordoned ([`node_state`]).
 //!
 //! Files beside the database, under `<data dir>/jobs/<namespace>/<name>/`: the collected
 //! outputs of a job's successful run (`outputs/`). They go with the workload.
@@ -19,6 +20,7 @@
 //! install) are followed by [`Store::flush`].
 
 mod jobs;
+mod node_state;
 pub mod records;
 
 use std::path::{Path, PathBuf};
@@ -102,6 +104,12 @@ pub struct ReplicaRecord {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Observed {
     pub replicas: Vec<ReplicaRecord>,
+    /// Restarts by the node after the replica stopped (see [`crate::restart`]).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::restart::RestartState::is_default"
+    )]
+    pub restart: crate::restart::RestartState,
 }
 
 impl Observed {
@@ -136,6 +144,8 @@ pub struct Store {
     /// `namespace/name\0<revision, big-endian>` → an earlier record of the workload, for
     /// rollbacks (the last [`records::HISTORY_PER_WORKLOAD`]).
     record_history: sled::Tree,
+    /// This node's own settings (`cordoned`).
+    node_state: sled::Tree,
     /// `<data dir>/jobs`: files of job runs.
     jobs_dir: PathBuf,
 }
@@ -197,6 +207,7 @@ impl Store {
             attempt_logs: db.open_tree("attempt_logs")?,
             records: db.open_tree("records")?,
             record_history: db.open_tree("record_history")?,
+            node_state: db.open_tree("node_state")?,
             jobs_dir: dir.parent().unwrap_or(dir).join("jobs"),
             db,
         })

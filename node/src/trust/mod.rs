@@ -198,6 +198,11 @@ pub enum Refusal {
     Node { id: WorkloadId, message: String },
     #[error("replayed request: {0}")]
     Replay(String),
+    #[error(
+        "key {key} may not {what}: only a key with the admin role in this node's trust file \
+         (keys[].roles) may"
+    )]
+    NotAdmin { key: PeerId, what: String },
     #[error("{id}: rollback to revision {to} refused: {why}")]
     Rollback {
         id: WorkloadId,
@@ -381,6 +386,37 @@ impl Trust {
             .ok_or(Refusal::Untrusted { key: *signer })?;
         host::check_grant(spec, signer, &grant)?;
         host::check_node(spec, &policy)
+    }
+
+    /// Whether `key` may give this node an operator's command (`what`, e.g. `drain this
+    /// node`): an admin, or anyone under `--trust-any`.
+    pub fn authorise_admin(&self, key: &PeerId, what: &str) -> Result<(), Refusal> {
+        let policy = self.policy();
+        if policy.any {
+            return Ok(());
+        }
+        match self.grant(&policy, key) {
+            Some(g) if g.admin() => Ok(()),
+            Some(_) => Err(Refusal::NotAdmin {
+                key: *key,
+                what: what.to_string(),
+            }),
+            None => Err(Refusal::Untrusted { key: *key }),
+        }
+    }
+
+    /// Whether a signed operator's command is fresh (see [`Trust::check_fresh`]).
+    pub fn check_fresh_command(
+        &self,
+        what: &str,
+        nonce: &str,
+        issued_at: mesh_protocol::UnixMillis,
+        now: mesh_protocol::UnixMillis,
+    ) -> Result<(), Refusal> {
+        let skew = self.policy().max_skew;
+        self.inner
+            .replay
+            .check_request(what, nonce, issued_at, now, skew)
     }
 
     /// Whether a client's request with record `v` is fresh: issued within the allowed skew of

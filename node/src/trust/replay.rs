@@ -35,8 +35,21 @@ impl Guard {
         now: UnixMillis,
         skew: Duration,
     ) -> Result<(), Refusal> {
+        let what = format!("{} revision {}", r.id, r.revision);
+        self.check_request(&what, &r.nonce, r.issued_at, now, skew)
+    }
+
+    /// The same check for any signed request (`what` names it in a refusal).
+    pub(crate) fn check_request(
+        &self,
+        what: &str,
+        nonce: &str,
+        issued_at: UnixMillis,
+        now: UnixMillis,
+        skew: Duration,
+    ) -> Result<(), Refusal> {
         let skew_ms = skew.as_millis() as UnixMillis;
-        let age = now as i128 - r.issued_at as i128;
+        let age = now as i128 - issued_at as i128;
         if age.unsigned_abs() > u128::from(skew_ms) {
             let (dir, by) = if age > 0 {
                 ("ago", age as u64)
@@ -44,18 +57,15 @@ impl Guard {
                 ("in the future", (-age) as u64)
             };
             return Err(Refusal::Replay(format!(
-                "{} revision {} was issued {} {dir}, beyond the {} this node allows (trust file: \
-                 replay.maxSkew); apply again, and check the clocks if this repeats",
-                r.id,
-                r.revision,
+                "{what} was issued {} {dir}, beyond the {} this node allows (trust file: \
+                 replay.maxSkew); send it again, and check the clocks if this repeats",
                 humantime::format_duration(Duration::from_millis(by / 1000 * 1000)),
                 humantime::format_duration(skew)
             )));
         }
-        if r.nonce.len() < 16 {
+        if nonce.len() < 16 {
             return Err(Refusal::Replay(format!(
-                "{} revision {} carries no nonce (a meshctl older than this node?)",
-                r.id, r.revision
+                "{what} carries no nonce (a meshctl older than this node?)"
             )));
         }
         let mut seen = self.seen.lock().expect("replay lock is never poisoned");
@@ -63,18 +73,17 @@ impl Guard {
             if *expiry > now && seen.by_nonce.len() < MAX_NONCES {
                 break;
             }
-            let (_, nonce) = seen.by_expiry.pop_first().expect("just seen");
-            seen.by_nonce.remove(&nonce);
+            let (_, old) = seen.by_expiry.pop_first().expect("just seen");
+            seen.by_nonce.remove(&old);
         }
-        if seen.by_nonce.contains_key(&r.nonce) {
+        if seen.by_nonce.contains_key(nonce) {
             return Err(Refusal::Replay(format!(
-                "{} revision {} (nonce {}) was already received",
-                r.id, r.revision, r.nonce
+                "{what} (nonce {nonce}) was already received"
             )));
         }
-        let expiry = r.issued_at.saturating_add(skew_ms);
-        seen.by_nonce.insert(r.nonce.clone(), expiry);
-        seen.by_expiry.insert((expiry, r.nonce.clone()));
+        let expiry = issued_at.saturating_add(skew_ms);
+        seen.by_nonce.insert(nonce.to_string(), expiry);
+        seen.by_expiry.insert((expiry, nonce.to_string()));
         Ok(())
     }
 }

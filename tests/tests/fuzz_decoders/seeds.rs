@@ -169,6 +169,7 @@ pub fn provider_and_node_records(built: &[Built]) -> Vec<Vec<u8>> {
             workloads: i as u32,
             software_version: "0.1.0".into(),
             trust: ["owner", "file", "any", ""][i % 4].into(),
+            cordoned: i % 2 == 1,
             issued_at: now - 1000,
             expires_at: now + 3_600_000,
         });
@@ -352,6 +353,7 @@ pub fn wire(
             workloads: 5,
             software_version: "0.1.0".into(),
             trust: "file".into(),
+            cordoned: true,
             seen_at: 6,
             local: true,
         }]),

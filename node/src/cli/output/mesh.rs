@@ -96,6 +96,7 @@ pub fn print_nodes(fmt: Format, nodes: &[NodeInfo]) -> anyhow::Result<()> {
     }
     let mut t = Table::new(&[
         "PEER",
+        "STATUS",
         "ENGINES",
         "CPU FREE",
         "MEM FREE",
@@ -121,6 +122,7 @@ pub fn print_nodes(fmt: Format, nodes: &[NodeInfo]) -> anyhow::Result<()> {
             } else {
                 short_peer(&n.peer_id)
             },
+            if n.cordoned { "Cordoned" } else { "Ready" }.to_string(),
             if engines.is_empty() {
                 "-".into()
             } else {

@@ -106,6 +106,10 @@ impl EventLoop {
                             return;
                         }
                     };
+                if matches!(incoming.record, mesh_provider::Record::Command(_)) {
+                    tracing::debug!(%source, "refused a command put into the DHT");
+                    return;
+                }
                 let store = self.swarm.behaviour_mut().kad.store_mut();
                 if let Some(existing) = kad::store::RecordStore::get(store, &record.key) {
                     if let Ok(have) =
