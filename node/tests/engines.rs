@@ -9,81 +9,14 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
+mod engine_support;
+
+use engine_support::{apply, daemon_up, free_port, node_with, unique};
 use mesh_node::testing::{wait_until, TestNode};
-use mesh_protocol::api::{ApplyRequest, ApplyResponse, Deployment, EngineInfo, Logs};
+use mesh_protocol::api::{Deployment, EngineInfo, Logs};
 use mesh_protocol::Phase;
-use mesh_runtime::testing::engine_available;
-use mesh_runtime::Engine;
 
 const PODMAN_SOCKET: &str = "/run/podman/podman.sock";
-
-async fn daemon_up(engine: &str) -> bool {
-    let probe = match engine {
-        "podman" => {
-            let e = mesh_engine_podman::PodmanEngine::connect(
-                &mesh_engine_podman::PodmanEngine::default_socket(None),
-            );
-            e.fingerprint().await
-        }
-        _ => {
-            let e = mesh_engine_docker::DockerEngine::connect(
-                "docker",
-                &mesh_engine_docker::default_socket(),
-                std::env::temp_dir(),
-            );
-            e.fingerprint().await
-        }
-    };
-    engine_available(
-        engine,
-        if probe.healthy {
-            Ok(())
-        } else {
-            Err(probe.detail)
-        },
-    )
-}
-
-/// Unique names: tests run in parallel against shared daemons.
-fn unique(prefix: &str) -> String {
-    format!("{prefix}-{}", std::process::id() % 100_000)
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-async fn node_with(engines: &[&str]) -> TestNode {
-    let engines: Vec<String> = engines.iter().map(|e| e.to_string()).collect();
-    TestNode::start_with(move |c| {
-        c.engines = Some(engines);
-        c.extra_engines.clear();
-        c.fingerprint_period = Duration::from_millis(200);
-        c.controller.health_timeout = Duration::from_secs(60);
-    })
-    .await
-}
-
-async fn apply(node: &TestNode, manifest: String, name: Option<&str>) -> ApplyResponse {
-    let req = ApplyRequest {
-        manifest,
-        default_name: name.map(str::to_string),
-        ..ApplyRequest::default()
-    };
-    let answer = node.client().post("/deployments", &req).await.unwrap();
-    let resp: ApplyResponse = serde_json::from_slice(&answer.body)
-        .unwrap_or_else(|_| panic!("{}: {}", answer.status, answer.error_message()));
-    assert!(
-        answer.status.is_success(),
-        "apply failed: {:?}",
-        resp.workloads[0].deployment.error
-    );
-    resp
-}
 
 /// `CLI ps -a -q --filter label=…` (and the same for pods, volumes, networks): what remains.
 fn leftovers(cli: &str, label: &str) -> Vec<String> {
