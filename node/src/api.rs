@@ -133,6 +133,7 @@ pub fn router(mesh: Mesh) -> Router {
         .route("/records/{name}", get(record))
         .route("/records/{name}/history", get(history))
         .route("/events", get(events))
+        .route("/events/log", get(event_log))
         .route("/discover/{name}", get(discover))
         .route("/nodes", get(nodes))
         .route("/commands", post(command))
@@ -260,6 +261,26 @@ async fn events(
     let limit = q.limit.unwrap_or(DEFAULT_EVENTS).min(MAX_EVENTS);
     let id = q.name.map(|n| id(n, q.namespace));
     Ok(Json(mesh.node().events(id.as_ref(), limit)?))
+}
+
+#[derive(Debug, Deserialize)]
+struct EventLogQuery {
+    /// Whose log (default: this node's).
+    node: Option<String>,
+    #[serde(default)]
+    after: u64,
+    limit: Option<usize>,
+}
+
+/// `GET /events/log?node=&after=&limit=`: a page of a node's durable event log.
+async fn event_log(
+    State(mesh): State<Mesh>,
+    Query(q): Query<EventLogQuery>,
+) -> Result<Json<mesh_protocol::api::EventPage>, ApiError> {
+    let limit = q.limit.unwrap_or(crate::mesh::event_log::MAX_EVENT_PAGE);
+    Ok(Json(
+        mesh.event_page(q.node.as_deref(), q.after, limit).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]

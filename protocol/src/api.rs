@@ -319,3 +319,17 @@ pub struct Left {
     pub workload: String,
     pub why: String,
 }
+
+/// `GET /events/log`: a page of one node's durable event log (`meshctl events -w`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct EventPage {
+    /// The node whose log it is.
+    pub node: String,
+    /// Events after the sequence number asked for, oldest first.
+    pub events: Vec<crate::Event>,
+    /// The oldest and newest sequence numbers the log holds (0 when empty).
+    pub first: u64,
+    pub last: u64,
+    /// Events dropped from the log (the oldest, beyond its bound) since the node began.
+    pub dropped: u64,
+}

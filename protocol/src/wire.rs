@@ -59,6 +59,14 @@ pub enum Request {
         #[serde(with = "crate::b64")]
         command: Vec<u8>,
     },
+    /// A page of a node's durable event log: events after sequence number `after`; of the
+    /// receiving node, or of `node`, to which it forwards the request.
+    EventLog {
+        #[serde(default)]
+        node: Option<String>,
+        after: u64,
+        limit: u32,
+    },
     /// Liveness: "are you there?" Answered [`Response::Pong`] by the node's request task, so a
     /// node whose event loop is stalled does not answer.
     Ping,
@@ -114,6 +122,7 @@ impl Request {
             Request::Engines => "engines",
             Request::NodeRecord => "node-record",
             Request::Command { .. } => "command",
+            Request::EventLog { .. } => "event-log",
             Request::Ping => "ping",
             Request::Probe { .. } => "probe",
             Request::ApplyReplica(_) => "apply-replica",
@@ -170,6 +179,8 @@ pub enum Response {
     Signed(#[serde(with = "crate::b64")] Vec<u8>),
     /// The answer to [`Request::Command`].
     Drained(crate::api::DrainReport),
+    /// The answer to [`Request::EventLog`].
+    EventLog(crate::api::EventPage),
     /// The answer to [`Request::Ping`].
     Pong,
     /// The answer to [`Request::Probe`]: whether the peer answered a ping, and, when it did

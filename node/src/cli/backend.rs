@@ -6,7 +6,7 @@ use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 use mesh_protocol::api::{
     ApplyRequest, ApplyResponse, CommandRequest, DeleteRequest, Deployment, DrainReport,
-    EngineInfo, Logs, RecordInfo, SignedRecord,
+    EngineInfo, EventPage, Logs, RecordInfo, SignedRecord,
 };
 use mesh_protocol::wire::{NodeInfo, Provider, Request, Response};
 use mesh_protocol::{Event, WorkloadId};
@@ -333,6 +333,35 @@ impl Backend {
                 Response::Engines(list) => Ok(list),
                 _ => Err(unexpected()),
             },
+        }
+    }
+
+    /// A page of `node`'s durable event log: events after `after`.
+    pub async fn event_page(
+        &self,
+        node: &str,
+        after: u64,
+        limit: usize,
+    ) -> anyhow::Result<EventPage> {
+        match self {
+            Backend::Local(c) => {
+                c.get(&format!(
+                    "/events/log?node={}&after={after}&limit={limit}",
+                    encode(node)
+                ))
+                .await
+            }
+            Backend::Peer(p) => {
+                let req = Request::EventLog {
+                    node: Some(node.to_string()),
+                    after,
+                    limit: limit as u32,
+                };
+                match p.ask(req).await? {
+                    Response::EventLog(page) => Ok(page),
+                    _ => Err(unexpected()),
+                }
+            }
         }
     }
 

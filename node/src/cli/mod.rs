@@ -14,6 +14,7 @@
 mod apply;
 pub mod backend;
 mod drain;
+pub mod follow;
 pub mod key;
 pub mod output;
 mod rollback;
@@ -111,7 +112,8 @@ pub enum Command {
     Logs(LogsArgs),
     /// List the node's engines, their health and what they can run.
     Engines,
-    /// Show recent lifecycle events of the node (all workloads, or one).
+    /// Show recent lifecycle events of the node (all workloads, or one); with -w, follow the
+    /// whole mesh's.
     Events(EventsArgs),
     /// Who provides a workload: signature-checked, unexpired records from the DHT.
     Discover(DiscoverArgs),
@@ -213,6 +215,16 @@ pub struct EventsArgs {
     /// At most N events (newest).
     #[arg(long, default_value_t = 50)]
     pub limit: usize,
+    /// Follow the events of every node of the mesh as they happen, in order per node, each
+    /// once; a node cut off delivers what it recorded meanwhile when it is back. Ctrl-C stops.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
+    /// With --watch: keep the position per node in FILE, and resume from it.
+    #[arg(long, value_name = "FILE", requires = "watch")]
+    pub cursor: Option<PathBuf>,
+    /// With --watch: begin with each node's oldest kept event rather than with new ones.
+    #[arg(long, requires = "watch")]
+    pub from_start: bool,
 }
 
 /// The node to talk to when `--node` and `MESH_NODE` are not set.
@@ -305,7 +317,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Events(EventsArgs {
             name,
             namespace,
+            watch: true,
+            cursor,
+            from_start,
+            ..
+        }) => {
+            let workload = name.map(|n| id(&n, &namespace).to_string());
+            follow::follow(&backend, fmt, cursor, from_start, workload).await?;
+        }
+        Command::Events(EventsArgs {
+            name,
+            namespace,
             limit,
+            ..
         }) => {
             let wid = name.map(|n| id(&n, &namespace));
             output::print_events(fmt, &backend.events(wid.as_ref(), limit).await?)?;

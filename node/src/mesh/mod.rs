@@ -24,6 +24,7 @@ pub mod cache;
 pub mod delete;
 pub mod drain;
 pub mod error;
+pub mod event_log;
 pub mod heal;
 pub mod leave;
 pub mod liveness;

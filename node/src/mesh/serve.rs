@@ -102,6 +102,10 @@ impl Mesh {
                     .map_err(|e| Error::internal(format!("cannot sign the node record: {e}")))
             }
             Request::Command { command } => self.command(command).await.map(Response::Drained),
+            Request::EventLog { node, after, limit } => self
+                .event_page(node.as_deref(), after, limit as usize)
+                .await
+                .map(Response::EventLog),
             Request::Ping => Ok(Response::Pong),
             Request::Probe { peer } => Ok(self.serve_probe(&peer).await),
             Request::ApplyReplica(r) => {

@@ -11,7 +11,9 @@
 //!   attempt, tagged with its correlation id (the newest `MAX_ATTEMPT_HISTORY` attempts)
 //!   ([`jobs`]);
 //! - `records`: `namespace/name` → the signed workload record the node holds ([`records`]);
-//! - `node_state`: this node's own settings: whether it is cordoned ([`node_state`]).
+//! - `node_state`: this node's own settings: whether it is cordoned ([`node_state`]);
+//! - `event_log`: `seq` → every event the node recorded, the newest
+//!   [`event_log::MAX_EVENT_LOG`] ([`event_log`]).
 //!
 //! Files beside the database, under `<data dir>/jobs/<namespace>/<name>/`: the collected
 //! outputs of a job's successful run (`outputs/`). They go with the workload.
@@ -19,6 +21,7 @@
 //! Values are JSON. Writes that must survive a crash (intent before acting, handles after
 //! install) are followed by [`Store::flush`].
 
+pub mod event_log;
 mod jobs;
 mod node_state;
 pub mod records;
@@ -144,8 +147,10 @@ pub struct Store {
     /// `namespace/name\0<revision, big-endian>` → an earlier record of the workload, for
     /// rollbacks (the last [`records::HISTORY_PER_WORKLOAD`]).
     record_history: sled::Tree,
-    /// This node's own settings (`cordoned`).
+    /// This node's own settings (`cordoned`, events dropped from the log).
     node_state: sled::Tree,
+    /// `seq` (big-endian) → every event, for followers ([`event_log`]).
+    event_log: sled::Tree,
     /// `<data dir>/jobs`: files of job runs.
     jobs_dir: PathBuf,
 }
@@ -208,6 +213,7 @@ impl Store {
             records: db.open_tree("records")?,
             record_history: db.open_tree("record_history")?,
             node_state: db.open_tree("node_state")?,
+            event_log: db.open_tree("event_log")?,
             jobs_dir: dir.parent().unwrap_or(dir).join("jobs"),
             db,
         })
@@ -303,6 +309,7 @@ impl Store {
         let mut k = prefix(&id);
         k.extend_from_slice(&event.seq.to_be_bytes());
         self.events.insert(k, encode(&event))?;
+        self.log_event(&event)?;
         // Trimming scans the workload's log: do it once every few events, not on each.
         if event.seq.is_multiple_of(16) {
             self.trim_events(&id)?;

@@ -146,3 +146,37 @@ fn corrupt_records_are_reported_not_panicked() {
     let err = store.desired(&WorkloadId::new("default", "x")).unwrap_err();
     assert!(err.to_string().contains("corrupt record under default/x"));
 }
+
+#[test]
+fn the_event_log_pages_in_order_and_drops_the_oldest_beyond_its_bound_with_a_count() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&dir.path().join("db")).unwrap();
+    let extra = 200;
+    let mut seqs = Vec::new();
+    for i in 0..event_log::MAX_EVENT_LOG + extra {
+        let workload = if i % 2 == 0 { "default/a" } else { "" };
+        seqs.push(store.append_event(event(workload)).unwrap().seq);
+    }
+    let page = store.event_page("me", 0, 10).unwrap();
+    assert_eq!(page.node, "me");
+    assert_eq!(page.last, *seqs.last().unwrap());
+    // Trimmed in steps: at most a step's worth above the bound, and what went is counted.
+    let kept = store.event_page("me", 0, usize::MAX).unwrap().events.len();
+    assert!(kept <= event_log::MAX_EVENT_LOG + 64 && kept >= event_log::MAX_EVENT_LOG - 64);
+    assert_eq!(page.dropped as usize, seqs.len() - kept);
+    assert_eq!(page.first, seqs[seqs.len() - kept]);
+    // A page after a sequence number starts right after it, in order.
+    let mid = seqs[seqs.len() - 5];
+    let tail: Vec<u64> = store
+        .event_page("me", mid, 100)
+        .unwrap()
+        .events
+        .iter()
+        .map(|e| e.seq)
+        .collect();
+    assert_eq!(tail, seqs[seqs.len() - 4..]);
+    // The count survives a restart.
+    drop(store);
+    let again = Store::open(&dir.path().join("db")).unwrap();
+    assert_eq!(again.events_dropped(), page.dropped);
+}

@@ -83,6 +83,13 @@ impl Table {
     }
 }
 
+/// `at` (Unix ms) as a UTC time of day with milliseconds: `21:53:13.042`.
+pub fn clock(at: u64) -> String {
+    let t = std::time::UNIX_EPOCH + std::time::Duration::from_millis(at);
+    let full = humantime::format_rfc3339_millis(t).to_string();
+    full.get(11..23).unwrap_or(&full).to_string()
+}
+
 /// `5s`, `3m`, `2h`, `4d` since `at` (Unix ms).
 pub fn age(at: u64) -> String {
     if at == 0 {

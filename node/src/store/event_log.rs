@@ -1,0 +1,87 @@
+//! The node's durable event log: every event it records (lifecycle steps, restarts, liveness,
+//! healing), in the order of its per-node sequence number, for `meshctl events -w` on any
+//! node. Bounded: beyond [`MAX_EVENT_LOG`] the oldest are dropped, and a counter of what was
+//! dropped is kept, so a reader that fell behind learns how many it missed.
+
+use mesh_protocol::api::EventPage;
+use mesh_protocol::Event;
+
+use super::{decode, encode, Result, Store};
+
+/// Events the log keeps.
+pub const MAX_EVENT_LOG: usize = 10_000;
+/// The log is trimmed once every this many events, not on each.
+const TRIM_EVERY: u64 = 64;
+
+const DROPPED: &[u8] = b"event_log_dropped";
+
+impl Store {
+    /// Appends `event` (its sequence number assigned) to the log; trims the oldest.
+    pub(super) fn log_event(&self, event: &Event) -> Result<()> {
+        self.event_log
+            .insert(event.seq.to_be_bytes(), encode(event))?;
+        if event.seq.is_multiple_of(TRIM_EVERY) {
+            self.trim_event_log()?;
+        }
+        Ok(())
+    }
+
+    fn trim_event_log(&self) -> Result<()> {
+        let excess = self.event_log.len().saturating_sub(MAX_EVENT_LOG);
+        if excess == 0 {
+            return Ok(());
+        }
+        let oldest: Vec<sled::IVec> = self
+            .event_log
+            .iter()
+            .keys()
+            .take(excess)
+            .collect::<std::result::Result<_, _>>()?;
+        for k in &oldest {
+            self.event_log.remove(k)?;
+        }
+        let dropped = self.events_dropped() + oldest.len() as u64;
+        self.node_state.insert(DROPPED, &dropped.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Events dropped from the log so far, oldest first.
+    pub fn events_dropped(&self) -> u64 {
+        match self.node_state.get(DROPPED) {
+            Ok(Some(v)) if v.len() == 8 => {
+                let mut b = [0u8; 8];
+                b.copy_from_slice(&v);
+                u64::from_be_bytes(b)
+            }
+            _ => 0,
+        }
+    }
+
+    /// Up to `limit` events with a sequence number above `after`, oldest first.
+    pub fn event_page(&self, node: &str, after: u64, limit: usize) -> Result<EventPage> {
+        let mut events = Vec::new();
+        for entry in self
+            .event_log
+            .range((after.saturating_add(1)).to_be_bytes()..)
+            .take(limit)
+        {
+            let (k, v) = entry?;
+            events.push(decode::<Event>(&k, &v)?);
+        }
+        let first = match self.event_log.first()? {
+            Some((k, v)) => decode::<Event>(&k, &v)?.seq,
+            None => 0,
+        };
+        let last = match self.event_log.last()? {
+            Some((k, v)) => decode::<Event>(&k, &v)?.seq,
+            None => 0,
+        };
+        Ok(EventPage {
+            node: node.to_string(),
+            events,
+            first,
+            last,
+            dropped: self.events_dropped(),
+        })
+    }
+}
