@@ -162,7 +162,7 @@ fn the_event_log_pages_in_order_and_drops_the_oldest_beyond_its_bound_with_a_cou
     assert_eq!(page.last, *seqs.last().unwrap());
     // Trimmed in steps: at most a step's worth above the bound, and what went is counted.
     let kept = store.event_page("me", 0, usize::MAX).unwrap().events.len();
-    assert!(kept <= event_log::MAX_EVENT_LOG + 64 && kept >= event_log::MAX_EVENT_LOG - 64);
+    assert!((event_log::MAX_EVENT_LOG - 64..=event_log::MAX_EVENT_LOG + 64).contains(&kept));
     assert_eq!(page.dropped as usize, seqs.len() - kept);
     assert_eq!(page.first, seqs[seqs.len() - kept]);
     // A page after a sequence number starts right after it, in order.
