@@ -145,10 +145,7 @@ async fn kills(heartbeat: Duration, kills: usize, signal: &str, meshd: &Path) ->
             .filter(|r| r.len() == REPLICAS as usize)
     })
     .await;
-    // Healing is armed once a node has been up for a full round of announcements (a third of
-    // the 60 s provider TTL: a state defined by time, not an event) and the record is past
-    // its apply's grace (a heartbeat's validity).
-    tokio::time::sleep(Duration::from_secs(20) + heartbeat * 3 + Duration::from_secs(2)).await;
+    armed(&net, heartbeat).await;
     let mut killed: HashSet<String> = HashSet::new();
     let mut out = Vec::new();
     for k in 0..kills {
@@ -177,6 +174,25 @@ async fn kills(heartbeat: Duration, kills: usize, signal: &str, meshd: &Path) ->
         out.push(took);
     }
     out
+}
+
+/// Waits until every node heals (`/health`: up for a round of announcements and
+/// heartbeats) and the record is past its apply's grace (a heartbeat's validity after it
+/// was issued, during which its entry node places it): from then on a kill is healed.
+async fn armed(net: &Testnet, heartbeat: Duration) {
+    let record: mesh_protocol::api::RecordInfo =
+        client(&net.nodes[0]).get("/records/web").await.unwrap();
+    let grace_ends = record.issued_at + (heartbeat * 3 + Duration::from_secs(2)).as_millis() as u64;
+    wait("healing to be armed", Duration::from_secs(120), || async {
+        for node in &net.nodes {
+            let health: mesh_protocol::api::Health = client(node).get("/health").await.ok()?;
+            if !health.self_healing {
+                return None;
+            }
+        }
+        (mesh_runtime::now_millis() > grace_ends).then_some(())
+    })
+    .await;
 }
 
 fn nodes_len(net: &Testnet) -> usize {

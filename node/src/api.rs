@@ -150,7 +150,9 @@ async fn not_found() -> ApiError {
 }
 
 async fn health(State(mesh): State<Mesh>) -> Result<Json<Health>, ApiError> {
-    Ok(Json(mesh.node().health()?))
+    let mut health = mesh.node().health()?;
+    health.self_healing = mesh.heals();
+    Ok(Json(health))
 }
 
 async fn plugins(State(mesh): State<Mesh>) -> Json<Vec<EngineInfo>> {

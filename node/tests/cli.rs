@@ -25,10 +25,16 @@ impl Meshd {
 
     /// [`Meshd::start`] logging at `level` to `stderr`.
     fn start_logging(dir: &Path, level: &str, stderr: impl Into<Stdio>) -> Self {
+        Self::start_with(dir, level, stderr, &[])
+    }
+
+    /// [`Meshd::start_logging`] with more arguments.
+    fn start_with(dir: &Path, level: &str, stderr: impl Into<Stdio>, args: &[&str]) -> Self {
         let socket = dir.join("meshd.sock");
         let child = Command::new(MESHD)
             .args(["--data-dir", dir.to_str().unwrap(), "--engines", "mock"])
             .args(["--log", level])
+            .args(args)
             // The owner's key: the node trusts what meshctl signs with it, and nothing else.
             .env("MESH_KEY", dir.join("user.key"))
             .stdout(Stdio::null())
@@ -277,4 +283,40 @@ fn sigterm_leaves_the_mesh_and_leaves_workloads_running() {
         before,
         "re-adopted, not started again"
     );
+}
+
+/// `--stop-workloads-on-exit`: SIGTERM stops the instances too; the node keeps what it was
+/// asked to run, and its next start installs them again.
+#[test]
+fn stop_workloads_on_exit_stops_them_and_the_next_start_brings_them_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let mut meshd = Meshd::start_with(
+        dir.path(),
+        "warn",
+        Stdio::inherit(),
+        &["--stop-workloads-on-exit"],
+    );
+    let f = write(files.path(), "alpha.yaml", &pod("alpha"));
+    assert!(meshd.ctl(&["apply", "-f", &f]).status.success());
+    assert_eq!(mock_instances(dir.path()).len(), 1);
+    Command::new("kill")
+        .args(["-TERM", &meshd.child.id().to_string()])
+        .status()
+        .unwrap();
+    let status = wait_until_blocking("meshd to exit", READY_TIMEOUT, || {
+        meshd.child.try_wait().unwrap()
+    });
+    assert!(status.success(), "{status}");
+    assert!(
+        mock_instances(dir.path()).is_empty(),
+        "the instance was not stopped"
+    );
+    drop(meshd);
+    let meshd = Meshd::start(dir.path());
+    let list = json(&meshd.ctl(&["get", "-o", "json"]));
+    assert_eq!(list[0]["phase"], "Running", "{list}");
+    let again = mock_instances(dir.path());
+    assert_eq!(again.len(), 1, "installed again: {again:?}");
+    assert_eq!(again[0].1, 1, "a new instance, started once");
 }

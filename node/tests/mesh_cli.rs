@@ -14,10 +14,15 @@ const MESHD: &str = env!("CARGO_BIN_EXE_meshd");
 const MESHCTL: &str = env!("CARGO_BIN_EXE_meshctl");
 
 /// The signing key of these tests' meshctl runs: in a temporary directory, never in the
-/// user's home.
+/// user's home; made once, before any test reads it (tests run in parallel).
 fn key_path() -> &'static std::path::Path {
     static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| tempfile::tempdir().unwrap()).path()
+    DIR.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        mesh_node::cli::key::load(&dir.path().join("user.key")).unwrap();
+        dir
+    })
+    .path()
 }
 
 fn ctl(args: &[&str]) -> Output {
@@ -187,4 +192,166 @@ impl Drop for Down<'_> {
     fn drop(&mut self) {
         let _ = testnet::down(self.0);
     }
+}
+
+/// Self-healing through the real binaries: `kill -9` of a provider, and its slot runs again
+/// elsewhere (the replacement's start in its node's events); `meshctl events -w` on the first
+/// node shows the healing as it happens; `meshctl drain` moves a node's replica off it and
+/// `meshctl nodes` shows it cordoned.
+#[test]
+fn kill_9_is_healed_followed_by_events_w_and_drain_moves_replicas() {
+    let dir = tempfile::tempdir().unwrap();
+    let user = mesh_node::cli::key::load(&key_path().join("user.key")).unwrap();
+    let net = testnet::up(&testnet::Options {
+        dir: dir.path().to_path_buf(),
+        // A watcher, three replicas, a spare for the kill and one for the drain.
+        nodes: 6,
+        engines: Some("mock".into()),
+        meshd: MESHD.into(),
+        extra_args: vec![
+            "--provider-ttl=3s".into(),
+            "--heartbeat-interval=500ms".into(),
+            "--log=warn".into(),
+        ],
+        // Node 0 runs nothing: it watches.
+        first_engines: Some("none".into()),
+        trust_key: Some(user.public().to_peer_id()),
+    })
+    .unwrap();
+    let guard = Down(dir.path());
+    let a = &net.nodes[0];
+    wait_until_blocking("every node to be known", Duration::from_secs(30), || {
+        let nodes = json(ctl(&["--node", sock(a), "nodes", "-o", "json"]));
+        (nodes.as_array().unwrap().len() == 6).then_some(())
+    });
+    let files = tempfile::tempdir().unwrap();
+    let manifest = files.path().join("web.yaml");
+    std::fs::write(&manifest, "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  replicas: 3\n  template:\n    metadata:\n      annotations:\n        beemesh.io/runtime-engine: mock\n    spec:\n      containers:\n      - name: main\n        image: localhost/mesh-test:latest\n").unwrap();
+    let applied = ctl(&["--node", sock(a), "apply", "-f", manifest.to_str().unwrap()]);
+    assert!(applied.status.success(), "{applied:?}");
+    let running = |exclude: &[&str]| -> Option<Vec<String>> {
+        let providers = json(ctl(&["--node", sock(a), "discover", "web", "-o", "json"]));
+        let ids: Vec<String> = providers
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["peer_id"].as_str().unwrap().to_string())
+            .collect();
+        (ids.len() == 3 && ids.iter().all(|i| !exclude.contains(&i.as_str()))).then_some(ids)
+    };
+    let before = wait_until_blocking("3 running", Duration::from_secs(30), || running(&[]));
+
+    // Followed from node 0, every node's log from its start, one JSON object per line.
+    let mut watch = std::process::Command::new(MESHCTL)
+        .env("MESH_KEY", key_path().join("user.key"))
+        .args([
+            "--node",
+            sock(a),
+            "events",
+            "-w",
+            "--from-start",
+            "-o",
+            "json",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
+    let reader = {
+        let lines = lines.clone();
+        let stdout = watch.stdout.take().unwrap();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                lines
+                    .lock()
+                    .unwrap()
+                    .push(serde_json::from_str(&line).unwrap());
+            }
+        })
+    };
+
+    // Killed before healing is armed (nodes up for a round, the record past its apply's
+    // grace): the replacement comes once it is, within the wait below.
+    let victim = net
+        .nodes
+        .iter()
+        .find(|n| before.contains(&n.peer_id))
+        .unwrap();
+    testnet::kill9(victim);
+    let after = wait_until_blocking("3 running again", Duration::from_secs(30), || {
+        running(&[victim.peer_id.as_str()])
+    });
+    let new = after.iter().find(|p| !before.contains(p)).unwrap();
+    let target = net.nodes.iter().find(|n| n.peer_id == *new).unwrap();
+    let events = json(ctl(&[
+        "--node",
+        sock(target),
+        "events",
+        "web",
+        "-o",
+        "json",
+    ]));
+    assert!(
+        events
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["step"] == "Activate"),
+        "{events}"
+    );
+    wait_until_blocking(
+        "events -w to show the healing",
+        Duration::from_secs(20),
+        || {
+            let seen = lines.lock().unwrap();
+            seen.iter()
+                .any(|l| {
+                    l["event"]["step"] == "Heal"
+                        && l["event"]["message"].as_str().unwrap().contains("placed")
+                })
+                .then_some(())
+        },
+    );
+    let seen = lines.lock().unwrap().clone();
+    assert!(
+        seen.iter().any(|l| l["event"]["step"] == "Liveness"
+            && l["event"]["message"]
+                .as_str()
+                .unwrap()
+                .contains(&victim.peer_id)),
+        "{seen:?}"
+    );
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let _ = reader.join();
+
+    // Drain a node that runs a replica: it moves, and the node shows Cordoned.
+    let holder = net
+        .nodes
+        .iter()
+        .find(|n| after.contains(&n.peer_id))
+        .unwrap();
+    let drained = ctl(&["--node", sock(a), "drain", &holder.peer_id]);
+    let text = String::from_utf8_lossy(&drained.stdout);
+    assert!(drained.status.success(), "{drained:?}");
+    assert!(text.contains("1 replica(s) moved"), "{text}");
+    wait_until_blocking(
+        "3 running off the drained node",
+        Duration::from_secs(30),
+        || running(&[victim.peer_id.as_str(), holder.peer_id.as_str()]),
+    );
+    let nodes = json(ctl(&["--node", sock(a), "nodes", "-o", "json"]));
+    assert!(
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["peer_id"] == holder.peer_id.as_str() && n["cordoned"] == true),
+        "{nodes}"
+    );
+    let table = ctl(&["--node", sock(a), "nodes"]);
+    assert!(String::from_utf8_lossy(&table.stdout).contains("Cordoned"));
+    drop(guard);
 }

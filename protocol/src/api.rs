@@ -277,6 +277,10 @@ pub struct Health {
     pub workloads: usize,
     pub engines: Vec<EngineInfo>,
     pub started_at: UnixMillis,
+    /// The node heals the mesh: up for a full round of announcements and heartbeats (before
+    /// that every slot would look empty to it), and not leaving.
+    #[serde(default)]
+    pub self_healing: bool,
 }
 
 /// Error body of every non-2xx answer.

@@ -103,6 +103,11 @@ struct Args {
     /// shows CrashLoopBackOff.
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
     restart_backoff: Duration,
+    /// On SIGTERM or Ctrl-C, stop and remove the workloads' instances too (by default they
+    /// keep running and are re-adopted at the next start). What the node was asked to run is
+    /// kept: the next start installs them again.
+    #[arg(long)]
+    stop_workloads_on_exit: bool,
     /// How often engines are probed for health.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     fingerprint_interval: Duration,
@@ -212,6 +217,7 @@ fn config(args: Args) -> anyhow::Result<Config> {
     config.controller.stop_grace = args.stop_grace;
     config.controller.job_backoff_base = args.job_backoff;
     config.controller.restart_backoff_base = args.restart_backoff;
+    config.stop_workloads_on_exit = args.stop_workloads_on_exit;
     config.fingerprint_period = args.fingerprint_interval;
     config.monitor_period = args.monitor_interval;
     Ok(config)
@@ -219,6 +225,7 @@ fn config(args: Args) -> anyhow::Result<Config> {
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
+    let stop_workloads = config.stop_workloads_on_exit;
     let daemon = mesh_node::start(config, shutdown.clone()).await?;
     println!(
         "meshd {} peer {}",
@@ -255,6 +262,13 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     }
     tracing::info!("shutting down");
     daemon.mesh.leave().await;
+    if stop_workloads {
+        let n = daemon.node.stop_all().await;
+        tracing::info!(
+            instances = n,
+            "stopped the workloads (--stop-workloads-on-exit)"
+        );
+    }
     shutdown.cancel();
     daemon.wait().await;
     Ok(())

@@ -202,9 +202,11 @@ pub struct LogsArgs {
 
 #[derive(Debug, Args)]
 pub struct NodeArg {
+    // Not `node`: the global --node (the node meshctl talks to) has that id.
     /// The node: its id (12D3KooW…), or the end of it as `meshctl nodes` shows it (…x7Qa);
     /// default: the node meshctl talks to.
-    pub node: Option<String>,
+    #[arg(value_name = "NODE")]
+    pub target: Option<String>,
 }
 
 #[derive(Debug, Args)]
@@ -347,14 +349,21 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Nodes(NodesArgs { engine }) => {
             output::print_nodes(fmt, &backend.nodes(engine.as_deref()).await?)?;
         }
-        Command::Drain(NodeArg { node }) => {
-            drain::run(&backend, fmt, node.as_deref(), NodeAction::Drain, &key_path).await?;
-        }
-        Command::Uncordon(NodeArg { node }) => {
+        Command::Drain(NodeArg { target }) => {
             drain::run(
                 &backend,
                 fmt,
-                node.as_deref(),
+                target.as_deref(),
+                NodeAction::Drain,
+                &key_path,
+            )
+            .await?;
+        }
+        Command::Uncordon(NodeArg { target }) => {
+            drain::run(
+                &backend,
+                fmt,
+                target.as_deref(),
                 NodeAction::Uncordon,
                 &key_path,
             )

@@ -52,6 +52,8 @@ pub struct Config {
     pub controller: ControllerConfig,
     pub fingerprint_period: Duration,
     pub monitor_period: Duration,
+    /// Stop the workloads' instances when `meshd` exits (`--stop-workloads-on-exit`).
+    pub stop_workloads_on_exit: bool,
     pub policy: Policy,
     /// Whose signatures the node accepts (see [`crate::trust`]). Default: any valid
     /// signature, as tests want; `meshd` always sets it (its owner's key by default).
@@ -92,6 +94,7 @@ impl Config {
             controller: ControllerConfig::default(),
             fingerprint_period: Duration::from_secs(5),
             monitor_period: Duration::from_secs(1),
+            stop_workloads_on_exit: false,
             policy: Policy::default(),
             trust: crate::trust::Source::Fixed(crate::trust::Policy::any()),
             listen: vec!["/ip4/127.0.0.1/tcp/0".parse().expect("valid multiaddr")],

@@ -89,6 +89,15 @@ impl ProviderCache {
     }
 
     /// Drops expired copies (withdrawals included: once expired they have done their job).
+    /// Whether `peer` announced any provider record held here.
+    pub fn knows(&self, peer: &PeerId) -> bool {
+        let entries = self
+            .entries
+            .lock()
+            .expect("provider cache lock is never poisoned");
+        entries.values().any(|by_peer| by_peer.contains_key(peer))
+    }
+
     pub fn prune(&self, now: UnixMillis) {
         let mut entries = self.entries.lock().expect("cache lock is never poisoned");
         prune(&mut entries, now);

@@ -45,11 +45,16 @@ impl Mesh {
         }
     }
 
+    /// Whether this node takes part in healing now (see [`Mesh::heal_round`]).
+    pub fn heals(&self) -> bool {
+        !self.inner.owned.is_closed() && self.cache_is_warm() && self.heartbeats_are_warm()
+    }
+
     /// One healing round over every live workload record this node holds. A node that just
     /// started waits until it has heard a full round of announcements and heartbeats (before
     /// that, every slot would look empty to it); a node that is leaving does nothing.
     pub(crate) async fn heal_round(&self) {
-        if self.inner.owned.is_closed() || !self.cache_is_warm() || !self.heartbeats_are_warm() {
+        if !self.heals() {
             return;
         }
         for v in self.inner.records.list() {

@@ -84,8 +84,10 @@ impl Mesh {
     /// A peer this node heard from lost its last connection on an error (see
     /// [`crate::net::Event::PeerGone`]): suspect, probed at once.
     pub(crate) fn on_peer_gone(&self, peer: PeerId) {
-        if self.inner.peers.get(&peer).is_none() {
-            return; // a client, not a node of the mesh
+        // A node of the mesh: heard by heartbeat, or announcing a replica (a node that dies
+        // before its first heartbeat reached anyone). Others are clients (`meshctl --peer`).
+        if self.inner.peers.get(&peer).is_none() && !self.inner.providers.knows(&peer) {
+            return;
         }
         if self.suspect(peer, "its connection was lost") {
             self.inner.probe_now.notify_one();

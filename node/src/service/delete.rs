@@ -40,6 +40,52 @@ impl Node {
         Ok(true)
     }
 
+    /// Stops and removes every instance this node runs, keeping what it was asked to run
+    /// (`meshd --stop-workloads-on-exit`): at the next start recovery finds the instances
+    /// gone and installs them again. Returns how many instances it stopped.
+    pub async fn stop_all(&self) -> usize {
+        let mut stopped = 0;
+        for desired in self.inner.store.list_desired().unwrap_or_default() {
+            let id = desired.spec.id();
+            let lock = self.workload_lock(&id);
+            let _guard = lock.lock().await;
+            let Ok(observed) = self.inner.store.observed(&id) else {
+                continue;
+            };
+            for replica in &observed.replicas {
+                let Some(handle) = &replica.handle else {
+                    continue;
+                };
+                let spec = self
+                    .inner
+                    .store
+                    .version(&id, &replica.version)
+                    .ok()
+                    .flatten()
+                    .unwrap_or_else(|| desired.spec.clone());
+                let rec = Recorder::quiet(&self.inner.store);
+                match self.inner.controller.uninstall(&spec, handle, &rec).await {
+                    Ok(()) => {
+                        stopped += 1;
+                        self.event(
+                            &id,
+                            &replica.version,
+                            mesh_protocol::Step::Uninstall,
+                            mesh_protocol::Outcome::Ok,
+                            Some(&handle.engine),
+                            "stopped as meshd exited (--stop-workloads-on-exit); installed again \
+                             at its next start"
+                                .to_string(),
+                        );
+                    }
+                    Err(e) => tracing::warn!(workload = %id, error = %e, "cannot stop an instance"),
+                }
+            }
+        }
+        let _ = self.inner.store.flush();
+        stopped
+    }
+
     /// Removes this node's replica of `id` if it still fills slot `slot` (the healer gives up
     /// a slot held twice); checked under the workload lock. Returns whether it removed one.
     pub async fn delete_slot(&self, id: &WorkloadId, slot: u32) -> Result<bool, Error> {

@@ -214,6 +214,8 @@ impl Node {
             workloads: self.inner.store.list_desired()?.len(),
             engines: self.registry().infos(),
             started_at: self.inner.started_at,
+            // The mesh fills it in (`GET /health`).
+            self_healing: false,
         })
     }
 
