@@ -24,6 +24,7 @@ pub mod api;
 pub mod cli;
 pub mod client;
 pub mod daemon;
+pub mod engine_events;
 pub mod identity;
 mod jobs;
 pub mod local_api;

@@ -220,7 +220,7 @@ impl Node {
         results.into_iter().collect()
     }
 
-    async fn monitor_workload(&self, desired: Desired) -> Result<(), Error> {
+    pub(crate) async fn monitor_workload(&self, desired: Desired) -> Result<(), Error> {
         let id = desired.spec.id();
         let lock = self.workload_lock(&id);
         // A workload being applied or deleted is looked at next time.

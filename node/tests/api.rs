@@ -187,21 +187,19 @@ async fn failure_names_phase_and_error() {
 }
 
 /// A workload that exits later is noticed by the monitor: a Job that exits 0 succeeds, a Pod
-/// that exits 2 fails with its exit code.
+/// that exits 2 (with `restartPolicy: Never`, else it is restarted) fails with its exit code.
 #[tokio::test]
 async fn exits_are_noticed() {
     let node = TestNode::start().await;
-    apply(
-        &node,
-        pod(
-            "crash",
-            &[
-                ("beemesh.io/mock-exit-after-ms", "100"),
-                ("beemesh.io/mock-exit-code", "2"),
-            ],
-        ),
+    let never = pod(
+        "crash",
+        &[
+            ("beemesh.io/mock-exit-after-ms", "100"),
+            ("beemesh.io/mock-exit-code", "2"),
+        ],
     )
-    .await;
+    .replace("spec:\n", "spec:\n  restartPolicy: Never\n");
+    apply(&node, never).await;
     let job = "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: once\n  annotations:\n    beemesh.io/runtime-engine: mock\n    beemesh.io/mock-exit-after-ms: \"100\"\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: main\n        image: localhost/mesh-test:latest\n";
     apply(&node, job.to_string()).await;
     let client = node.client();

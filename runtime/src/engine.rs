@@ -228,6 +228,18 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
     /// Re-attach to an instance after the node restarted, from its persisted handle.
     async fn recover(&self, handle: &Handle) -> Result<Recovered>;
 
+    /// Follows the engine's own events and sends the instance name ([`Handle::instance`]) of
+    /// every instance of this node's that stopped, died or was removed, as the engine reports
+    /// it, until the event stream ends (the daemon restarted) or `stopped` is closed. The node
+    /// then looks at that instance at once, rather than at its next poll. Engines without an
+    /// events API answer [`Error::Unsupported`] and are polled only.
+    async fn watch(&self, _stopped: tokio::sync::mpsc::Sender<String>) -> Result<()> {
+        Err(Error::Unsupported {
+            engine: self.name().to_string(),
+            operation: "following events",
+        })
+    }
+
     /// Copies the declared output files of a finished instance (paths relative to its working
     /// directory, checked by `mesh_protocol::job::check_output_path`; a trailing `/` names a
     /// directory) into `dest`, bounded as [`crate::artifact::collect`] is. A declared path

@@ -164,6 +164,38 @@ impl Engine for DockerEngine {
         &self.name
     }
 
+    /// `GET /events` of the daemon, containers with the instance label only: `die` (the
+    /// process ended) and `destroy` (removed, by the node or by hand).
+    async fn watch(&self, stopped: tokio::sync::mpsc::Sender<String>) -> Result<()> {
+        use futures::StreamExt;
+        let docker = self.client.docker().await?;
+        let filters = std::collections::HashMap::from([
+            ("type".to_string(), vec!["container".to_string()]),
+            (
+                "event".to_string(),
+                vec!["die".to_string(), "destroy".to_string()],
+            ),
+            ("label".to_string(), vec![labels::INSTANCE.to_string()]),
+        ]);
+        let options = bollard::query_parameters::EventsOptionsBuilder::new()
+            .filters(&filters)
+            .build();
+        let mut events = docker.events(Some(options));
+        while let Some(event) = events.next().await {
+            let event = event.map_err(|e| Error::engine(&self.name, format!("events: {e}")))?;
+            let instance = event
+                .actor
+                .and_then(|a| a.attributes)
+                .and_then(|a| a.get(labels::INSTANCE).cloned());
+            if let Some(instance) = instance {
+                if stopped.send(instance).await.is_err() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
+    }
+
     fn capabilities(&self) -> &[Capability] {
         CAPABILITIES
     }

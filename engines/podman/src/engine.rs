@@ -175,6 +175,10 @@ impl Engine for PodmanEngine {
         NAME
     }
 
+    async fn watch(&self, stopped: tokio::sync::mpsc::Sender<String>) -> Result<()> {
+        crate::events::watch(&self.podman, stopped).await
+    }
+
     fn capabilities(&self) -> &[Capability] {
         &self.capabilities
     }

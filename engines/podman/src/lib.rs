@@ -61,6 +61,7 @@
 mod api;
 mod deploy;
 pub mod engine;
+mod events;
 pub mod handle;
 mod health;
 mod images;

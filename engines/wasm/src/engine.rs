@@ -62,6 +62,9 @@ pub struct WasmEngine {
     seq: AtomicU64,
     /// Where missing modules come from (the mesh); without it a missing module fails Fetch.
     fetcher: Option<Arc<dyn ModuleFetcher>>,
+    /// Instances whose runner ended for good (not restarted under the restart policy, nor
+    /// stopped by the node), for [`Engine::watch`].
+    ended: tokio::sync::broadcast::Sender<String>,
 }
 
 fn engine_err(e: impl std::fmt::Display) -> Error {
@@ -88,6 +91,7 @@ impl WasmEngine {
             live: Mutex::new(HashMap::new()),
             seq: AtomicU64::new(0),
             fetcher: None,
+            ended: tokio::sync::broadcast::channel(64).0,
         })
     }
 
@@ -183,6 +187,24 @@ impl Drop for WasmEngine {
 impl Engine for WasmEngine {
     fn name(&self) -> &str {
         NAME
+    }
+
+    /// The runner's final frame (exit, trap, failure) reaches the supervising task, which
+    /// reports the instance here when the restart policy does not restart it.
+    async fn watch(&self, stopped: tokio::sync::mpsc::Sender<String>) -> Result<()> {
+        let mut ended = self.ended.subscribe();
+        loop {
+            match ended.recv().await {
+                Ok(instance) => {
+                    if stopped.send(instance).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                // Missed some: the node's monitor polls as well.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+            }
+        }
     }
 
     fn capabilities(&self) -> &[Capability] {
@@ -311,6 +333,7 @@ impl Engine for WasmEngine {
             module_path,
             paths: self.paths(&handle.instance),
             epoch_tick_ms: self.epoch_tick_ms,
+            ended: self.ended.clone(),
         };
         let live = Live::new(ctx, record);
         if let Some(old) = previous {

@@ -47,6 +47,8 @@ pub struct Ctx {
     pub module_path: PathBuf,
     pub paths: Paths,
     pub epoch_tick_ms: u64,
+    /// Told the instance id when its runner ends for good without the node asking.
+    pub ended: tokio::sync::broadcast::Sender<String>,
 }
 
 /// Where the instance's current run is.
@@ -340,6 +342,14 @@ pub async fn supervise(live: Arc<Live>, mut child: Child, mut stdout: ChildStdou
         }
     }
     live.done.send_replace(true);
+    let (stopped, id) = {
+        let st = live.lock();
+        (st.stop_requested, st.record.id.clone())
+    };
+    if !stopped {
+        // Nobody may be following (no receiver): that is fine.
+        let _ = live.ctx.ended.send(id);
+    }
 }
 
 /// Waits up to `within` for supervision to end; true if it did.

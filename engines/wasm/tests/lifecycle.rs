@@ -212,3 +212,43 @@ async fn restart_policy_always_restarts_a_crashing_guest() {
     );
     engine.remove(&handle).await.unwrap();
 }
+
+/// `watch`: the runner's final frame reaches the node at once. A guest killed from outside
+/// under `restartPolicy: Never` is reported by instance; one the node stops is not.
+#[tokio::test]
+async fn watch_reports_a_runner_that_ended_for_good() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = std::sync::Arc::new(engine(dir.path()));
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let watching = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.watch(tx).await })
+    };
+    let digest = put(&engine, TICKER);
+    let never = |name| {
+        function(
+            name,
+            &digest,
+            Opts {
+                restart: Some(mesh_protocol::spec::RestartPolicy::Never),
+                ..ticker_opts()
+            },
+        )
+    };
+    let stopped = deploy(&engine, &never("stopped")).await;
+    engine.stop(&stopped, Duration::from_secs(1)).await.unwrap();
+    let victim = deploy(&engine, &never("victim")).await;
+    wait_log(&engine, &victim, "tick").await;
+    signal(engine.runner_pid(&victim).unwrap(), Signal::KILL);
+    let reported = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("reported within 10 s")
+        .unwrap();
+    assert_eq!(
+        reported, victim.instance,
+        "only the runner that ended on its own"
+    );
+    watching.abort();
+    engine.remove(&stopped).await.unwrap();
+    engine.remove(&victim).await.unwrap();
+}

@@ -348,6 +348,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         node.clone()
             .run_monitor(config.monitor_period, shutdown.clone()),
     );
+    tasks.spawn(node.clone().run_engine_events(shutdown.clone()));
     identity::write_node_file(
         &config.data_dir,
         &NodeFile {

@@ -52,12 +52,19 @@ pub fn free_port() -> u16 {
 }
 
 pub async fn node_with(engines: &[&str]) -> TestNode {
+    node_polling_every(engines, Duration::from_millis(20)).await
+}
+
+/// [`node_with`], its monitor polling the engines every `period` (an hour: only the
+/// engines' events tell it an instance stopped).
+pub async fn node_polling_every(engines: &[&str], period: Duration) -> TestNode {
     let engines: Vec<String> = engines.iter().map(|e| e.to_string()).collect();
     TestNode::start_with(move |c| {
         c.engines = Some(engines);
         c.extra_engines.clear();
         c.fingerprint_period = Duration::from_millis(200);
         c.controller.health_timeout = Duration::from_secs(60);
+        c.monitor_period = period;
     })
     .await
 }
