@@ -8,6 +8,8 @@
 
 #![allow(clippy::unwrap_used)] // a bench: a panic is the failure report
 
+mod support;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -16,6 +18,7 @@ use mesh_node::client::{Client, Target};
 use mesh_node::testnet;
 use mesh_protocol::api::{ApplyRequest, ApplyResponse};
 use mesh_protocol::wire::{NodeInfo, Provider};
+use support::{signed, user, wait, Down};
 
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[(((sorted.len() as f64 - 1.0) * p).round() as usize).min(sorted.len() - 1)]
@@ -94,51 +97,14 @@ fn trust_mode() -> String {
     std::env::var("MESH_BENCH_TRUST").unwrap_or_else(|_| "file".into())
 }
 
-/// The bench's user: the nodes trust its key (a testnet trust file), and it signs every apply
-/// as meshctl does.
-fn user() -> &'static libp2p::identity::Keypair {
-    static USER: std::sync::OnceLock<libp2p::identity::Keypair> = std::sync::OnceLock::new();
-    USER.get_or_init(libp2p::identity::Keypair::generate_ed25519)
-}
-
-/// A one-pod apply, signed by [`user`] (a new workload: revision 1).
+/// A one-pod apply, signed by the bench's user (a new workload: revision 1).
 fn pod(name: &str) -> ApplyRequest {
-    let req = ApplyRequest {
-        manifest: format!(
+    signed(
+        format!(
             "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  annotations:\n    beemesh.io/runtime-engine: mock\nspec:\n  containers:\n  - name: main\n    image: localhost/mesh-test:latest\n"
         ),
-        ..ApplyRequest::default()
-    };
-    let src = mesh_provider::workload::ManifestSource::of(&req);
-    let built = mesh_node::records::build(user(), &src, None, |_| 0, mesh_runtime::now_millis())
-        .expect("the bench's manifest builds");
-    ApplyRequest {
-        records: built.into_iter().map(|b| b.signed).collect(),
-        ..req
-    }
-}
-
-async fn wait<T, F: std::future::Future<Output = Option<T>>>(
-    what: &str,
-    timeout: Duration,
-    mut f: impl FnMut() -> F,
-) -> T {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = f().await {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-struct Down(std::path::PathBuf);
-
-impl Drop for Down {
-    fn drop(&mut self) {
-        let _ = testnet::down(&self.0);
-    }
+        None,
+    )
 }
 
 struct Row {

@@ -59,6 +59,18 @@ impl Meshd {
             .expect("meshctl runs")
     }
 
+    /// SIGTERM, and the exit awaited: it must be a success.
+    fn terminate(&mut self) {
+        Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .unwrap();
+        let status = wait_until_blocking("meshd to exit", READY_TIMEOUT, || {
+            self.child.try_wait().unwrap()
+        });
+        assert!(status.success(), "{status}");
+    }
+
     fn kill9(mut self) {
         self.child.kill().expect("SIGKILL");
         self.child.wait().expect("reaped");
@@ -262,14 +274,7 @@ fn sigterm_leaves_the_mesh_and_leaves_workloads_running() {
     let mut meshd = Meshd::start_logging(dir.path(), "info", std::fs::File::create(&log).unwrap());
     let f = write(files.path(), "alpha.yaml", &pod("alpha"));
     assert!(meshd.ctl(&["apply", "-f", &f]).status.success());
-    Command::new("kill")
-        .args(["-TERM", &meshd.child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = wait_until_blocking("meshd to exit", READY_TIMEOUT, || {
-        meshd.child.try_wait().unwrap()
-    });
-    assert!(status.success(), "{status}");
+    meshd.terminate();
     let text = std::fs::read_to_string(&log).unwrap();
     assert!(text.contains("left the mesh"), "{text}");
     let before = mock_instances(dir.path());
@@ -300,14 +305,7 @@ fn stop_workloads_on_exit_stops_them_and_the_next_start_brings_them_back() {
     let f = write(files.path(), "alpha.yaml", &pod("alpha"));
     assert!(meshd.ctl(&["apply", "-f", &f]).status.success());
     assert_eq!(mock_instances(dir.path()).len(), 1);
-    Command::new("kill")
-        .args(["-TERM", &meshd.child.id().to_string()])
-        .status()
-        .unwrap();
-    let status = wait_until_blocking("meshd to exit", READY_TIMEOUT, || {
-        meshd.child.try_wait().unwrap()
-    });
-    assert!(status.success(), "{status}");
+    meshd.terminate();
     assert!(
         mock_instances(dir.path()).is_empty(),
         "the instance was not stopped"

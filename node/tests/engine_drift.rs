@@ -11,24 +11,14 @@ use std::time::Duration;
 
 mod engine_support;
 
-use engine_support::{apply, daemon_up, node_polling_every, unique};
+use engine_support::{apply, daemon_up, ids, node_polling_every, unique};
 use mesh_node::testing::{wait_until, TestNode};
 use mesh_protocol::api::Deployment;
 use mesh_protocol::{Phase, Step};
 
 /// Containers labelled as `instance`'s, by id.
 fn containers(cli: &str, instance: &str) -> Vec<String> {
-    let o = Command::new(cli)
-        .args(["ps", "-a", "-q", "--no-trunc", "--filter"])
-        .arg(format!("label=beemesh.io/instance={instance}"))
-        .output()
-        .unwrap();
-    let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    v.sort();
-    v
+    ids(cli, &format!("beemesh.io/instance={instance}"))
 }
 
 async fn get(node: &TestNode, name: &str) -> Deployment {

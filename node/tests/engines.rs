@@ -11,7 +11,7 @@ use std::time::Duration;
 
 mod engine_support;
 
-use engine_support::{apply, daemon_up, free_port, node_with, unique};
+use engine_support::{apply, daemon_up, free_port, ids, node_with, unique};
 use mesh_node::testing::{wait_until, TestNode};
 use mesh_protocol::api::{Deployment, EngineInfo, Logs};
 use mesh_protocol::Phase;
@@ -330,26 +330,6 @@ async fn docker_going_away_flips_health_and_placement() {
         || async { docker_health().await.healthy.then_some(()) },
     )
     .await;
-}
-
-fn ids(cli: &str, label: &str) -> Vec<String> {
-    let o = Command::new(cli)
-        .args([
-            "ps",
-            "-a",
-            "-q",
-            "--no-trunc",
-            "--filter",
-            &format!("label={label}"),
-        ])
-        .output()
-        .unwrap();
-    let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .map(str::to_string)
-        .collect();
-    v.sort();
-    v
 }
 
 /// `kill -9` of meshd and a restart re-adopts the running containers of both engines:

@@ -46,13 +46,13 @@ fn sock(node: &testnet::TestnetNode) -> &str {
     node.api_socket.to_str().unwrap()
 }
 
-#[test]
-fn testnet_discover_peer_mode_and_kill_9_expiry() {
-    let dir = tempfile::tempdir().unwrap();
-    let ttl = Duration::from_secs(3);
-    let net = testnet::up(&testnet::Options {
-        dir: dir.path().to_path_buf(),
-        nodes: 3,
+/// `nodes` meshd processes (mock engine; `first_engines` for node 0 if given) with short
+/// rounds (provider TTL 3 s, heartbeats every 500 ms), trusting these tests' key, as
+/// `meshctl testnet up` does.
+fn fast_testnet(dir: &Path, nodes: usize, first_engines: Option<&str>) -> testnet::Testnet {
+    testnet::up(&testnet::Options {
+        dir: dir.to_path_buf(),
+        nodes,
         engines: Some("mock".into()),
         meshd: MESHD.into(),
         extra_args: vec![
@@ -60,8 +60,7 @@ fn testnet_discover_peer_mode_and_kill_9_expiry() {
             "--heartbeat-interval=500ms".into(),
             "--log=warn".into(),
         ],
-        first_engines: None,
-        // As `meshctl testnet up` does: a trust file with the key these tests sign with.
+        first_engines: first_engines.map(str::to_string),
         trust_key: Some(
             mesh_node::cli::key::load(&key_path().join("user.key"))
                 .unwrap()
@@ -69,7 +68,14 @@ fn testnet_discover_peer_mode_and_kill_9_expiry() {
                 .to_peer_id(),
         ),
     })
-    .unwrap();
+    .unwrap()
+}
+
+#[test]
+fn testnet_discover_peer_mode_and_kill_9_expiry() {
+    let dir = tempfile::tempdir().unwrap();
+    let ttl = Duration::from_secs(3);
+    let net = fast_testnet(dir.path(), 3, None);
     let guard = Down(dir.path());
     let (a, c) = (&net.nodes[0], &net.nodes[2]);
     wait_until_blocking("every node to be known", Duration::from_secs(30), || {
@@ -201,23 +207,8 @@ impl Drop for Down<'_> {
 #[test]
 fn kill_9_is_healed_followed_by_events_w_and_drain_moves_replicas() {
     let dir = tempfile::tempdir().unwrap();
-    let user = mesh_node::cli::key::load(&key_path().join("user.key")).unwrap();
-    let net = testnet::up(&testnet::Options {
-        dir: dir.path().to_path_buf(),
-        // A watcher, three replicas, a spare for the kill and one for the drain.
-        nodes: 6,
-        engines: Some("mock".into()),
-        meshd: MESHD.into(),
-        extra_args: vec![
-            "--provider-ttl=3s".into(),
-            "--heartbeat-interval=500ms".into(),
-            "--log=warn".into(),
-        ],
-        // Node 0 runs nothing: it watches.
-        first_engines: Some("none".into()),
-        trust_key: Some(user.public().to_peer_id()),
-    })
-    .unwrap();
+    // A watcher (no engine), three replicas, a spare for the kill and one for the drain.
+    let net = fast_testnet(dir.path(), 6, Some("none"));
     let guard = Down(dir.path());
     let a = &net.nodes[0];
     wait_until_blocking("every node to be known", Duration::from_secs(30), || {

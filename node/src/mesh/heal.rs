@@ -153,14 +153,7 @@ impl Mesh {
         }
         let target = KBucketKey::new(keys::record(id));
         let me = self.peer_id();
-        let mut nodes: Vec<PeerId> = self
-            .inner
-            .peers
-            .fresh(now_millis())
-            .into_iter()
-            .map(|(p, _)| p)
-            .filter(|p| self.inner.liveness.status(p) == Status::Alive)
-            .collect();
+        let mut nodes = self.alive_peers();
         nodes.push(me);
         nodes
             .into_iter()

@@ -170,12 +170,9 @@ impl Mesh {
     fn helpers(&self, target: PeerId) -> Vec<PeerId> {
         let me = self.peer_id();
         let mut alive: Vec<PeerId> = self
-            .inner
-            .peers
-            .fresh(now_millis())
+            .alive_peers()
             .into_iter()
-            .map(|(p, _)| p)
-            .filter(|p| *p != target && *p != me && self.inner.liveness.status(p) == Status::Alive)
+            .filter(|p| *p != target && *p != me)
             .collect();
         if alive.is_empty() {
             return alive;
@@ -188,6 +185,17 @@ impl Mesh {
         alive.rotate_left(start);
         alive.truncate(INDIRECT_PROBES);
         alive
+    }
+
+    /// Peers with a fresh heartbeat that this node neither suspects nor holds dead.
+    pub(crate) fn alive_peers(&self) -> Vec<PeerId> {
+        self.inner
+            .peers
+            .fresh(now_millis())
+            .into_iter()
+            .map(|(p, _)| p)
+            .filter(|p| self.inner.liveness.status(p) == Status::Alive)
+            .collect()
     }
 
     /// Pings `peer`: an answer in time, an error before it (refused, reset), or silence.

@@ -4,6 +4,7 @@
 #![allow(dead_code)] // each test file uses its own subset
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+use std::process::Command;
 use std::time::Duration;
 
 use mesh_node::testing::TestNode;
@@ -84,4 +85,25 @@ pub async fn apply(node: &TestNode, manifest: String, name: Option<&str>) -> App
         resp.workloads[0].deployment.error
     );
     resp
+}
+
+/// `CLI ps -a -q --no-trunc --filter label=LABEL`: the containers with that label, sorted.
+pub fn ids(cli: &str, label: &str) -> Vec<String> {
+    let o = Command::new(cli)
+        .args([
+            "ps",
+            "-a",
+            "-q",
+            "--no-trunc",
+            "--filter",
+            &format!("label={label}"),
+        ])
+        .output()
+        .unwrap();
+    let mut v: Vec<String> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
+    v.sort();
+    v
 }
