@@ -67,13 +67,19 @@ pub enum Request {
         after: u64,
         limit: u32,
     },
-    /// Liveness: "are you there?" Answered [`Response::Pong`] by the node's request task, so a
-    /// node whose event loop is stalled does not answer.
-    Ping,
-    /// Liveness, indirect: "ping `peer` for me" (the SWIM idea): a peer that cannot reach a
-    /// suspect asks two others, so one bad link does not make a node dead.
+    /// Liveness: "are you there?" Answered [`Response::Pong`] with a signature over `nonce`
+    /// by the node's request task, so a node whose event loop is stalled does not answer.
+    Ping {
+        #[serde(with = "crate::b64")]
+        nonce: Vec<u8>,
+    },
+    /// Liveness, indirect: "ping `peer` for me with `nonce`" (the SWIM idea): a peer that
+    /// cannot reach a suspect asks two others, so one bad link does not make a node dead. The
+    /// helper relays the suspect's signed answer, so it cannot vouch for a dead node.
     Probe {
         peer: String,
+        #[serde(with = "crate::b64")]
+        nonce: Vec<u8>,
     },
 
     // Replica requests: about the replica on the receiving node only.
@@ -123,7 +129,7 @@ impl Request {
             Request::NodeRecord => "node-record",
             Request::Command { .. } => "command",
             Request::EventLog { .. } => "event-log",
-            Request::Ping => "ping",
+            Request::Ping { .. } => "ping",
             Request::Probe { .. } => "probe",
             Request::ApplyReplica(_) => "apply-replica",
             Request::ReplicaGet { .. } => "replica-get",
@@ -134,6 +140,21 @@ impl Request {
         }
     }
 }
+
+/// A node's signature over a ping's nonce ([`PING_CONTEXT`] then the nonce), with its
+/// public key (protobuf encoding): whoever asked checks that the key is the peer's and the
+/// signature good.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PingProof {
+    #[serde(with = "crate::b64")]
+    pub key: Vec<u8>,
+    #[serde(with = "crate::b64")]
+    pub signature: Vec<u8>,
+}
+
+/// What a ping's signature covers before the nonce: a signature made for a ping is good for
+/// nothing else.
+pub const PING_CONTEXT: &[u8] = b"mesh-ping/1\0";
 
 /// "Run the replica in slot `slot` of this workload here."
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -181,12 +202,13 @@ pub enum Response {
     Drained(crate::api::DrainReport),
     /// The answer to [`Request::EventLog`].
     EventLog(crate::api::EventPage),
-    /// The answer to [`Request::Ping`].
-    Pong,
-    /// The answer to [`Request::Probe`]: whether the peer answered a ping, and, when it did
-    /// not, whether it could not be reached at all (refused, not just slow).
+    /// The answer to [`Request::Ping`]: the answering node's proof that it is alive.
+    Pong(PingProof),
+    /// The answer to [`Request::Probe`]: the suspect's own proof when it answered, and, when
+    /// it did not, whether it could not be reached at all (refused, not just slow).
     Probed {
-        alive: bool,
+        #[serde(default)]
+        proof: Option<PingProof>,
         #[serde(default)]
         unreachable: bool,
     },

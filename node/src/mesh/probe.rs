@@ -6,7 +6,7 @@ use std::time::Duration;
 use futures::future::{join_all, BoxFuture};
 use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::PeerId;
-use mesh_protocol::wire::{Request, Response};
+use mesh_protocol::wire::{PingProof, Request, Response, PING_CONTEXT};
 use mesh_protocol::{Event, Outcome, Step};
 use mesh_runtime::now_millis;
 use tokio_util::sync::CancellationToken;
@@ -198,51 +198,106 @@ impl Mesh {
             .collect()
     }
 
-    /// Pings `peer`: an answer in time, an error before it (refused, reset), or silence.
+    /// Pings `peer` with a fresh nonce: a proof signed by it in time, an error before the
+    /// timeout (refused, reset), or silence (a forged or wrong proof counts as silence).
     pub(crate) async fn ping(&self, peer: PeerId) -> Answer {
-        let addrs = self.addrs_of(&peer);
-        let request = self.inner.net.request(peer, addrs, Request::Ping);
-        match tokio::time::timeout(self.inner.config.probe_timeout(), request).await {
-            Ok(Ok(Response::Pong)) => Answer::Alive,
-            Ok(Ok(_)) => Answer::Silent,
-            Ok(Err(e)) => {
-                tracing::debug!(%peer, error = %e, "ping failed");
-                Answer::Unreachable
+        let nonce = nonce();
+        let (answer, proof) = self.ping_with(peer, nonce.clone()).await;
+        match proof {
+            Some(p) if proves(&p, &peer, &nonce) => Answer::Alive,
+            Some(_) => {
+                tracing::debug!(%peer, "ping answered with a proof that does not verify");
+                Answer::Silent
             }
-            Err(_) => Answer::Silent,
+            None => answer,
         }
     }
 
-    /// Asks `helper` to ping `target`; a helper that does not answer in time is silent.
+    /// Sends `Ping { nonce }` and returns the answer with the proof as received (unchecked).
+    async fn ping_with(&self, peer: PeerId, nonce: Vec<u8>) -> (Answer, Option<PingProof>) {
+        let addrs = self.addrs_of(&peer);
+        let request = self.inner.net.request(peer, addrs, Request::Ping { nonce });
+        match tokio::time::timeout(self.inner.config.probe_timeout(), request).await {
+            Ok(Ok(Response::Pong(proof))) => (Answer::Alive, Some(proof)),
+            Ok(Ok(_)) => (Answer::Silent, None),
+            Ok(Err(e)) => {
+                tracing::debug!(%peer, error = %e, "ping failed");
+                (Answer::Unreachable, None)
+            }
+            Err(_) => (Answer::Silent, None),
+        }
+    }
+
+    /// Asks `helper` to ping `target` with a nonce of this node's: the helper relays the
+    /// target's signed answer, so it cannot vouch for a dead node. A helper that does not
+    /// answer in time, or relays no good proof, counts as silent; its word that the target
+    /// refused counts only alongside this node's own failed ping (see `judge`).
     async fn probe_through(&self, helper: PeerId, target: PeerId) -> Answer {
+        let nonce = nonce();
         let request = Request::Probe {
             peer: target.to_string(),
+            nonce: nonce.clone(),
         };
         let wait = self.inner.config.probe_timeout() * 2;
         match tokio::time::timeout(wait, self.ask(helper, request)).await {
-            Ok(Ok(Response::Probed { alive: true, .. })) => Answer::Alive,
+            Ok(Ok(Response::Probed { proof: Some(p), .. })) if proves(&p, &target, &nonce) => {
+                Answer::Alive
+            }
             Ok(Ok(Response::Probed {
-                unreachable: true, ..
+                proof: None,
+                unreachable: true,
             })) => Answer::Unreachable,
             _ => Answer::Silent,
         }
     }
 
-    /// Answers a peer's [`Request::Probe`].
-    pub(crate) async fn serve_probe(&self, target: &str) -> Response {
+    /// Answers a peer's [`Request::Ping`]: this node's signature over the nonce.
+    pub(crate) fn serve_ping(&self, nonce: &[u8]) -> Response {
+        if nonce.len() > MAX_NONCE {
+            return Response::Error {
+                status: 400,
+                message: format!("ping: a nonce of at most {MAX_NONCE} bytes"),
+            };
+        }
+        let message = [PING_CONTEXT, nonce].concat();
+        match self.inner.keypair.sign(&message) {
+            Ok(signature) => Response::Pong(PingProof {
+                key: self.inner.keypair.public().encode_protobuf(),
+                signature,
+            }),
+            Err(e) => Response::Error {
+                status: 500,
+                message: format!("cannot sign a ping: {e}"),
+            },
+        }
+    }
+
+    /// Answers a peer's [`Request::Probe`]: the target's own proof for the asker's nonce.
+    pub(crate) async fn serve_probe(&self, target: &str, nonce: Vec<u8>) -> Response {
         let Ok(target) = target.parse::<PeerId>() else {
             return Response::Error {
                 status: 400,
                 message: format!("probe: {target:?} is not a peer id"),
             };
         };
-        let answer = if target == self.peer_id() {
-            Answer::Alive
-        } else {
-            self.ping(target).await
-        };
+        if nonce.len() > MAX_NONCE {
+            return Response::Error {
+                status: 400,
+                message: format!("probe: a nonce of at most {MAX_NONCE} bytes"),
+            };
+        }
+        if target == self.peer_id() {
+            return match self.serve_ping(&nonce) {
+                Response::Pong(p) => Response::Probed {
+                    proof: Some(p),
+                    unreachable: false,
+                },
+                other => other,
+            };
+        }
+        let (answer, proof) = self.ping_with(target, nonce).await;
         Response::Probed {
-            alive: answer == Answer::Alive,
+            proof,
             unreachable: answer == Answer::Unreachable,
         }
     }
@@ -284,5 +339,60 @@ fn secs(d: Duration) -> Duration {
         Duration::from_millis(d.as_millis() as u64)
     } else {
         Duration::from_secs(d.as_secs())
+    }
+}
+
+/// Longest nonce a ping may carry.
+const MAX_NONCE: usize = 64;
+
+/// A fresh ping nonce: 16 random bytes.
+fn nonce() -> Vec<u8> {
+    mesh_provider::workload::new_nonce().into_bytes()
+}
+
+/// Whether `proof` is `peer`'s signature over `nonce`.
+fn proves(proof: &PingProof, peer: &PeerId, nonce: &[u8]) -> bool {
+    let Ok(key) = libp2p::identity::PublicKey::try_decode_protobuf(&proof.key) else {
+        return false;
+    };
+    key.to_peer_id() == *peer && key.verify(&[PING_CONTEXT, nonce].concat(), &proof.signature)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use libp2p::identity::Keypair;
+
+    fn proof(key: &Keypair, nonce: &[u8]) -> PingProof {
+        PingProof {
+            key: key.public().encode_protobuf(),
+            signature: key.sign(&[PING_CONTEXT, nonce].concat()).unwrap(),
+        }
+    }
+
+    #[test]
+    fn only_the_peers_own_signature_over_this_nonce_proves_it_alive() {
+        let (peer, other) = (Keypair::generate_ed25519(), Keypair::generate_ed25519());
+        let id = peer.public().to_peer_id();
+        let n = nonce();
+        assert!(proves(&proof(&peer, &n), &id, &n));
+        // Another nonce (a replayed answer), another key (a helper vouching), a key swapped
+        // in under a good signature, garbage: none proves anything.
+        assert!(!proves(&proof(&peer, &nonce()), &id, &n));
+        assert!(!proves(&proof(&other, &n), &id, &n));
+        let mut swapped = proof(&peer, &n);
+        swapped.key = other.public().encode_protobuf();
+        assert!(!proves(&swapped, &id, &n));
+        let garbage = PingProof {
+            key: vec![1, 2, 3],
+            signature: vec![4],
+        };
+        assert!(!proves(&garbage, &id, &n));
+        // A signature made for something else than a ping.
+        let bare = PingProof {
+            key: peer.public().encode_protobuf(),
+            signature: peer.sign(&n).unwrap(),
+        };
+        assert!(!proves(&bare, &id, &n));
     }
 }

@@ -106,8 +106,8 @@ impl Mesh {
                 .event_page(node.as_deref(), after, limit as usize)
                 .await
                 .map(Response::EventLog),
-            Request::Ping => Ok(Response::Pong),
-            Request::Probe { peer } => Ok(self.serve_probe(&peer).await),
+            Request::Ping { nonce } => Ok(self.serve_ping(&nonce)),
+            Request::Probe { peer, nonce } => Ok(self.serve_probe(&peer, nonce).await),
             Request::ApplyReplica(r) => {
                 self.hint_modules(&r.modules);
                 let mesh = self.clone();

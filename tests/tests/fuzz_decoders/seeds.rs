@@ -263,6 +263,21 @@ pub fn wire(
         Request::Nodes { engine: None },
         Request::Engines,
         Request::NodeRecord,
+        Request::Ping {
+            nonce: b"0123456789abcdef".to_vec(),
+        },
+        Request::Probe {
+            peer: id.to_string(),
+            nonce: b"0123456789abcdef".to_vec(),
+        },
+        Request::Command {
+            command: signed[0].clone(),
+        },
+        Request::EventLog {
+            node: Some(id.to_string()),
+            after: 7,
+            limit: 500,
+        },
         Request::ApplyReplica(Box::new(ReplicaApply {
             record: sealed.signed.clone(),
             workload: sealed.spec.id(),
@@ -360,6 +375,34 @@ pub fn wire(
         Response::Record(Some(records::info(&b.opened.verified.record))),
         Response::History(records[..2].to_vec()),
         Response::Signed(signed[1].clone()),
+        Response::Pong(mesh_protocol::wire::PingProof {
+            key: vec![8, 1, 18, 32],
+            signature: vec![0; 64],
+        }),
+        Response::Probed {
+            proof: None,
+            unreachable: true,
+        },
+        Response::Drained(mesh_protocol::api::DrainReport {
+            node: id.to_string(),
+            cordoned: true,
+            moved: vec![mesh_protocol::api::Moved {
+                workload: "default/web".into(),
+                slot: 1,
+                to: id.to_string(),
+            }],
+            left: vec![mesh_protocol::api::Left {
+                workload: "default/job".into(),
+                why: "a job".into(),
+            }],
+        }),
+        Response::EventLog(mesh_protocol::api::EventPage {
+            node: id.to_string(),
+            events: Vec::new(),
+            first: 1,
+            last: 9,
+            dropped: 3,
+        }),
         Response::ModuleChunk {
             total: 10,
             offset: 4,
