@@ -143,12 +143,21 @@ impl Mesh {
     /// Places this node's slot of `desired` on another node, then removes it here.
     async fn move_replica(&self, desired: &Desired) -> Result<PeerId, String> {
         let id = desired.spec.id();
-        let Some(signed) = desired.record.clone() else {
-            return Err("it has no signed record (applied before records existed)".into());
-        };
         if desired.spec.runs_to_completion() {
             return Err("a job: it runs to completion here".into());
         }
+        // The record the mesh holds now (this replica may run an older revision of the same
+        // content, kept because nothing changed for it), with its key when sealed.
+        let Some(held) = self.inner.records.get(&id).filter(|v| !v.record.tombstone) else {
+            return Err("the mesh holds no live record of it".into());
+        };
+        let Some(signed) = self.signed_with_key(&held) else {
+            return Err(format!(
+                "its manifest is sealed and this node holds no data key for revision {}: apply \
+                 it again",
+                held.record.revision
+            ));
+        };
         let opened = records::open(&signed).map_err(|e| e.to_string())?;
         let replicas = opened.verified.record.replicas;
         let Some(count) = replicas.count() else {

@@ -247,7 +247,7 @@ impl Mesh {
     /// The held record with the data key to open it: this node's own replica's record when
     /// it runs that revision (a sealed manifest's key came with it), else the record alone,
     /// when its manifest is not sealed.
-    fn signed_with_key(&self, v: &Verified) -> Option<SignedRecord> {
+    pub(crate) fn signed_with_key(&self, v: &Verified) -> Option<SignedRecord> {
         let store = self.inner.node.store();
         if let Some(d) = store.desired(&v.record.id).ok().flatten() {
             if let Some(r) = d.record.filter(|_| d.revision == v.record.revision) {
