@@ -10,34 +10,18 @@ mod healing_support;
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
-use healing_support::{a_holder, events, mesh, peer_of, pod, settled, slots};
-use libp2p::identity::Keypair;
+use healing_support::{a_holder, deployed, events, mesh, peer_of, settled, slots};
 use libp2p::PeerId;
-use mesh_node::testing::{signed_apply, wait_until};
-use mesh_protocol::{Step, WorkloadId};
+use mesh_node::testing::wait_until;
+use mesh_protocol::Step;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_providers_slot_is_placed_again_once() {
     // Provider records outlive the test's wait (15 s): the slot empties because its holder
     // is found dead, not because its announcement expired.
     let mut net = mesh(5, Duration::from_secs(15)).await;
-    let user = Keypair::generate_ed25519();
-    let id = WorkloadId::new("default", "web");
-    let a = &net.node(0).daemon().mesh;
-    a.apply(signed_apply(a, &user, &pod("web"), 3).await)
-        .await
-        .unwrap();
+    let (id, before) = deployed(&net, "web", 3).await;
     let everyone: HashSet<PeerId> = (0..5).map(|i| peer_of(&net, i)).collect();
-    let before = settled(
-        &net,
-        &[0, 1, 2, 3, 4],
-        &id,
-        3,
-        &everyone,
-        "3 running",
-        Duration::from_secs(20),
-    )
-    .await;
 
     // The victim: a holder other than node 0, which stays to watch. Stopped without leaving
     // (no withdrawal): its connections drop as a killed process's do.
@@ -108,23 +92,8 @@ async fn a_dead_providers_slot_is_placed_again_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn after_a_partition_each_side_restores_and_the_healed_mesh_keeps_exactly_n() {
     let net = mesh(5, Duration::from_secs(3)).await;
-    let user = Keypair::generate_ed25519();
-    let id = WorkloadId::new("default", "split");
-    let a = &net.node(0).daemon().mesh;
-    a.apply(signed_apply(a, &user, &pod("split"), 3).await)
-        .await
-        .unwrap();
+    let (id, _) = deployed(&net, "split", 3).await;
     let everyone: HashSet<PeerId> = (0..5).map(|i| peer_of(&net, i)).collect();
-    settled(
-        &net,
-        &[0, 1, 2, 3, 4],
-        &id,
-        3,
-        &everyone,
-        "3 running",
-        Duration::from_secs(20),
-    )
-    .await;
 
     let left: HashSet<PeerId> = (0..3).map(|i| peer_of(&net, i)).collect();
     let right: HashSet<PeerId> = (3..5).map(|i| peer_of(&net, i)).collect();
@@ -185,23 +154,8 @@ async fn after_a_partition_each_side_restores_and_the_healed_mesh_keeps_exactly_
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_node_is_suspected_but_not_declared_dead_and_keeps_its_replicas() {
     let net = mesh(4, Duration::from_secs(3)).await;
-    let user = Keypair::generate_ed25519();
-    let id = WorkloadId::new("default", "slow");
-    let a = &net.node(0).daemon().mesh;
-    a.apply(signed_apply(a, &user, &pod("slow"), 3).await)
-        .await
-        .unwrap();
+    let (id, before) = deployed(&net, "slow", 3).await;
     let everyone: HashSet<PeerId> = (0..4).map(|i| peer_of(&net, i)).collect();
-    let before = settled(
-        &net,
-        &[0, 1, 2, 3],
-        &id,
-        3,
-        &everyone,
-        "3 running",
-        Duration::from_secs(20),
-    )
-    .await;
     let slow = a_holder(&net, 1..4, &before);
     let slow_peer = peer_of(&net, slow);
     // Paused for 4 s: longer than the silence that makes it suspect (2 heartbeats + 2 s = 3 s),

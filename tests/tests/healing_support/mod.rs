@@ -91,3 +91,31 @@ pub fn a_holder(
         .find(|i| held.values().any(|p| *p == peer_of(net, *i)))
         .unwrap()
 }
+
+/// Applies a Pod `name` with `replicas` replicas through node 0 (signed by a new user key) and
+/// waits until every node sees each slot held once; returns the workload and its holders.
+pub async fn deployed(
+    net: &TestNet,
+    name: &str,
+    replicas: u32,
+) -> (WorkloadId, BTreeMap<u32, PeerId>) {
+    let user = libp2p::identity::Keypair::generate_ed25519();
+    let a = &net.node(0).daemon().mesh;
+    a.apply(mesh_node::testing::signed_apply(a, &user, &pod(name), replicas).await)
+        .await
+        .unwrap();
+    let id = WorkloadId::new("default", name);
+    let all: Vec<usize> = (0..net.nodes.len()).collect();
+    let everyone: HashSet<PeerId> = all.iter().map(|i| peer_of(net, *i)).collect();
+    let holders = settled(
+        net,
+        &all,
+        &id,
+        replicas,
+        &everyone,
+        &format!("{replicas} running"),
+        Duration::from_secs(20),
+    )
+    .await;
+    (id, holders)
+}
