@@ -218,9 +218,23 @@ impl Client {
         what: &str,
     ) -> Result<Option<T>, Error> {
         let full = format!("/v{}{path}", conn.docker.client_version());
-        let raw::Answer { status, body, .. } = raw::get(&self.socket, &full, REQUEST_TIMEOUT)
-            .await
-            .map_err(|e| self.err(format!("{what}: {e}")))?;
+        let mut attempt = 0;
+        let raw::Answer { status, body, .. } = loop {
+            let answer = raw::get(&self.socket, &full, REQUEST_TIMEOUT)
+                .await
+                .map_err(|e| self.err(format!("{what}: {e}")))?;
+            // Podman answers 500 "read /proc/PID/cgroup: no such process" when it inspects a
+            // container whose process ended between its lookup and the read: asked again,
+            // it answers with the exited container.
+            let vanished_process = answer.status == 500
+                && String::from_utf8_lossy(&answer.body).contains("no such process");
+            if vanished_process && attempt < INSPECT_RETRIES {
+                attempt += 1;
+                tokio::time::sleep(INSPECT_RETRY_PAUSE * attempt).await;
+                continue;
+            }
+            break answer;
+        };
         match status {
             200 => serde_json::from_slice(&body)
                 .map(Some)
@@ -240,6 +254,11 @@ impl Client {
         }
     }
 }
+
+/// Times a read is asked again after Podman's "no such process" (see [`Client::read`]), and
+/// the pause before the first retry (growing with each).
+const INSPECT_RETRIES: u32 = 3;
+const INSPECT_RETRY_PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
 
 fn parse_api(raw: &str) -> Option<ClientVersion> {
     let (major, minor) = raw.trim().split_once('.')?;

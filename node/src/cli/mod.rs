@@ -70,7 +70,8 @@ pub struct Cli {
     #[arg(long, global = true, env = "MESH_TOKEN_FILE", value_name = "FILE")]
     pub token_file: Option<PathBuf>,
 
-    /// The signing key (created on first use): every apply and delete is signed with it.
+    /// The signing key (created on first use): applies, deletes, rollbacks and operator
+    /// commands (drain, uncordon) are signed with it.
     #[arg(long, global = true, env = "MESH_KEY", value_name = "FILE")]
     pub key: Option<PathBuf>,
 
