@@ -14,9 +14,8 @@
 
 use libp2p::PeerId;
 use mesh_protocol::api::{DrainReport, Left, Moved};
-use mesh_protocol::wire::{ReplicaApply, Request, Response};
+use mesh_protocol::wire::{Request, Response};
 use mesh_protocol::{Outcome, Step};
-use mesh_provider::plan::plan;
 use mesh_provider::{signed, NodeAction, NodeCommand, Record};
 use mesh_runtime::now_millis;
 
@@ -151,59 +150,40 @@ impl Mesh {
         let Some(held) = self.inner.records.get(&id).filter(|v| !v.record.tombstone) else {
             return Err("the mesh holds no live record of it".into());
         };
-        let Some(signed) = self.signed_with_key(&held) else {
-            return Err(format!(
+        let (signed, opened) = self.open_held(&held).map_err(|e| match e {
+            records::Error::NoKey(_) => format!(
                 "its manifest is sealed and this node holds no data key for revision {}: apply \
                  it again",
                 held.record.revision
-            ));
-        };
-        let opened = records::open(&signed).map_err(|e| e.to_string())?;
-        let replicas = opened.verified.record.replicas;
-        let Some(count) = replicas.count() else {
+            ),
+            e => e.to_string(),
+        })?;
+        if opened.verified.record.replicas.count().is_none() {
             return Err("it runs on every node".into());
-        };
+        }
         let lock = self.workload_lock(&id);
         let _turn = lock.lock().await;
         let me = self.peer_id();
-        let workload = id.to_string();
         // Candidates other than this node (cordoned: it reports itself unable).
         let candidates = self.candidates(&opened.spec).await;
-        let mut holders: Vec<_> = self
+        // This node's slot counts as empty, so the plan places it.
+        let holders: Vec<_> = self
             .slot_holders(&id)
             .await
             .into_iter()
             .map(|(h, _)| h)
-            .filter(|h| h.peer != me)
+            .filter(|h| h.peer != me && h.slot != desired.slot)
             .collect();
-        // This node's slot counts as empty, so the plan places it.
-        holders.retain(|h| h.slot != desired.slot);
-        let planned = plan(
-            &workload,
-            replicas,
-            &opened.verified.record.spec_version,
-            opened.spec.resources,
-            &candidates,
-            &holders,
-        );
-        let Some((_, target, _)) = planned.add.iter().find(|(s, _, _)| *s == desired.slot) else {
-            return Err(format!(
-                "no other node can take it: {}",
-                planned.notes.join("; ")
-            ));
-        };
-        let request = ReplicaApply {
-            record: signed,
-            workload: id.clone(),
-            slot: desired.slot,
-            desired_replicas: count,
-            modules: Vec::new(),
-            placement: planned.notes.clone(),
-            entry: me.to_string(),
-        };
-        let outcome = self
-            .run_replica(*target, request)
+        let placed = self
+            .place_slots(&signed, &opened, &candidates, &holders, &[desired.slot])
             .await
+            .pop()
+            .map(|(_, p)| p)
+            .expect("one result per slot asked")
+            .map_err(|notes| format!("no other node can take it: {notes}"))?;
+        let target = &placed.target;
+        let outcome = placed
+            .outcome
             .map_err(|e| format!("…{} could not take it: {e}", short_id(target)))?;
         if !outcome.deployment.phase.is_healthy() {
             return Err(format!(
@@ -219,7 +199,7 @@ impl Mesh {
             .map_err(|e| format!("moved to …{}, but not removed here: {e}", short_id(target)))?;
         self.mesh_event(
             Step::Heal,
-            &workload,
+            &id.to_string(),
             &desired.spec.version,
             Outcome::Ok,
             format!(

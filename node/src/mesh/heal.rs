@@ -17,11 +17,11 @@ use std::collections::HashSet;
 
 use libp2p::kad::KBucketKey;
 use libp2p::PeerId;
-use mesh_protocol::api::SignedRecord;
+use mesh_protocol::api::{ApplyOutcome, SignedRecord};
 use mesh_protocol::wire::ReplicaApply;
 use mesh_protocol::{Outcome, Step, WorkloadId};
 use mesh_provider::keys;
-use mesh_provider::plan::{plan, rendezvous, Holder};
+use mesh_provider::plan::{plan, rendezvous, Candidate, Holder};
 use mesh_provider::workload::Verified;
 use mesh_runtime::now_millis;
 use tokio_util::sync::CancellationToken;
@@ -29,7 +29,15 @@ use tokio_util::sync::CancellationToken;
 use super::liveness::Status;
 use super::merge::short_id;
 use super::Mesh;
-use crate::records;
+use crate::records::{self, Opened};
+
+/// A slot sent to a node by [`Mesh::place_slots`], and how it went there.
+pub(crate) struct Placed {
+    pub target: PeerId,
+    /// The engine the plan expected the node to use.
+    pub engine: String,
+    pub outcome: Result<ApplyOutcome, super::Error>,
+}
 
 impl Mesh {
     pub(crate) async fn run_healer(self, shutdown: CancellationToken) {
@@ -78,7 +86,7 @@ impl Mesh {
         let _turn = lock.lock().await;
         let workload = id.to_string();
         let version = &v.record.spec_version;
-        let holders = self.live_holders(&id);
+        let holders = self.live_holders(&id).await;
         let me = self.peer_id();
         // What stays, from the holders alone: a slot held twice or beyond the count is given
         // up by the holder the plan retires; that holder decides for itself.
@@ -94,13 +102,13 @@ impl Mesh {
             self.give_up(&id, version, *slot, count, &holders).await;
             return;
         }
-        let empty: Vec<u32> = bare.unplaced.clone();
         let current: Vec<PeerId> = holders
             .iter()
             .filter(|h| h.version == *version && h.running)
             .map(|h| h.peer)
             .collect();
-        let mine: Vec<u32> = empty
+        let mine: Vec<u32> = bare
+            .unplaced
             .into_iter()
             .filter(|slot| self.acts_for(&id, *slot, &current) == me)
             .collect();
@@ -109,35 +117,27 @@ impl Mesh {
         }
     }
 
-    /// The slot holders of `id` this node believes alive: announced (unexpired, not
-    /// withdrawn) by peers not confirmed dead, and this node's own replica from its store.
-    fn live_holders(&self, id: &WorkloadId) -> Vec<Holder> {
+    /// The slot holders of `id` as an apply sees them ([`Mesh::slot_holders`]: announced by
+    /// peers not confirmed dead, and this node's own replica from its store), but a holder on
+    /// a cordoned node counts as not running: when its slot is held twice (a drain places the
+    /// slot elsewhere before it removes its own), it is the one to go.
+    async fn live_holders(&self, id: &WorkloadId) -> Vec<Holder> {
         let me = self.peer_id();
-        let liveness = &self.inner.liveness;
-        let mut out: Vec<Holder> = self
-            .cached_providers_of(id)
+        let cordoned = |peer: &PeerId| {
+            if *peer == me {
+                self.inner.node.store().cordoned()
+            } else {
+                self.inner.peers.get(peer).is_some_and(|r| r.cordoned)
+            }
+        };
+        self.slot_holders(id)
+            .await
             .into_iter()
-            .filter(|p| !p.withdrawn)
-            .filter_map(|p| {
-                let peer: PeerId = p.peer_id.parse().ok()?;
-                // A holder on a cordoned node is the one to go when its slot is held twice
-                // (a drain places the slot elsewhere before it removes its own).
-                let cordoned = self.inner.peers.get(&peer).is_some_and(|r| r.cordoned);
-                Some(Holder {
-                    slot: p.slot?,
-                    peer,
-                    version: p.version.clone(),
-                    running: p.phase.is_healthy() && !cordoned,
-                })
+            .map(|(mut h, _)| {
+                h.running &= !cordoned(&h.peer);
+                h
             })
-            .filter(|h| h.peer != me && !liveness.is_dead(&h.peer))
-            .collect();
-        let cordoned = self.inner.node.store().cordoned();
-        out.extend(self.local_holder(id).map(|(mut h, _)| {
-            h.running &= !cordoned;
-            h
-        }));
-        out
+            .collect()
     }
 
     /// Who places an empty `slot` of `id`: of the live holders running the current version,
@@ -165,12 +165,12 @@ impl Mesh {
     async fn place(&self, v: &Verified, holders: &[Holder], slots: &[u32]) {
         let id = &v.record.id;
         let version = &v.record.spec_version;
-        let Some(signed) = self.signed_with_key(v) else {
-            self.waiting_for_key(v);
-            return;
-        };
-        let opened = match records::open(&signed) {
-            Ok(o) => o,
+        let (signed, opened) = match self.open_held(v) {
+            Ok(held) => held,
+            Err(records::Error::NoKey(_)) => {
+                self.waiting_for_key(v);
+                return;
+            }
             Err(e) => {
                 tracing::warn!(workload = %id, error = %e, "cannot open the record to heal it");
                 return;
@@ -184,55 +184,84 @@ impl Mesh {
             .filter(|c| c.is_self || self.inner.liveness.status(&c.peer) == Status::Alive)
             .collect();
         let workload = id.to_string();
-        let planned = plan(
-            &workload,
-            v.record.replicas,
-            version,
-            opened.spec.resources,
-            &candidates,
-            holders,
-        );
-        let desired = v.record.replicas.count().unwrap_or(0);
-        for slot in slots {
-            let gone = self.gone_holder(id, *slot);
-            let why = match gone {
+        let placed = self
+            .place_slots(&signed, &opened, &candidates, holders, slots)
+            .await;
+        for (slot, result) in placed {
+            let why = match self.gone_holder(id, slot) {
                 Some(peer) => format!("its holder …{} is dead", short_id(&peer)),
                 None => "no live node announced it".to_string(),
             };
-            let Some((_, target, engine)) = planned.add.iter().find(|(s, _, _)| s == slot) else {
-                let notes = planned.notes.join("; ");
-                tracing::info!(workload = %id, slot, reason = %why, %notes, "slot left empty: no capable node");
-                continue;
+            let placed = match result {
+                Ok(p) => p,
+                Err(notes) => {
+                    tracing::info!(workload = %id, slot, reason = %why, %notes, "slot left empty: no capable node");
+                    continue;
+                }
             };
-            let request = ReplicaApply {
-                record: signed.clone(),
-                workload: id.clone(),
-                slot: *slot,
-                desired_replicas: desired,
-                modules: Vec::new(),
-                placement: planned.notes.clone(),
-                entry: self.peer_id().to_string(),
-            };
-            tracing::info!(workload = %id, slot, target = %target, reason = %why, "placing a slot again");
-            let (outcome, message) = match self.run_replica(*target, request).await {
+            let target = short_id(&placed.target);
+            let (outcome, message) = match placed.outcome {
                 Ok(o) => (
                     Outcome::Ok,
                     format!(
-                        "slot {slot} placed on …{} ({engine}, {:?}): {why}",
-                        short_id(target),
-                        o.deployment.phase
+                        "slot {slot} placed on …{target} ({}, {:?}): {why}",
+                        placed.engine, o.deployment.phase
                     ),
                 ),
                 Err(e) => (
                     Outcome::Failed,
-                    format!(
-                        "slot {slot} could not be placed on …{}: {e} ({why})",
-                        short_id(target)
-                    ),
+                    format!("slot {slot} could not be placed on …{target}: {e} ({why})"),
                 ),
             };
             self.mesh_event(Step::Heal, &workload, version, outcome, message);
         }
+    }
+
+    /// Plans `slots` of the workload of `opened` (sent as `signed`), given its `holders`,
+    /// over `candidates` with the apply's own plan and placement, and sends each slot's node
+    /// its `ApplyReplica` in turn. A slot no candidate can take is `Err` with the plan's notes.
+    pub(crate) async fn place_slots(
+        &self,
+        signed: &SignedRecord,
+        opened: &Opened,
+        candidates: &[Candidate],
+        holders: &[Holder],
+        slots: &[u32],
+    ) -> Vec<(u32, Result<Placed, String>)> {
+        let record = &opened.verified.record;
+        let planned = plan(
+            &record.id.to_string(),
+            record.replicas,
+            &record.spec_version,
+            opened.spec.resources,
+            candidates,
+            holders,
+        );
+        let mut out = Vec::with_capacity(slots.len());
+        for slot in slots {
+            let Some((_, target, engine)) = planned.add.iter().find(|(s, _, _)| s == slot) else {
+                out.push((*slot, Err(planned.notes.join("; "))));
+                continue;
+            };
+            let request = ReplicaApply {
+                record: signed.clone(),
+                workload: record.id.clone(),
+                slot: *slot,
+                desired_replicas: record.replicas.count().unwrap_or(0),
+                modules: Vec::new(),
+                placement: planned.notes.clone(),
+                entry: self.peer_id().to_string(),
+            };
+            tracing::info!(workload = %record.id, slot, target = %target, "placing a slot");
+            let outcome = self.run_replica(*target, request).await;
+            let placed = Placed {
+                target: *target,
+                engine: engine.clone(),
+                outcome,
+            };
+            out.push((*slot, Ok(placed)));
+        }
+        out
     }
 
     /// The peer confirmed dead that last announced `slot` of `id`, if any.
@@ -244,24 +273,24 @@ impl Mesh {
             .find(|p| self.inner.liveness.is_dead(p))
     }
 
-    /// The held record with the data key to open it: this node's own replica's record when
-    /// it runs that revision (a sealed manifest's key came with it), else the record alone,
-    /// when its manifest is not sealed.
-    pub(crate) fn signed_with_key(&self, v: &Verified) -> Option<SignedRecord> {
-        let store = self.inner.node.store();
-        if let Some(d) = store.desired(&v.record.id).ok().flatten() {
-            if let Some(r) = d.record.filter(|_| d.revision == v.record.revision) {
-                return Some(r);
-            }
-        }
-        let bare = SignedRecord {
+    /// The held record `v` as it is sent to a new slot, opened: this node's own replica's
+    /// record when it runs that revision (a sealed manifest's key came with it), else the
+    /// record alone. `Err(NoKey)` when it is sealed and this node has no key for it.
+    pub(crate) fn open_held(&self, v: &Verified) -> Result<(SignedRecord, Opened), records::Error> {
+        let own = self
+            .inner
+            .node
+            .store()
+            .desired(&v.record.id)
+            .ok()
+            .flatten()
+            .and_then(|d| d.record.filter(|_| d.revision == v.record.revision));
+        let signed = own.unwrap_or_else(|| SignedRecord {
             bytes: v.bytes.clone(),
             data_key: None,
-        };
-        match records::open(&bare) {
-            Err(records::Error::NoKey(_)) => None,
-            _ => Some(bare),
-        }
+        });
+        let opened = records::open(&signed)?;
+        Ok((signed, opened))
     }
 
     /// A sealed workload with an empty slot that no node holding its data key can place:

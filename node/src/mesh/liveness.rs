@@ -183,15 +183,6 @@ impl Liveness {
         }
     }
 
-    /// Peers confirmed dead.
-    pub fn dead(&self) -> Vec<PeerId> {
-        self.entries()
-            .iter()
-            .filter(|(_, e)| e.status == Status::Dead)
-            .map(|(p, _)| *p)
-            .collect()
-    }
-
     /// Forgets peers dead for longer than `after` (their records have expired by then).
     pub fn prune(&self, after: Duration) {
         self.entries()
