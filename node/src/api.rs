@@ -130,6 +130,7 @@ pub fn router(mesh: Mesh) -> Router {
         .route("/deployments/{name}", get(get_one).delete(delete))
         .route("/deployments/{name}/status", get(status))
         .route("/deployments/{name}/logs", get(logs))
+        .route("/deployments/{name}/outputs", get(output))
         .route("/records/{name}", get(record))
         .route("/records/{name}/history", get(history))
         .route("/events", get(events))
@@ -282,6 +283,29 @@ async fn event_log(
     let limit = q.limit.unwrap_or(crate::mesh::event_log::MAX_EVENT_PAGE);
     Ok(Json(
         mesh.event_page(q.node.as_deref(), q.after, limit).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+struct OutputQuery {
+    namespace: Option<String>,
+    /// The node that ran the job (default: this one).
+    node: Option<String>,
+    path: String,
+    #[serde(default)]
+    offset: u64,
+}
+
+/// `GET /deployments/NAME/outputs?path=&node=&offset=`: a piece of a collected output file.
+async fn output(
+    State(mesh): State<Mesh>,
+    Path(name): Path<String>,
+    Query(q): Query<OutputQuery>,
+) -> Result<Json<mesh_protocol::api::OutputChunk>, ApiError> {
+    let id = id(name, q.namespace);
+    Ok(Json(
+        mesh.output_chunk(&id, q.node.as_deref(), &q.path, q.offset)
+            .await?,
     ))
 }
 

@@ -59,6 +59,20 @@ pub struct Client {
     authorization: Option<String>,
 }
 
+/// The node answered, refusing: its status (HTTP's, also on the wire) and one-line reason.
+/// `meshctl` exits with a status of its own for some (see [`crate::cli::exit_code`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct Refused {
+    pub status: u16,
+    pub message: String,
+}
+
+/// The node could not be reached at all (no daemon, wrong address, no answer in time).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct Unreachable(pub String);
+
 /// An answer: status and body bytes.
 #[derive(Debug)]
 pub struct Answer {
@@ -70,9 +84,17 @@ impl Answer {
     /// Decodes a success body, or turns an error body into its one-line message.
     pub fn json<T: DeserializeOwned>(self) -> anyhow::Result<T> {
         if !self.status.is_success() {
-            return Err(anyhow!(self.error_message()));
+            return Err(self.refused());
         }
         serde_json::from_slice(&self.body).context("the node answered with an unexpected body")
+    }
+
+    /// The answer as a [`Refused`] error.
+    pub fn refused(&self) -> anyhow::Error {
+        anyhow::Error::new(Refused {
+            status: self.status.as_u16(),
+            message: self.error_message(),
+        })
     }
 
     pub fn error_message(&self) -> String {
@@ -115,11 +137,10 @@ impl Client {
         tokio::time::timeout(REQUEST_TIMEOUT, self.request_inner(method, path, body))
             .await
             .map_err(|_| {
-                anyhow!(
+                anyhow::Error::new(Unreachable(format!(
                     "no answer from the node at {} within {:?}",
-                    self.target,
-                    REQUEST_TIMEOUT
-                )
+                    self.target, REQUEST_TIMEOUT
+                )))
             })?
     }
 
@@ -130,10 +151,10 @@ impl Client {
         body: Option<Vec<u8>>,
     ) -> anyhow::Result<Answer> {
         let unreachable = |e: std::io::Error| {
-            anyhow!(
+            anyhow::Error::new(Unreachable(format!(
                 "cannot reach meshd at {}: {e} (is meshd running? set --node or MESH_NODE)",
                 self.target
-            )
+            )))
         };
         let (mut sender, host) = match &self.target {
             Target::Unix(path) => {

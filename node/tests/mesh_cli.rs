@@ -3,73 +3,13 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use mesh_node::testing::wait_until_blocking;
 use mesh_node::testnet;
 
-const MESHD: &str = env!("CARGO_BIN_EXE_meshd");
-const MESHCTL: &str = env!("CARGO_BIN_EXE_meshctl");
-
-/// The signing key of these tests' meshctl runs: in a temporary directory, never in the
-/// user's home; made once, before any test reads it (tests run in parallel).
-fn key_path() -> &'static std::path::Path {
-    static DIR: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    DIR.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap();
-        mesh_node::cli::key::load(&dir.path().join("user.key")).unwrap();
-        dir
-    })
-    .path()
-}
-
-fn ctl(args: &[&str]) -> Output {
-    Command::new(MESHCTL)
-        .env("MESH_KEY", key_path().join("user.key"))
-        .args(args)
-        .output()
-        .unwrap()
-}
-
-fn json(out: Output) -> serde_json::Value {
-    assert!(
-        out.status.success(),
-        "meshctl failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
-fn sock(node: &testnet::TestnetNode) -> &str {
-    node.api_socket.to_str().unwrap()
-}
-
-/// `nodes` meshd processes (mock engine; `first_engines` for node 0 if given) with short
-/// rounds (provider TTL 3 s, heartbeats every 500 ms), trusting these tests' key, as
-/// `meshctl testnet up` does.
-fn fast_testnet(dir: &Path, nodes: usize, first_engines: Option<&str>) -> testnet::Testnet {
-    testnet::up(&testnet::Options {
-        dir: dir.to_path_buf(),
-        nodes,
-        engines: Some("mock".into()),
-        meshd: MESHD.into(),
-        extra_args: vec![
-            "--provider-ttl=3s".into(),
-            "--heartbeat-interval=500ms".into(),
-            "--log=warn".into(),
-        ],
-        first_engines: first_engines.map(str::to_string),
-        trust_key: Some(
-            mesh_node::cli::key::load(&key_path().join("user.key"))
-                .unwrap()
-                .public()
-                .to_peer_id(),
-        ),
-    })
-    .unwrap()
-}
+mod cli_support;
+use cli_support::{ctl, fast_testnet, json, key_path, sock, Down, MESHCTL};
 
 #[test]
 fn testnet_discover_peer_mode_and_kill_9_expiry() {
@@ -192,14 +132,6 @@ fn testnet_discover_peer_mode_and_kill_9_expiry() {
 }
 
 /// Stops the testnet even when an assertion failed.
-struct Down<'a>(&'a Path);
-
-impl Drop for Down<'_> {
-    fn drop(&mut self) {
-        let _ = testnet::down(self.0);
-    }
-}
-
 /// Self-healing through the real binaries: `kill -9` of a provider, and its slot runs again
 /// elsewhere (the replacement's start in its node's events); `meshctl events -w` on the first
 /// node shows the healing as it happens; `meshctl drain` moves a node's replica off it and

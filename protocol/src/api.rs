@@ -38,6 +38,10 @@ pub struct ApplyRequest {
     /// `meshctl`. The node stores them by digest and runs the digest.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub modules: Vec<BundledModule>,
+    /// `meshctl apply --no-wait`: answer once every record is verified, authorised and kept
+    /// (action `accepted`), and place and start the replicas after answering.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub no_wait: bool,
 }
 
 /// A signed workload record as it travels, with the workload's data key when its manifest
@@ -123,12 +127,17 @@ pub enum ApplyAction {
     /// The new version failed its health check; the previous version was kept.
     RolledBack,
     Failed,
+    /// `--no-wait`: the record is kept; replicas are being placed and started.
+    Accepted,
 }
 
 /// `POST /deployments` answers after every workload has settled (Running, Failed, …).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ApplyResponse {
     pub workloads: Vec<ApplyOutcome>,
+    /// The apply's correlation id: every node it touched logs its work in a span with it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -336,4 +345,14 @@ pub struct EventPage {
     pub last: u64,
     /// Events dropped from the log (the oldest, beyond its bound) since the node began.
     pub dropped: u64,
+}
+
+/// `GET /deployments/NAME/outputs?path=&node=&offset=`: a piece of a job's collected output
+/// file, `bytes` from `offset` of a file of `total` bytes (at most 4 MiB a piece).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutputChunk {
+    pub total: u64,
+    pub offset: u64,
+    #[serde(with = "crate::b64")]
+    pub bytes: Vec<u8>,
 }

@@ -107,6 +107,16 @@ pub enum Request {
         digest: String,
         offset: u64,
     },
+    /// Up to [`MODULE_CHUNK_BYTES`] from `offset` of a collected output file (`path`, as the
+    /// job's status lists it) of a run-to-completion workload: on the receiving node, or on
+    /// `node`, to which it forwards the request (`meshctl outputs`).
+    Output {
+        id: WorkloadId,
+        #[serde(default)]
+        node: Option<String>,
+        path: String,
+        offset: u64,
+    },
 }
 
 /// Largest piece of a module one [`Request::FetchModule`] returns.
@@ -137,6 +147,7 @@ impl Request {
             Request::ReplicaDelete { .. } => "replica-delete",
             Request::ReplicaLogs { .. } => "replica-logs",
             Request::FetchModule { .. } => "fetch-module",
+            Request::Output { .. } => "output",
         }
     }
 }
@@ -175,6 +186,9 @@ pub struct ReplicaApply {
     pub placement: Vec<String>,
     /// The entry node that placed it.
     pub entry: String,
+    /// The correlation id of the apply (or heal, drain) that sent it, for the target's logs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub correlation: Option<String>,
 }
 
 /// A node's answer.
@@ -219,6 +233,8 @@ pub enum Response {
         #[serde(with = "crate::b64")]
         bytes: Vec<u8>,
     },
+    /// The answer to [`Request::Output`].
+    Output(crate::api::OutputChunk),
     /// The request failed; `status` follows HTTP (400 bad input, 404 not found, 422 apply
     /// failed, 500/503 node trouble).
     Error {

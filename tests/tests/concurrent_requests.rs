@@ -44,6 +44,7 @@ fn request(i: usize) -> Request {
     let id = WorkloadId::new("default", format!("w{i}"));
     if i.is_multiple_of(2) {
         Request::ApplyReplica(Box::new(ReplicaApply {
+            correlation: None,
             record: SignedRecord::default(),
             workload: id,
             slot: 0,

@@ -67,6 +67,7 @@ fn apply(record: SignedRecord) -> Request {
 
 fn replica(record: SignedRecord) -> Request {
     Request::ApplyReplica(Box::new(ReplicaApply {
+        correlation: None,
         record,
         workload: WorkloadId::new("default", "victim"),
         slot: 0,

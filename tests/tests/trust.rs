@@ -123,6 +123,7 @@ async fn strangers_namespaces_and_non_owners_are_refused_and_change_nothing() {
         &[&stranger_id, "not trusted"],
     );
     let replica = Request::ApplyReplica(Box::new(ReplicaApply {
+        correlation: None,
         record: req.records[0].clone(),
         workload: WorkloadId::new("default", "intruder"),
         slot: 0,

@@ -176,6 +176,7 @@ async fn a_provider_with_corrupt_bytes_is_skipped_for_a_good_one() {
                 .map(|x| x.parse().unwrap())
                 .collect(),
             Request::ApplyReplica(Box::new(ReplicaApply {
+                correlation: None,
                 record: signed_record(&req),
                 workload: id("picky"),
                 slot: 0,

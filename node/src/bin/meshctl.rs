@@ -31,7 +31,7 @@ fn main() -> std::process::ExitCode {
         }
         Err(e) => {
             eprintln!("error: {e:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(mesh_node::cli::exit_code(&e))
         }
     }
 }

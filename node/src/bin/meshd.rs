@@ -149,9 +149,14 @@ struct Args {
     /// The wasm engine's runner [default: mesh-wasm-runner next to meshd, or on PATH].
     #[arg(long, value_name = "PATH")]
     wasm_runner: Option<PathBuf>,
-    /// Log filter (also RUST_LOG), e.g. info, debug, mesh_node=debug.
+    /// Log filter, e.g. info, debug, mesh_node=debug,libp2p_kad=warn; RUST_LOG, when set,
+    /// wins over it.
     #[arg(long, default_value = "info")]
     log: String,
+    /// Log format on stderr: `text` (coloured only when stderr is a terminal) or `json` (one
+    /// object per line, with the spans, e.g. an apply's correlation id).
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = mesh_node::daemon::LogFormat::Text)]
+    log_format: mesh_node::daemon::LogFormat,
 }
 
 fn config(args: Args) -> anyhow::Result<Config> {
@@ -276,10 +281,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 
 fn main() -> std::process::ExitCode {
     let args = Args::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(mesh_node::daemon::log_filter(&args.log))
-        .with_writer(std::io::stderr)
-        .init();
+    mesh_node::daemon::init_logging(&args.log, args.log_format);
     let result = config(args).and_then(|config| {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -147,6 +147,7 @@ pub(super) async fn apply(
     let modules = bundle_modules(&specs, &base).map_err(|e| anyhow::anyhow!("{label}: {e}"))?;
     let keypair = key::load(key_path)?;
     let unsigned = ApplyRequest {
+        no_wait: args.no_wait,
         manifest,
         name: args.name.clone(),
         default_name: stem,
@@ -179,14 +180,70 @@ pub(super) async fn apply(
             records: built.into_iter().map(|b| b.signed).collect(),
             ..unsigned.clone()
         };
-        match backend.apply(req).await {
+        match with_progress(backend, fmt, &ids, args.no_wait, backend.apply(req)).await {
             Err(e) if attempt < 3 && e.to_string().contains("is not newer than revision") => {
                 continue
             }
-            other => break other.map_err(|e| anyhow::anyhow!("{label}: {e}"))?,
+            // Context, not a new error: the node's refusal stays in the chain for the exit status.
+            other => break other.map_err(|e| e.context(label.to_string()))?,
         }
     };
     report(fmt, &resp)
+}
+
+/// Runs `apply`, showing on a terminal how many replicas of each workload are Running
+/// (asked every 300 ms) until it answers.
+async fn with_progress<T>(
+    backend: &Backend,
+    fmt: Format,
+    ids: &[WorkloadId],
+    no_wait: bool,
+    apply: impl std::future::Future<Output = T>,
+) -> T {
+    let bar = super::progress::spinner(if no_wait { Format::Json } else { fmt });
+    if bar.is_hidden() {
+        return apply.await;
+    }
+    bar.set_message(format!("applying {}", names(ids)));
+    let poll = async {
+        let mut tick = tokio::time::interval(std::time::Duration::from_millis(300));
+        loop {
+            tick.tick().await;
+            let mut parts = Vec::new();
+            for id in ids {
+                if let Ok(d) = backend.get(id, false).await {
+                    let running = d
+                        .replicas
+                        .iter()
+                        .filter(|r| {
+                            matches!(
+                                r.phase,
+                                mesh_protocol::Phase::Running | mesh_protocol::Phase::Succeeded
+                            )
+                        })
+                        .count();
+                    parts.push(format!(
+                        "{}: {running}/{} ready, {}",
+                        id.name, d.desired_replicas, d.phase
+                    ));
+                }
+            }
+            if !parts.is_empty() {
+                bar.set_message(parts.join("; "));
+            }
+        }
+    };
+    let out = tokio::select! {
+        out = apply => out,
+        () = poll => unreachable!("the poll never ends"),
+    };
+    bar.finish_and_clear();
+    out
+}
+
+fn names(ids: &[WorkloadId]) -> String {
+    let names: Vec<&str> = ids.iter().map(|i| i.name.as_str()).collect();
+    names.join(", ")
 }
 
 /// Prints an apply's outcome; exits 1 when a workload failed or was rolled back.

@@ -6,13 +6,13 @@ use libp2p::multiaddr::Protocol;
 use libp2p::{Multiaddr, PeerId};
 use mesh_protocol::api::{
     ApplyRequest, ApplyResponse, CommandRequest, DeleteRequest, Deployment, DrainReport,
-    EngineInfo, EventPage, Logs, RecordInfo, SignedRecord,
+    EngineInfo, EventPage, Logs, OutputChunk, RecordInfo, SignedRecord,
 };
 use mesh_protocol::wire::{NodeInfo, Provider, Request, Response};
 use mesh_protocol::{Event, WorkloadId};
 use tokio_util::sync::CancellationToken;
 
-use crate::client::{encode, Client};
+use crate::client::{encode, Client, Refused, Unreachable};
 use crate::net;
 
 /// A node reached over libp2p by an ephemeral identity.
@@ -88,13 +88,20 @@ impl PeerClient {
             .request(self.peer, vec![self.addr.clone()], request)
             .await
         {
-            Ok(Response::Error { message, .. }) => Err(anyhow!(message)),
+            Ok(Response::Error { status, message }) => {
+                Err(anyhow::Error::new(Refused { status, message }))
+            }
             Ok(r) => Ok(r),
-            Err(e) if !self.private && e.contains("dial") => Err(anyhow!(
-                "cannot reach {}: {e} (a private mesh needs its key: --mesh-key FILE)",
+            Err(e) if !self.private && e.contains("dial") => {
+                Err(anyhow::Error::new(Unreachable(format!(
+                    "cannot reach {}: {e} (a private mesh needs its key: --mesh-key FILE)",
+                    self.addr
+                ))))
+            }
+            Err(e) => Err(anyhow::Error::new(Unreachable(format!(
+                "cannot reach {}: {e}",
                 self.addr
-            )),
-            Err(e) => Err(anyhow!("cannot reach {}: {e}", self.addr)),
+            )))),
         }
     }
 }
@@ -135,7 +142,7 @@ impl Backend {
                 if !(answer.status.is_success()
                     || answer.status == hyper::StatusCode::UNPROCESSABLE_ENTITY)
                 {
-                    bail!("{}", answer.error_message());
+                    return Err(answer.refused());
                 }
                 serde_json::from_slice(&answer.body)
                     .context("the node answered with an unexpected body")
@@ -365,6 +372,39 @@ impl Backend {
         }
     }
 
+    /// A piece of output file `path` of job `id` that ran on `node`, from `offset`.
+    pub async fn output_chunk(
+        &self,
+        id: &WorkloadId,
+        node: &str,
+        path: &str,
+        offset: u64,
+    ) -> anyhow::Result<OutputChunk> {
+        match self {
+            Backend::Local(c) => {
+                let mut url = path_of(id, "/outputs");
+                url.push_str(&format!(
+                    "&node={}&path={}&offset={offset}",
+                    encode(node),
+                    encode(path)
+                ));
+                c.get(&url).await
+            }
+            Backend::Peer(p) => {
+                let req = Request::Output {
+                    id: id.clone(),
+                    node: Some(node.to_string()),
+                    path: path.to_string(),
+                    offset,
+                };
+                match p.ask(req).await? {
+                    Response::Output(chunk) => Ok(chunk),
+                    _ => Err(unexpected()),
+                }
+            }
+        }
+    }
+
     /// Sends an operator's signed command (drain, uncordon); the node forwards it to the
     /// node it names.
     pub async fn command(&self, command: Vec<u8>) -> anyhow::Result<DrainReport> {
@@ -372,7 +412,7 @@ impl Backend {
             Backend::Local(c) => {
                 let answer = c.post("/commands", &CommandRequest { command }).await?;
                 if !answer.status.is_success() {
-                    bail!("{}", answer.error_message());
+                    return Err(answer.refused());
                 }
                 serde_json::from_slice(&answer.body)
                     .context("the node answered with an unexpected body")

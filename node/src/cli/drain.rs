@@ -62,7 +62,7 @@ pub(super) async fn run(
     let command =
         Mesh::sign_command(&key, node, action, now_millis()).map_err(|e| anyhow!("{e}"))?;
     let report = backend.command(command).await?;
-    if fmt != Format::Table {
+    if !fmt.is_table() {
         return output::print_value(fmt, &report);
     }
     print_report(&report, action);

@@ -125,7 +125,7 @@ fn write_cursor(path: &Path, cursor: &BTreeMap<String, u64>) -> anyhow::Result<(
 }
 
 fn print(fmt: Format, f: &Followed) -> anyhow::Result<()> {
-    if fmt != Format::Table {
+    if !fmt.is_table() {
         // One JSON object per line, for scripts.
         println!("{}", serde_json::to_string(f)?);
         return Ok(());

@@ -77,7 +77,7 @@ pub fn run(cmd: KeyCommand, path: &Path, fmt: Format) -> anyhow::Result<()> {
         path: path.display().to_string(),
     };
     match fmt {
-        Format::Table => {
+        Format::Table | Format::Wide => {
             println!("key id: {}", info.key_id);
             println!("path:   {}", info.path);
             Ok(())

@@ -16,9 +16,13 @@ pub mod backend;
 mod drain;
 pub mod follow;
 pub mod key;
+mod logs;
 pub mod output;
+mod outputs;
+mod progress;
 mod rollback;
 pub mod testnet;
+mod watch;
 
 use std::path::PathBuf;
 
@@ -48,7 +52,11 @@ Examples:
   meshctl key show                          the key id meshctl signs with, and its path
 
 The node is found at --node, else $MESH_NODE, else the default socket of a local meshd;
---peer talks to any node over libp2p instead.";
+--peer talks to any node over libp2p instead.
+
+Exit status: 0 done; 1 failed (a workload failed or was rolled back, bad input, other
+errors); 2 wrong command line; 3 no node reachable; 4 not found; 5 refused (key not
+trusted or not allowed, wrong token).";
 
 #[derive(Debug, Parser)]
 #[command(name = "meshctl", version, about = "Control a mesh of meshd nodes: apply, inspect and delete workloads", after_help = AFTER_HELP)]
@@ -109,8 +117,12 @@ pub enum Command {
     /// that revision's content and replicas (the newest earlier one that differs, unless
     /// --to-revision).
     Rollback(RollbackArgs),
-    /// Print a workload's logs.
+    /// Print a workload's logs (of every replica); -f follows them.
     Logs(LogsArgs),
+    /// Download the collected output files of a Job or Function (declared with the
+    /// beemesh.io/outputs annotation) from the node that ran it; each is checked against its
+    /// sha256 digest before it is kept.
+    Outputs(OutputsArgs),
     /// List the node's engines, their health and what they can run.
     Engines,
     /// Show recent lifecycle events of the node (all workloads, or one); with -w, follow the
@@ -163,6 +175,14 @@ pub struct ApplyArgs {
     /// Number of replicas, overriding the manifest.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub replicas: Option<u32>,
+    /// Return as soon as the node has verified and kept the records (action `accepted`):
+    /// replicas are placed and started after; follow them with `meshctl get NAME -w`.
+    #[arg(long)]
+    pub no_wait: bool,
+    /// Wait until every replica is Running, or has failed (the default). A terminal shows
+    /// the replicas' progress meanwhile.
+    #[arg(long, overrides_with = "no_wait")]
+    pub wait: bool,
 }
 
 #[derive(Debug, Args)]
@@ -171,6 +191,11 @@ pub struct NameOpt {
     pub name: Option<String>,
     #[arg(short = 'n', long, default_value = mesh_protocol::spec::DEFAULT_NAMESPACE)]
     pub namespace: String,
+    /// Watch: print the list (or the workload), then a line each time a workload changes
+    /// (phase, replicas ready, version, nodes) or is deleted; with -o json one
+    /// {"type":"ADDED|MODIFIED|DELETED","object":…} per line. Ctrl-C stops.
+    #[arg(short = 'w', long)]
+    pub watch: bool,
 }
 
 #[derive(Debug, Args)]
@@ -199,6 +224,21 @@ pub struct LogsArgs {
     /// Only the last N lines.
     #[arg(long)]
     pub tail: Option<usize>,
+    /// Follow: keep printing new lines of every replica, wherever it runs (each prefixed by
+    /// its node when there are several), until Ctrl-C.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct OutputsArgs {
+    /// The run-to-completion workload (Job, Function) whose outputs to fetch.
+    pub name: String,
+    #[arg(short = 'n', long, default_value = mesh_protocol::spec::DEFAULT_NAMESPACE)]
+    pub namespace: String,
+    /// Directory to write them to (created; files keep their relative paths).
+    #[arg(short = 'd', long = "dir", value_name = "DIR", default_value = ".")]
+    pub dir: PathBuf,
 }
 
 #[derive(Debug, Args)]
@@ -228,6 +268,39 @@ pub struct EventsArgs {
     /// With --watch: begin with each node's oldest kept event rather than with new ones.
     #[arg(long, requires = "watch")]
     pub from_start: bool,
+}
+
+/// `meshctl`'s exit statuses; stable, documented in `docs/operations.md` and `--help`.
+pub mod exit {
+    /// Done; for apply, every workload Running (or accepted, with --no-wait).
+    pub const OK: u8 = 0;
+    /// Failed: a workload failed or was rolled back, bad input, or any other error.
+    pub const FAILED: u8 = 1;
+    /// The command line is wrong (clap's own status).
+    pub const USAGE: u8 = 2;
+    /// No node could be reached (no meshd at --node, or the peer does not answer).
+    pub const UNREACHABLE: u8 = 3;
+    /// What was named does not exist (workload, node, output).
+    pub const NOT_FOUND: u8 = 4;
+    /// The node refused: the key is not trusted or not allowed this, or the token is wrong.
+    pub const REFUSED: u8 = 5;
+}
+
+/// The exit status for an error `run` returned (see [`exit`]).
+pub fn exit_code(e: &anyhow::Error) -> u8 {
+    for cause in e.chain() {
+        if cause.downcast_ref::<crate::client::Unreachable>().is_some() {
+            return exit::UNREACHABLE;
+        }
+        if let Some(r) = cause.downcast_ref::<crate::client::Refused>() {
+            return match r.status {
+                404 => exit::NOT_FOUND,
+                401 | 403 => exit::REFUSED,
+                _ => exit::FAILED,
+            };
+        }
+    }
+    exit::FAILED
 }
 
 /// The node to talk to when `--node` and `MESH_NODE` are not set.
@@ -273,8 +346,16 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
     match command {
         Command::Apply(args) => return apply::apply(&backend, fmt, args, &key_path).await,
         Command::Get(NameOpt {
+            name,
+            namespace,
+            watch: true,
+        }) => {
+            watch::watch(&backend, fmt, name.map(|n| id(&n, &namespace))).await?;
+        }
+        Command::Get(NameOpt {
             name: Some(name),
             namespace,
+            ..
         }) => {
             let d = backend.get(&id(&name, &namespace), false).await?;
             output::print_deployments(fmt, std::slice::from_ref(&d), true)?;
@@ -288,7 +369,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
         Command::Delete(Name { name, namespace }) => {
             let d = apply::delete(&backend, &id(&name, &namespace), &key_path).await?;
             match fmt {
-                Format::Table => println!(
+                Format::Table | Format::Wide => println!(
                     "{}/{} deleted ({} replica{})",
                     d.namespace,
                     d.name,
@@ -313,8 +394,24 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             name,
             namespace,
             tail,
+            follow: true,
+        }) => {
+            logs::follow(&backend, fmt, &id(&name, &namespace), tail).await?;
+        }
+        Command::Logs(LogsArgs {
+            name,
+            namespace,
+            tail,
+            ..
         }) => {
             output::print_logs(fmt, &backend.logs(&id(&name, &namespace), tail).await?)?;
+        }
+        Command::Outputs(OutputsArgs {
+            name,
+            namespace,
+            dir,
+        }) => {
+            outputs::download(&backend, fmt, &id(&name, &namespace), &dir).await?;
         }
         Command::Engines => output::print_engines(fmt, &backend.engines().await?)?,
         Command::Events(EventsArgs {

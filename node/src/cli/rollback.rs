@@ -56,7 +56,7 @@ async fn kept(backend: &Backend, id: &WorkloadId) -> anyhow::Result<Vec<Verified
 
 pub(super) async fn history(backend: &Backend, fmt: Format, id: &WorkloadId) -> anyhow::Result<()> {
     let rows: Vec<Revision> = kept(backend, id).await?.iter().map(revision).collect();
-    if fmt != Format::Table {
+    if !fmt.is_table() {
         return output::print_value(fmt, &rows);
     }
     let mut t = Table::new(&[
@@ -126,7 +126,7 @@ pub(super) async fn rollback(
         ..ApplyRequest::default()
     };
     let resp = backend.apply(req).await?;
-    if fmt == Format::Table {
+    if fmt.is_table() {
         eprintln!(
             "{id}: revision {} brings back revision {}",
             held + 1,

@@ -84,12 +84,12 @@ pub async fn run(
                 first_engines: None,
                 trust_key,
             };
-            if fmt == Format::Table {
+            if fmt.is_table() {
                 eprintln!("starting {} nodes in {} …", opts.nodes, opts.dir.display());
             }
             let net = tokio::task::spawn_blocking(move || testnet::up(&opts)).await??;
             print_nodes(fmt, &net, None)?;
-            if fmt == Format::Table {
+            if fmt.is_table() {
                 if let Some(k) = &trust_key {
                     println!(
                         "\nthe nodes run what your key {k} signs, and nothing else ({})",
@@ -140,7 +140,7 @@ fn print_nodes(
             answers: answers.is_none_or(|a| a[i]),
         })
         .collect();
-    if fmt != Format::Table {
+    if !fmt.is_table() {
         return output::print_value(fmt, &statuses);
     }
     let mut t = Table::new(&["NODE", "PID", "STATE", "PEER ID", "API SOCKET"]);

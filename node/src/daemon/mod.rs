@@ -124,11 +124,44 @@ impl Config {
 /// every disabled `debug!`/`trace!` in the process (libp2p's, sled's through `log`) is then
 /// checked at run time instead of skipped (remote applies were ~40 % slower).
 pub fn log_filter(spec: &str) -> tracing_subscriber::EnvFilter {
-    let filter = std::env::var("RUST_LOG")
-        .ok()
-        .and_then(|v| tracing_subscriber::EnvFilter::try_new(v).ok())
-        .unwrap_or_else(|| tracing_subscriber::EnvFilter::new(spec));
+    let filter = match std::env::var("RUST_LOG") {
+        Ok(v) if !v.trim().is_empty() => match tracing_subscriber::EnvFilter::try_new(&v) {
+            Ok(f) => f,
+            Err(e) => {
+                eprintln!("warning: RUST_LOG={v:?} is not a log filter ({e}); using {spec:?}");
+                tracing_subscriber::EnvFilter::new(spec)
+            }
+        },
+        _ => tracing_subscriber::EnvFilter::new(spec),
+    };
     cap_filter(filter)
+}
+
+/// How `meshd` writes its log to stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    /// Human-readable lines; ANSI colours only when stderr is a terminal.
+    Text,
+    /// One JSON object per line: time, level, target, fields, and the enclosing spans.
+    Json,
+}
+
+/// Installs the global subscriber: `spec` (or RUST_LOG) filters, `format` shapes, stderr
+/// receives. Colour codes only reach a terminal, never a file or a pipe.
+pub fn init_logging(spec: &str, format: LogFormat) {
+    use std::io::IsTerminal;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(log_filter(spec))
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.with_ansi(std::io::stderr().is_terminal()).init(),
+        LogFormat::Json => builder
+            .json()
+            .with_current_span(true)
+            .with_span_list(true)
+            .init(),
+    }
 }
 
 /// `filter` with sled capped at info (see [`log_filter`]).

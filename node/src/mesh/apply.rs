@@ -15,6 +15,7 @@ use mesh_protocol::{Phase, WorkloadId, WorkloadSpec};
 use mesh_provider::plan::{plan, Holder, Plan};
 use mesh_provider::workload::{self, ManifestSource, Verified};
 use mesh_runtime::now_millis;
+use tracing::Instrument;
 
 use super::merge::{
     combine_actions, failed_part, from_record, merge, short_id, unexpected, with_record,
@@ -25,6 +26,15 @@ use crate::records::{self, Opened};
 
 /// A replica's answer, or why there is none.
 type Outcome = Result<ApplyOutcome, Error>;
+
+/// The record an apply carries out, what it changed, and the signed form sent to replicas.
+type Adopted = (Verified, Change, SignedRecord);
+
+/// A fresh correlation id: `KIND-` and 8 hex digits.
+pub(crate) fn new_correlation(kind: &str) -> String {
+    let nonce = mesh_provider::workload::new_nonce();
+    format!("{kind}-{}", &nonce[..8])
+}
 
 /// What an apply did to the mesh's record of a workload.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -40,18 +50,27 @@ enum Change {
 impl Mesh {
     /// Applies a manifest to the mesh and answers with every replica's real outcome. The
     /// work is the node's own: a client that hangs up mid-apply cancels nothing.
+    ///
+    /// Every apply has a correlation id (`apply-` and 8 hex digits), answered to the client:
+    /// this node's work runs in an `apply` span with it, and each replica request carries it,
+    /// so the nodes that start replicas log theirs in the same span.
     pub async fn apply(&self, req: ApplyRequest) -> Result<ApplyResponse, Error> {
         if req.replicas == Some(0) {
             return Err(Error::invalid("--replicas must be at least 1".to_string()));
         }
+        let cid = new_correlation("apply");
+        let span = tracing::info_span!("apply", correlation = %cid);
         let mesh = self.clone();
-        self.inner
-            .owned
-            .run(async move { mesh.apply_owned(req).await })
-            .await
+        let work = {
+            let cid = cid.clone();
+            async move { mesh.apply_owned(req, cid).await }.instrument(span)
+        };
+        let mut resp = self.inner.owned.run(work).await?;
+        resp.correlation = Some(cid);
+        Ok(resp)
     }
 
-    async fn apply_owned(&self, req: ApplyRequest) -> Result<ApplyResponse, Error> {
+    async fn apply_owned(&self, req: ApplyRequest, cid: String) -> Result<ApplyResponse, Error> {
         // Every record is opened before anything is stored, published or started: one bad
         // record refuses the whole apply.
         let signed_here = req.records.is_empty();
@@ -80,11 +99,49 @@ impl Mesh {
             self.node().check_policy(&o.spec, &o.verified.signer)?;
         }
         let req = self.take_modules(req).await?;
+        tracing::info!(
+            workloads = opened.len(),
+            no_wait = req.no_wait,
+            "apply accepted"
+        );
         let mut workloads = Vec::with_capacity(opened.len());
-        for (o, s) in opened {
-            workloads.push(self.apply_record(o, s, &req.modules).await?);
+        if req.no_wait {
+            // Each record is kept (durable) before the answer; its replicas are placed and
+            // started after it, under the workload's lock, as a waiting apply would.
+            for (o, s) in opened {
+                let id = o.verified.record.id.clone();
+                let turn = self.workload_lock(&id).lock_owned().await;
+                let adopted = self.adopt(&o, s).await?;
+                workloads.push(ApplyOutcome {
+                    action: ApplyAction::Accepted,
+                    deployment: with_record(from_record(&adopted.0, &[]), &adopted.0),
+                });
+                let (mesh, modules, cid) = (self.clone(), req.modules.clone(), cid.clone());
+                let work = async move {
+                    let _turn = turn;
+                    let done = mesh.carry_out(o, adopted, &modules, &cid).await;
+                    tracing::info!(workload = %id, action = ?done.action, phase = ?done.deployment.phase, "apply done");
+                };
+                tokio::spawn(work.instrument(tracing::Span::current()));
+            }
+            return Ok(ApplyResponse {
+                workloads,
+                correlation: None,
+            });
         }
-        Ok(ApplyResponse { workloads })
+        for (o, s) in opened {
+            let id = o.verified.record.id.clone();
+            let lock = self.workload_lock(&id);
+            let _turn = lock.lock().await;
+            let adopted = self.adopt(&o, s).await?;
+            let done = self.carry_out(o, adopted, &req.modules, &cid).await;
+            tracing::info!(workload = %id, action = ?done.action, phase = ?done.deployment.phase, "apply done");
+            workloads.push(done);
+        }
+        Ok(ApplyResponse {
+            workloads,
+            correlation: None,
+        })
     }
 
     /// Records for an apply that came without any (a local API client that signs nothing):
@@ -101,16 +158,11 @@ impl Mesh {
         Ok(built.into_iter().map(|b| (b.opened, b.signed)).collect())
     }
 
-    async fn apply_record(
-        &self,
-        opened: Opened,
-        signed: SignedRecord,
-        modules: &[BundledModule],
-    ) -> Result<ApplyOutcome, Error> {
-        let id = opened.verified.record.id.clone();
-        let lock = self.workload_lock(&id);
-        let _turn = lock.lock().await;
-        let (effective, change) = compare(self.record(&id).await, &opened.verified)?;
+    /// The record this apply carries out, kept (durable) when it asks for something new;
+    /// under the workload's lock.
+    async fn adopt(&self, opened: &Opened, signed: SignedRecord) -> Result<Adopted, Error> {
+        let id = &opened.verified.record.id;
+        let (effective, change) = compare(self.record(id).await, &opened.verified)?;
         let signed = match change {
             // The same desired state: the record held stays (nothing to publish).
             Change::Same => SignedRecord {
@@ -122,6 +174,18 @@ impl Mesh {
                 signed
             }
         };
+        Ok((effective, change, signed))
+    }
+
+    /// Plans the workload's slots and carries the plan out; under the workload's lock.
+    async fn carry_out(
+        &self,
+        opened: Opened,
+        (effective, change, signed): Adopted,
+        modules: &[BundledModule],
+        cid: &str,
+    ) -> ApplyOutcome {
+        let id = opened.verified.record.id.clone();
         let spec = &opened.spec;
         let holders = self.slot_holders(&id).await;
         let candidates = self.candidates(spec).await;
@@ -145,6 +209,7 @@ impl Mesh {
             .count()
             .unwrap_or((plan.keep.len() + plan.update.len() + plan.add.len()) as u32);
         let replica = |slot: u32| ReplicaApply {
+            correlation: Some(cid.to_string()),
             record: signed.clone(),
             workload: id.clone(),
             slot,
@@ -213,7 +278,7 @@ impl Mesh {
                 }
             }
         }
-        Ok(self.outcome(&effective, spec, &plan, kept, results, notes, change))
+        self.outcome(&effective, spec, &plan, kept, results, notes, change)
     }
 
     /// Runs one replica on `peer` (this node included) and announces it.

@@ -238,12 +238,15 @@ impl Mesh {
             holders,
         );
         let mut out = Vec::with_capacity(slots.len());
+        // One id for this placement (a heal or a drain), carried to the targets' logs.
+        let cid = super::apply::new_correlation("place");
         for slot in slots {
             let Some((_, target, engine)) = planned.add.iter().find(|(s, _, _)| s == slot) else {
                 out.push((*slot, Err(planned.notes.join("; "))));
                 continue;
             };
             let request = ReplicaApply {
+                correlation: Some(cid.clone()),
                 record: signed.clone(),
                 workload: record.id.clone(),
                 slot: *slot,
@@ -252,7 +255,7 @@ impl Mesh {
                 placement: planned.notes.clone(),
                 entry: self.peer_id().to_string(),
             };
-            tracing::info!(workload = %record.id, slot, target = %target, "placing a slot");
+            tracing::info!(workload = %record.id, slot, target = %target, correlation = %cid, "placing a slot");
             let outcome = self.run_replica(*target, request).await;
             let placed = Placed {
                 target: *target,

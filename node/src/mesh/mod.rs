@@ -30,6 +30,7 @@ pub mod leave;
 pub mod liveness;
 pub mod merge;
 pub mod modules;
+pub mod outputs;
 pub mod owned;
 pub mod peers;
 pub mod probe;

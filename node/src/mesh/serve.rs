@@ -106,14 +106,31 @@ impl Mesh {
                 .event_page(node.as_deref(), after, limit as usize)
                 .await
                 .map(Response::EventLog),
+            Request::Output {
+                id,
+                node,
+                path,
+                offset,
+            } => self
+                .output_chunk(&id, node.as_deref(), &path, offset)
+                .await
+                .map(Response::Output),
             Request::Ping { nonce } => Ok(self.serve_ping(&nonce)),
             Request::Probe { peer, nonce } => Ok(self.serve_probe(&peer, nonce).await),
             Request::ApplyReplica(r) => {
                 self.hint_modules(&r.modules);
                 let mesh = self.clone();
+                // The entry node's correlation id: this node's part of the apply is logged
+                // in a span with the same id.
+                let span = tracing::info_span!(
+                    "apply",
+                    correlation = %r.correlation.as_deref().unwrap_or("-"),
+                    workload = %r.workload,
+                    slot = r.slot
+                );
                 self.inner
                     .owned
-                    .run(async move {
+                    .run(tracing::Instrument::instrument(async move {
                         let id = r.workload.clone();
                         // The book learns the record first: one older than (or deleted by) a
                         // record this node holds is refused, whoever sends it.
@@ -121,13 +138,14 @@ impl Mesh {
                         // Verified once: opened from what take_current checked.
                         let opened = records::open_verified(current, r.record.data_key.as_deref())?;
                         let outcome = mesh.node().apply_opened(opened, *r).await?;
+                        tracing::info!(action = ?outcome.action, phase = ?outcome.deployment.phase, "replica applied");
                         // Discoverable before the entry node hears back.
                         let provider = mesh.announce(&id, false).await;
                         Ok(Response::ReplicaApplied {
                             outcome: Box::new(outcome),
                             provider,
                         })
-                    })
+                    }, span))
                     .await
             }
             Request::ReplicaGet { id, events } => node

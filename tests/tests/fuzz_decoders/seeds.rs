@@ -279,6 +279,7 @@ pub fn wire(
             limit: 500,
         },
         Request::ApplyReplica(Box::new(ReplicaApply {
+            correlation: Some("apply-0a1b2c3d".into()),
             record: sealed.signed.clone(),
             workload: sealed.spec.id(),
             slot: 1,
@@ -304,9 +305,16 @@ pub fn wire(
             digest: "sha256:ab".into(),
             offset: 4096,
         },
+        Request::Output {
+            id: id.clone(),
+            node: Some("12D3KooW".into()),
+            path: "out/result.txt".into(),
+            offset: 0,
+        },
     ];
     let responses = vec![
         Response::Applied(ApplyResponse {
+            correlation: Some("apply-0a1b2c3d".into()),
             workloads: vec![ApplyOutcome {
                 action: ApplyAction::RolledBack,
                 deployment: deployment(b),
@@ -408,6 +416,11 @@ pub fn wire(
             offset: 4,
             bytes: vec![1, 2, 3],
         },
+        Response::Output(mesh_protocol::api::OutputChunk {
+            total: 3,
+            offset: 0,
+            bytes: vec![7, 8, 9],
+        }),
         Response::Error {
             status: 404,
             message: "no such workload".into(),

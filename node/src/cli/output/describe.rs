@@ -9,7 +9,7 @@ use super::mesh::short_peer;
 use super::{age, bytes, duration_us, print_value, ready, span_ms, Format, Table};
 
 pub fn print_describe(fmt: Format, d: &Deployment) -> anyhow::Result<()> {
-    if fmt != Format::Table {
+    if !fmt.is_table() {
         return print_value(fmt, d);
     }
     let mut s = String::new();

@@ -8,7 +8,7 @@ use mesh_protocol::spec::short_version;
 use super::{print_value, Format, Table};
 
 pub fn print_engines(fmt: Format, engines: &[EngineInfo]) -> anyhow::Result<()> {
-    if fmt != Format::Table {
+    if !fmt.is_table() {
         return print_value(fmt, &engines);
     }
     if engines.is_empty() {
@@ -61,7 +61,7 @@ fn until(at: u64) -> String {
 }
 
 pub fn print_providers(fmt: Format, providers: &[Provider]) -> anyhow::Result<()> {
-    if fmt != Format::Table {
+    if !fmt.is_table() {
         return print_value(fmt, &providers);
     }
     if providers.is_empty() {
@@ -91,7 +91,7 @@ pub fn print_providers(fmt: Format, providers: &[Provider]) -> anyhow::Result<()
 }
 
 pub fn print_nodes(fmt: Format, nodes: &[NodeInfo]) -> anyhow::Result<()> {
-    if fmt != Format::Table {
+    if !fmt.is_table() {
         return print_value(fmt, &nodes);
     }
     let mut t = Table::new(&[
@@ -116,11 +116,18 @@ pub fn print_nodes(fmt: Format, nodes: &[NodeInfo]) -> anyhow::Result<()> {
                 }
             })
             .collect();
+        // Wide: the whole peer id and every address.
+        let wide = fmt == Format::Wide;
+        let peer = if wide {
+            n.peer_id.clone()
+        } else {
+            short_peer(&n.peer_id)
+        };
         t.row(vec![
             if n.local {
-                format!("{} (this node)", short_peer(&n.peer_id))
+                format!("{peer} (this node)")
             } else {
-                short_peer(&n.peer_id)
+                peer
             },
             if n.cordoned { "Cordoned" } else { "Ready" }.to_string(),
             if engines.is_empty() {
@@ -136,7 +143,11 @@ pub fn print_nodes(fmt: Format, nodes: &[NodeInfo]) -> anyhow::Result<()> {
                 "any" => "ANY KEY (--trust-any)".to_string(),
                 t => t.to_string(),
             },
-            n.addresses.first().cloned().unwrap_or_default(),
+            if wide {
+                n.addresses.join(",")
+            } else {
+                n.addresses.first().cloned().unwrap_or_default()
+            },
         ]);
     }
     print!("{}", t.render());

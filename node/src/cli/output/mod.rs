@@ -19,16 +19,27 @@ pub use mesh::{print_engines, print_nodes, print_providers};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
+    /// Aligned columns, for people.
     Table,
+    /// A table with more columns (`get`: nodes, revision, restarts; `nodes`: addresses).
+    Wide,
+    /// JSON, for scripts (watches: one object per line).
     Json,
     Yaml,
+}
+
+impl Format {
+    /// A table, plain or wide.
+    pub fn is_table(self) -> bool {
+        matches!(self, Format::Table | Format::Wide)
+    }
 }
 
 /// Prints any value as JSON or YAML (tables are per type).
 pub fn print_value<T: Serialize>(fmt: Format, value: &T) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match fmt {
-        Format::Json | Format::Table => {
+        Format::Json | Format::Table | Format::Wide => {
             serde_json::to_writer_pretty(&mut out, value)?;
             writeln!(out)?;
         }
@@ -175,6 +186,7 @@ fn action_str(a: ApplyAction) -> &'static str {
         ApplyAction::Unchanged => "unchanged",
         ApplyAction::RolledBack => "rolled back",
         ApplyAction::Failed => "failed",
+        ApplyAction::Accepted => "accepted",
     }
 }
 
@@ -193,7 +205,7 @@ fn ready(d: &Deployment) -> String {
 }
 
 pub fn print_apply(fmt: Format, resp: &ApplyResponse) -> anyhow::Result<()> {
-    if fmt != Format::Table {
+    if !fmt.is_table() {
         return print_value(fmt, resp);
     }
     let mut t = Table::new(&["WORKLOAD", "ACTION", "PHASE", "ENGINE", "VERSION", "DETAIL"]);
@@ -228,7 +240,7 @@ pub fn print_apply(fmt: Format, resp: &ApplyResponse) -> anyhow::Result<()> {
 
 pub fn print_deployments(fmt: Format, list: &[Deployment], single: bool) -> anyhow::Result<()> {
     match fmt {
-        Format::Table => {}
+        Format::Table | Format::Wide => {}
         _ if single => return print_value(fmt, &list[0]),
         _ => return print_value(fmt, &list),
     }
@@ -236,7 +248,18 @@ pub fn print_deployments(fmt: Format, list: &[Deployment], single: bool) -> anyh
         eprintln!("no workloads (meshctl apply -f FILE deploys one)");
         return Ok(());
     }
-    let mut t = Table::new(&[
+    let wide = fmt == Format::Wide;
+    let mut t = Table::new(&deployment_header(wide));
+    for d in list {
+        t.row(deployment_row(d, wide));
+    }
+    print!("{}", t.render());
+    Ok(())
+}
+
+/// The columns of `get`; `wide` adds NODES, REVISION and RESTARTS.
+pub fn deployment_header(wide: bool) -> Vec<&'static str> {
+    let mut h = vec![
         "NAME",
         "NAMESPACE",
         "KIND",
@@ -247,39 +270,60 @@ pub fn print_deployments(fmt: Format, list: &[Deployment], single: bool) -> anyh
         "EXIT",
         "VERSION",
         "AGE",
-        "DETAIL",
-    ]);
-    for d in list {
-        let job = job_of(d);
-        t.row(vec![
-            d.name.clone(),
-            d.namespace.clone(),
-            d.kind.to_string(),
-            d.phase.to_string(),
-            if d.engine.is_empty() {
-                "-".into()
-            } else {
-                d.engine.clone()
-            },
-            ready(d),
-            job.map_or_else(|| "-".into(), attempts),
-            job.and_then(|j| j.exit_code)
-                .or_else(|| d.replicas.iter().find_map(|r| r.exit_code))
-                .map_or_else(|| "-".into(), |c| c.to_string()),
-            short_version(&d.version).to_string(),
-            age(d.created_at),
-            match job {
-                Some(j) => job_summary(j),
-                None => d.error.clone().unwrap_or_default(),
-            },
-        ]);
+    ];
+    if wide {
+        h.extend(["NODES", "REVISION", "RESTARTS"]);
     }
-    print!("{}", t.render());
-    Ok(())
+    h.push("DETAIL");
+    h
+}
+
+/// One workload as a row of `get` (see [`deployment_header`]).
+pub fn deployment_row(d: &Deployment, wide: bool) -> Vec<String> {
+    let job = job_of(d);
+    let mut row = vec![
+        d.name.clone(),
+        d.namespace.clone(),
+        d.kind.to_string(),
+        d.phase.to_string(),
+        if d.engine.is_empty() {
+            "-".into()
+        } else {
+            d.engine.clone()
+        },
+        ready(d),
+        job.map_or_else(|| "-".into(), attempts),
+        job.and_then(|j| j.exit_code)
+            .or_else(|| d.replicas.iter().find_map(|r| r.exit_code))
+            .map_or_else(|| "-".into(), |c| c.to_string()),
+        short_version(&d.version).to_string(),
+        age(d.created_at),
+    ];
+    if wide {
+        let nodes: Vec<String> = d.replicas.iter().map(|r| short_peer(&r.node)).collect();
+        row.push(if nodes.is_empty() {
+            "-".into()
+        } else {
+            nodes.join(",")
+        });
+        row.push(d.revision.map_or_else(|| "-".into(), |r| r.to_string()));
+        row.push(
+            d.replicas
+                .iter()
+                .map(|r| r.restarts)
+                .sum::<u32>()
+                .to_string(),
+        );
+    }
+    row.push(match job {
+        Some(j) => job_summary(j),
+        None => d.error.clone().unwrap_or_default(),
+    });
+    row
 }
 
 pub fn print_events(fmt: Format, events: &[Event]) -> anyhow::Result<()> {
-    if fmt != Format::Table {
+    if !fmt.is_table() {
         return print_value(fmt, &events);
     }
     print!("{}", events_table(events));
@@ -287,7 +331,7 @@ pub fn print_events(fmt: Format, events: &[Event]) -> anyhow::Result<()> {
 }
 
 pub fn print_logs(fmt: Format, logs: &Logs) -> anyhow::Result<()> {
-    if fmt != Format::Table {
+    if !fmt.is_table() {
         return print_value(fmt, logs);
     }
     let mut out = std::io::stdout().lock();
