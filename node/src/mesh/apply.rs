@@ -39,16 +39,26 @@ enum Change {
 
 impl Mesh {
     /// Applies a manifest to the mesh and answers with every replica's real outcome. The
-    /// work is the node's own: a client that hangs up mid-apply cancels nothing.
+    /// work is the node's own: a client that hangs up mid-apply cancels nothing. Its time to
+    /// answer is observed (`meshd_apply_duration_seconds{scope="mesh"}`).
     pub async fn apply(&self, req: ApplyRequest) -> Result<ApplyResponse, Error> {
         if req.replicas == Some(0) {
             return Err(Error::invalid("--replicas must be at least 1".to_string()));
         }
         let mesh = self.clone();
-        self.inner
+        let started = std::time::Instant::now();
+        let result = self
+            .inner
             .owned
             .run(async move { mesh.apply_owned(req).await })
-            .await
+            .await;
+        let outcome = result.as_ref().ok().map(|r| r.workloads.as_slice());
+        self.node().metrics().applied(
+            crate::metrics::ApplyScope::Mesh,
+            crate::metrics::apply_outcome(outcome),
+            started.elapsed(),
+        );
+        result
     }
 
     async fn apply_owned(&self, req: ApplyRequest) -> Result<ApplyResponse, Error> {
