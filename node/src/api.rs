@@ -61,6 +61,8 @@ fn id(name: String, namespace: Option<String>) -> WorkloadId {
 pub struct ApiError {
     pub status: StatusCode,
     pub message: String,
+    /// Why this node refused, when it did (counted by `metrics::refused::count_refusals`).
+    pub refused: Option<crate::metrics::Reason>,
 }
 
 impl ApiError {
@@ -68,6 +70,7 @@ impl ApiError {
         Self {
             status: StatusCode::BAD_REQUEST,
             message,
+            refused: Some(crate::metrics::Reason::Invalid),
         }
     }
 }
@@ -100,6 +103,7 @@ impl From<mesh::Error> for ApiError {
         ApiError {
             status: status_of(&e),
             message: e.to_string(),
+            refused: crate::metrics::Reason::of(&e),
         }
     }
 }
@@ -112,13 +116,16 @@ impl From<service::Error> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (
+        let refused = crate::metrics::refused::Refused(self.refused);
+        let mut response = (
             self.status,
             Json(ErrorBody {
                 error: self.message,
             }),
         )
-            .into_response()
+            .into_response();
+        response.extensions_mut().insert(refused);
+        response
     }
 }
 
@@ -138,6 +145,7 @@ pub fn router(mesh: Mesh) -> Router {
         .route("/discover/{name}", get(discover))
         .route("/nodes", get(nodes))
         .route("/commands", post(command))
+        .route("/metrics", get(crate::metrics::scrape))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(mesh)
@@ -147,6 +155,7 @@ async fn not_found() -> ApiError {
     ApiError {
         status: StatusCode::NOT_FOUND,
         message: "no such route (see docs/api.md)".to_string(),
+        refused: None,
     }
 }
 
@@ -173,6 +182,11 @@ async fn apply(
     let Json(req) = body.map_err(|e| ApiError {
         status: e.status(),
         message: format!("bad apply request: {}", e.body_text()),
+        refused: Some(if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            crate::metrics::Reason::Oversize
+        } else {
+            crate::metrics::Reason::Invalid
+        }),
     })?;
     let resp = mesh.apply(req).await?;
     let failed = resp

@@ -13,6 +13,7 @@
 //! - [`trust`]: which signers this node accepts, for what, with which host access.
 //! - [`identity`]: the node key and `node.json`.
 //! - [`store`]: the sled-backed typed store.
+//! - [`metrics`]: the node's Prometheus metrics (`GET /metrics`).
 //! - [`api`]: the local HTTP API over the Unix socket and loopback TCP.
 //! - [`client`]: the client of that API.
 //! - [`cli`]: `meshctl`'s commands and output.
@@ -29,6 +30,7 @@ pub mod identity;
 mod jobs;
 pub mod local_api;
 pub mod mesh;
+pub mod metrics;
 pub mod net;
 pub mod records;
 pub mod recovery;

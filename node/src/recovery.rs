@@ -137,7 +137,7 @@ impl Node {
                         if replica.version == spec.version {
                             // Caught mid-deploy: carry the lifecycle on from where it stopped.
                             let rec = crate::service::Recorder::replica(
-                                store,
+                                self,
                                 replica.ordinal,
                                 &replica.engine_reason,
                             );

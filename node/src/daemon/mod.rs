@@ -251,6 +251,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         );
     }
 
+    let metrics = Arc::new(crate::metrics::Metrics::new());
     let mut registry = Registry::new();
     // The network first: the wasm engine fetches modules through it, and the mesh shares
     // its peer table and module hints with that fetcher.
@@ -265,6 +266,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
     net_config.peer_request_rate = config.peer_request_rate;
     net_config.allowed_peers = config.allowed_peers.clone();
     net_config.trust = Some(trust.clone());
+    net_config.metrics = metrics.clone();
     net_config.deploy_timeout = config.controller.health_timeout * 2 + Duration::from_secs(60);
     let (client, events, event_loop) =
         net::new(net_config, shutdown.clone()).map_err(|e| anyhow::anyhow!("network: {e}"))?;
@@ -300,6 +302,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
         trust: trust.clone(),
         changes: changes_tx,
         modules: Some(modules),
+        metrics: metrics.clone(),
     });
     let summary = node
         .recover_all()
@@ -331,7 +334,10 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 
     let socket = config.socket_path();
     let listener = local_api::bind_socket(&socket, config.api_group.as_deref()).await?;
-    let router = crate::api::router(mesh.clone());
+    let router = crate::api::router(mesh.clone()).layer(axum::middleware::from_fn_with_state(
+        metrics,
+        crate::metrics::refused::count_refusals,
+    ));
     {
         let stop = shutdown.clone();
         let router = router.clone();

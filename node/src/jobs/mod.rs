@@ -81,7 +81,7 @@ impl Node {
                 .version(&id, &old.version)?
                 .unwrap_or_else(|| spec.clone());
             let cid = correlation(&old);
-            let rec = Recorder::job(store, old.ordinal, &cid);
+            let rec = Recorder::job(self, old.ordinal, &cid);
             if let Err(e) = self.controller().uninstall(&old_spec, handle, &rec).await {
                 tracing::warn!(workload = %id, error = %e, "could not remove the previous instance");
             }
@@ -132,8 +132,7 @@ impl Node {
         r.error = None;
         r.updated_at = now_millis();
         self.persist(&id, r)?;
-        let store = self.store();
-        let rec = Recorder::job(store, r.ordinal, &cid);
+        let rec = Recorder::job(self, r.ordinal, &cid);
         async {
             tracing::info!(attempt, engine = %r.engine, "attempt starting");
             let ctx = InstallContext {
@@ -185,7 +184,7 @@ impl Node {
         let policy = self.job_policy(spec);
         let now = now_millis();
         let cid = st.correlation.clone();
-        let rec = Recorder::job(self.store(), r.ordinal, &cid);
+        let rec = Recorder::job(self, r.ordinal, &cid);
         let id = spec.id();
         async {
             match (r.handle.clone(), r.phase) {

@@ -28,7 +28,7 @@ impl Node {
             return Ok(Some(r));
         };
         let cid = st.correlation.clone();
-        let rec = Recorder::job(self.store(), r.ordinal, &cid);
+        let rec = Recorder::job(self, r.ordinal, &cid);
         let controller = self.controller();
         async {
             if st.finished() {

@@ -49,7 +49,8 @@ enum Change {
 
 impl Mesh {
     /// Applies a manifest to the mesh and answers with every replica's real outcome. The
-    /// work is the node's own: a client that hangs up mid-apply cancels nothing.
+    /// work is the node's own: a client that hangs up mid-apply cancels nothing. Its time to
+    /// answer is observed (`meshd_apply_duration_seconds{scope="mesh"}`).
     ///
     /// Every apply has a correlation id (`apply-` and 8 hex digits), answered to the client:
     /// this node's work runs in an `apply` span with it, and each replica request carries it,
@@ -65,7 +66,15 @@ impl Mesh {
             let cid = cid.clone();
             async move { mesh.apply_owned(req, cid).await }.instrument(span)
         };
-        let mut resp = self.inner.owned.run(work).await?;
+        let started = std::time::Instant::now();
+        let result = self.inner.owned.run(work).await;
+        let outcome = result.as_ref().ok().map(|r| r.workloads.as_slice());
+        self.node().metrics().applied(
+            crate::metrics::ApplyScope::Mesh,
+            crate::metrics::apply_outcome(outcome),
+            started.elapsed(),
+        );
+        let mut resp = result?;
         resp.correlation = Some(cid);
         Ok(resp)
     }

@@ -284,6 +284,11 @@ impl Mesh {
                 net::Event::PeerGone { peer } => self.on_peer_gone(peer),
                 net::Event::Gossip { from, id, data } => {
                     let verdict = self.on_gossip(None, &data);
+                    if verdict == net::Verdict::Reject {
+                        self.node()
+                            .metrics()
+                            .refused(crate::metrics::Reason::BadGossip);
+                    }
                     tracing::trace!(%from, bytes = data.len(), ?verdict, "gossip message");
                     self.inner.net.report(id, from, verdict).await;
                 }

@@ -183,6 +183,9 @@ impl Mesh {
             Request::FetchModule { digest, offset } => self.serve_module(&digest, offset).await,
         };
         result.unwrap_or_else(|e| {
+            if let Some(reason) = crate::metrics::Reason::of(&e) {
+                node.metrics().refused(reason);
+            }
             tracing::debug!(%peer, request = name, error = %e, "request failed");
             error(e)
         })

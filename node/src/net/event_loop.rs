@@ -79,6 +79,7 @@ pub struct EventLoop {
     cut: HashSet<PeerId>,
     /// Inbound requests per peer (see [`super::rate`]).
     rate: super::rate::RateLimits,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
 impl std::fmt::Debug for EventLoop {
@@ -140,6 +141,7 @@ impl EventLoop {
             last_used: HashMap::new(),
             blocked_until: HashMap::new(),
             rate: super::rate::RateLimits::new(config.peer_request_rate),
+            metrics: config.metrics.clone(),
             cut: HashSet::new(),
         })
     }
@@ -431,6 +433,7 @@ impl EventLoop {
                     data: message.data,
                 };
                 if self.events.try_send(event).is_err() {
+                    self.metrics.gossip_dropped();
                     tracing::debug!("node service busy: gossip message dropped");
                 }
             }
@@ -474,6 +477,12 @@ impl EventLoop {
                 tracing::debug!(peer = %peer_id, ?cause, "last connection to a peer lost");
                 let _ = self.events.try_send(Event::PeerGone { peer: peer_id });
             }
+            SwarmEvent::IncomingConnectionError {
+                error: libp2p::swarm::ListenError::Denied { .. },
+                ..
+            } => self
+                .metrics
+                .refused(crate::metrics::Reason::ConnectionDenied),
             SwarmEvent::NewListenAddr { address, .. } => {
                 tracing::debug!(%address, "listening");
             }

@@ -102,6 +102,9 @@ pub struct NetConfig {
     /// Requests per second each peer may send (bursts of twice that); beyond, 429. 0: no
     /// limit.
     pub peer_request_rate: u32,
+    /// Where the network task counts DHT query times and refusals (the daemon shares the
+    /// node's; [`NetConfig::new`] makes one of its own).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// Default bound on established connections of a node (its own connection manager trims
@@ -131,6 +134,7 @@ impl NetConfig {
             allowed_peers: None,
             trust: None,
             peer_request_rate: DEFAULT_PEER_REQUEST_RATE,
+            metrics: Arc::default(),
         }
     }
 }

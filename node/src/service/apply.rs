@@ -23,8 +23,25 @@ impl Node {
         self.apply_opened(opened, req).await
     }
 
-    /// [`Node::apply_replica`] for a record the caller already verified and opened.
+    /// [`Node::apply_replica`] for a record the caller already verified and opened; its time
+    /// to answer is observed (`meshd_apply_duration_seconds{scope="replica"}`).
     pub async fn apply_opened(
+        &self,
+        opened: records::Opened,
+        req: ReplicaApply,
+    ) -> Result<ApplyOutcome, Error> {
+        let started = std::time::Instant::now();
+        let result = self.apply_checked(opened, req).await;
+        let outcome = result.as_ref().ok().map(std::slice::from_ref);
+        self.inner.metrics.applied(
+            crate::metrics::ApplyScope::Replica,
+            crate::metrics::apply_outcome(outcome),
+            started.elapsed(),
+        );
+        result
+    }
+
+    async fn apply_checked(
         &self,
         opened: records::Opened,
         req: ReplicaApply,
@@ -211,7 +228,7 @@ impl Node {
         let took = started.elapsed();
         let selection = match selection {
             Ok(sel) => {
-                let rec = Recorder::replica(store, 0, "");
+                let rec = Recorder::replica(self, 0, "");
                 rec.step(
                     spec,
                     &sel.engine,
@@ -253,7 +270,7 @@ impl Node {
             node: self.inner.id.clone(),
             replica: 0,
         };
-        let rec = Recorder::replica(store, 0, &selection.reason);
+        let rec = Recorder::replica(self, 0, &selection.reason);
         let controller = &self.inner.controller;
         let current = observed
             .replicas

@@ -132,7 +132,7 @@ impl Node {
                     None => continue,
                 },
             };
-            let rec = Recorder::replica(store, replica.ordinal, &replica.engine_reason);
+            let rec = Recorder::replica(self, replica.ordinal, &replica.engine_reason);
             self.inner
                 .controller
                 .uninstall(&spec, handle, &rec)

@@ -63,6 +63,7 @@ struct Inner {
     changes: mpsc::Sender<WorkloadId>,
     /// Where bundled WASM modules are kept (the wasm engine's store).
     modules: Option<ModuleStore>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// What a node is made of; the channel of workload changes is made first, by whoever
@@ -76,6 +77,8 @@ pub struct Parts {
     pub trust: crate::trust::Trust,
     pub changes: mpsc::Sender<WorkloadId>,
     pub modules: Option<ModuleStore>,
+    /// The node's metrics (shared with its network task and served at `GET /metrics`).
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 impl Node {
@@ -92,6 +95,7 @@ impl Node {
                 started_at: now_millis(),
                 changes: parts.changes,
                 modules: parts.modules,
+                metrics: parts.metrics,
             }),
         }
     }
@@ -140,6 +144,11 @@ impl Node {
     /// announcer also sweeps every workload periodically.
     pub(crate) fn notify(&self, id: &WorkloadId) {
         let _ = self.inner.changes.try_send(id.clone());
+    }
+
+    /// The node's metrics.
+    pub fn metrics(&self) -> &Arc<crate::metrics::Metrics> {
+        &self.inner.metrics
     }
 
     pub fn store(&self) -> &Store {

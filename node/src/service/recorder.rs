@@ -7,6 +7,8 @@ use std::time::Duration;
 use mesh_protocol::{Event, Outcome, Phase, Step, WorkloadSpec};
 use mesh_runtime::{now_millis, Handle, Observer};
 
+use crate::metrics::Metrics;
+use crate::service::Node;
 use crate::store::{ReplicaRecord, Store};
 
 /// What a new engine handle does to the replica's stored state.
@@ -24,6 +26,8 @@ enum OnInstall {
 #[derive(Debug)]
 pub(crate) struct Recorder<'a> {
     store: &'a Store,
+    /// Where step durations are observed (recovery's quiet recorder observes nothing).
+    metrics: Option<&'a Metrics>,
     ordinal: u32,
     reason: &'a str,
     /// A job attempt's correlation id (empty otherwise): on every event and log line.
@@ -35,9 +39,10 @@ pub(crate) struct Recorder<'a> {
 
 impl<'a> Recorder<'a> {
     /// For a deploy or update of replica `ordinal`, its engine chosen for `reason`.
-    pub(crate) fn replica(store: &'a Store, ordinal: u32, reason: &'a str) -> Self {
+    pub(crate) fn replica(node: &'a Node, ordinal: u32, reason: &'a str) -> Self {
         Self {
-            store,
+            store: node.store(),
+            metrics: Some(node.metrics()),
             ordinal,
             reason,
             correlation: "",
@@ -47,9 +52,10 @@ impl<'a> Recorder<'a> {
     }
 
     /// For a job attempt of replica `ordinal`, its events tagged with `correlation`.
-    pub(crate) fn job(store: &'a Store, ordinal: u32, correlation: &'a str) -> Self {
+    pub(crate) fn job(node: &'a Node, ordinal: u32, correlation: &'a str) -> Self {
         Self {
-            store,
+            store: node.store(),
+            metrics: Some(node.metrics()),
             ordinal,
             reason: "",
             correlation,
@@ -62,6 +68,7 @@ impl<'a> Recorder<'a> {
     pub(crate) fn quiet(store: &'a Store) -> Self {
         Self {
             store,
+            metrics: None,
             ordinal: 0,
             reason: "",
             correlation: "",
@@ -83,6 +90,9 @@ impl Observer for Recorder<'_> {
     ) {
         if !self.record_steps {
             return;
+        }
+        if let Some(metrics) = self.metrics {
+            metrics.step(step, engine, outcome, took);
         }
         let duration_us = took.as_micros() as u64;
         let workload = spec.id().to_string();

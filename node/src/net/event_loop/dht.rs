@@ -8,7 +8,22 @@ use libp2p::kad::{self, GetProvidersOk, GetRecordOk, QueryId, QueryResult};
 use libp2p::PeerId;
 
 use super::{EventLoop, Reply, CLOSEST_PEERS_REUSE, ENOUGH_COPIES};
+use crate::metrics::Reason;
 use crate::net::behaviour;
+
+/// The `kind` label of a Kademlia query (`meshd_dht_query_duration_seconds`).
+fn query_kind(result: &QueryResult) -> &'static str {
+    match result {
+        QueryResult::Bootstrap(_) => "bootstrap",
+        QueryResult::GetClosestPeers(_) => "get_closest_peers",
+        QueryResult::GetProviders(_) => "get_providers",
+        QueryResult::StartProviding(_) => "start_providing",
+        QueryResult::RepublishProvider(_) => "republish_provider",
+        QueryResult::GetRecord(_) => "get_record",
+        QueryResult::PutRecord(_) => "put_record",
+        QueryResult::RepublishRecord(_) => "republish_record",
+    }
+}
 
 impl EventLoop {
     /// Sends a record to its key's closest peers. A renewal goes straight to the peers found
@@ -66,8 +81,18 @@ impl EventLoop {
     pub(super) fn on_kad(&mut self, event: kad::Event) {
         match event {
             kad::Event::OutboundQueryProgressed {
-                id, result, step, ..
-            } => self.on_query(id, result, step.last),
+                id,
+                result,
+                step,
+                stats,
+            } => {
+                // A query that asked no peer (a lone node's) ends at once: not a latency.
+                let asked = stats.num_requests() > 0;
+                if let Some(took) = stats.duration().filter(|_| step.last && asked) {
+                    self.metrics.dht_query(query_kind(&result), took);
+                }
+                self.on_query(id, result, step.last)
+            }
             kad::Event::InboundRequest { request } => self.on_kad_inbound(request),
             _ => {}
         }
@@ -96,6 +121,7 @@ impl EventLoop {
                 }
                 let Some(signer) = mesh_provider::keys::signer_of(&key) else {
                     tracing::debug!(%source, "refused a record under a foreign key");
+                    self.metrics.refused(Reason::DhtRecord);
                     return;
                 };
                 let incoming =
@@ -103,11 +129,13 @@ impl EventLoop {
                         Ok(s) => s,
                         Err(e) => {
                             tracing::debug!(%source, error = %e, "refused a record");
+                            self.metrics.refused(Reason::DhtRecord);
                             return;
                         }
                     };
                 if matches!(incoming.record, mesh_provider::Record::Command(_)) {
                     tracing::debug!(%source, "refused a command put into the DHT");
+                    self.metrics.refused(Reason::DhtRecord);
                     return;
                 }
                 let store = self.swarm.behaviour_mut().kad.store_mut();
@@ -147,10 +175,12 @@ impl EventLoop {
             Ok(v) if v.record.id == id => v,
             Ok(_) => {
                 tracing::debug!(%source, "refused a workload record under another workload's key");
+                self.metrics.refused(Reason::DhtRecord);
                 return;
             }
             Err(e) => {
                 tracing::debug!(%source, error = %e, "refused a workload record");
+                self.metrics.refused(Reason::DhtRecord);
                 return;
             }
         };
@@ -166,6 +196,7 @@ impl EventLoop {
         if let Some(trust) = &self.trust {
             if let Err(refusal) = trust.authorise_without_history(&incoming, held.as_ref()) {
                 tracing::debug!(%source, %refusal, "refused a workload record put");
+                self.metrics.refused(Reason::DhtRecord);
                 return;
             }
         }

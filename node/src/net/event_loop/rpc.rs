@@ -9,6 +9,7 @@ use mesh_protocol::wire::{Request, Response};
 use tokio::sync::mpsc;
 
 use super::EventLoop;
+use crate::metrics::Reason;
 use crate::net::{Channel, Event};
 
 impl EventLoop {
@@ -27,6 +28,7 @@ impl EventLoop {
                 } => {
                     if !self.rate.allow(peer, Instant::now()) {
                         tracing::debug!(%peer, "request over the peer's rate limit");
+                        self.metrics.refused(Reason::RateLimited);
                         let limited = Response::Error {
                             status: 429,
                             message: format!(
@@ -48,6 +50,7 @@ impl EventLoop {
                         request,
                         channel,
                     }) {
+                        self.metrics.refused(Reason::Busy);
                         let busy = Response::Error {
                             status: 503,
                             message: "node busy: too many requests in flight".to_string(),
