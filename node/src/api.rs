@@ -122,7 +122,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub fn router(mesh: Mesh) -> Router {
+/// The local API; `shutdown` ends the dashboard's open streams (see [`crate::ui`]).
+pub fn router(mesh: Mesh, shutdown: tokio_util::sync::CancellationToken) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/plugins", get(plugins))
@@ -137,6 +138,7 @@ pub fn router(mesh: Mesh) -> Router {
         .route("/discover/{name}", get(discover))
         .route("/nodes", get(nodes))
         .route("/commands", post(command))
+        .merge(crate::ui::router(mesh.clone(), shutdown))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(mesh)

@@ -14,6 +14,7 @@
 //! - [`identity`]: the node key and `node.json`.
 //! - [`store`]: the sled-backed typed store.
 //! - [`api`]: the local HTTP API over the Unix socket and loopback TCP.
+//! - [`ui`]: the read-only dashboard the local API serves at `/ui`.
 //! - [`client`]: the client of that API.
 //! - [`cli`]: `meshctl`'s commands and output.
 //! - [`view`], [`error`]: API views of stored records, API errors.
@@ -38,6 +39,7 @@ pub mod store;
 pub mod testing;
 pub mod testnet;
 pub mod trust;
+pub mod ui;
 pub mod view;
 
 pub use daemon::{run, start, Config, Daemon};

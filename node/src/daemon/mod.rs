@@ -298,7 +298,7 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 
     let socket = config.socket_path();
     let listener = local_api::bind_socket(&socket, config.api_group.as_deref()).await?;
-    let router = crate::api::router(mesh.clone());
+    let router = crate::api::router(mesh.clone(), shutdown.clone());
     {
         let stop = shutdown.clone();
         let router = router.clone();
