@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts the container engines the tests use, and builds the local test image
-# localhost/mesh-test:latest (busybox, imported from a rootfs: no registry is needed).
+# localhost/mesh-test:latest (busybox, imported from a rootfs: no registry is needed). Also
+# installs Chromium, which the dashboard test drives headless (tests/tests/dashboard.rs).
 # Run as root. Idempotent: safe to run again on a machine that already has everything.
 set -euo pipefail
 
@@ -19,7 +20,7 @@ wait_for_socket() { # path, what
 
 export DEBIAN_FRONTEND=noninteractive
 need=()
-for pkg in podman docker.io runc busybox-static curl iptables; do
+for pkg in podman docker.io runc busybox-static curl iptables chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -129,7 +129,8 @@ impl IntoResponse for ApiError {
     }
 }
 
-pub fn router(mesh: Mesh) -> Router {
+/// The local API; `shutdown` ends the dashboard's open streams (see [`crate::ui`]).
+pub fn router(mesh: Mesh, shutdown: tokio_util::sync::CancellationToken) -> Router {
     Router::new()
         .route("/health", get(health))
         .route("/plugins", get(plugins))
@@ -146,6 +147,7 @@ pub fn router(mesh: Mesh) -> Router {
         .route("/nodes", get(nodes))
         .route("/commands", post(command))
         .route("/metrics", get(crate::metrics::scrape))
+        .merge(crate::ui::router(mesh.clone(), shutdown))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_REQUEST_BYTES))
         .with_state(mesh)

@@ -15,6 +15,7 @@
 //! - [`store`]: the sled-backed typed store.
 //! - [`metrics`]: the node's Prometheus metrics (`GET /metrics`).
 //! - [`api`]: the local HTTP API over the Unix socket and loopback TCP.
+//! - [`ui`]: the read-only dashboard the local API serves at `/ui`.
 //! - [`client`]: the client of that API.
 //! - [`cli`]: `meshctl`'s commands and output.
 //! - [`view`], [`error`]: API views of stored records, API errors.
@@ -40,6 +41,7 @@ pub mod store;
 pub mod testing;
 pub mod testnet;
 pub mod trust;
+pub mod ui;
 pub mod view;
 
 pub use daemon::{run, start, Config, Daemon};

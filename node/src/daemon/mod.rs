@@ -334,10 +334,9 @@ pub async fn start(config: Config, shutdown: CancellationToken) -> anyhow::Resul
 
     let socket = config.socket_path();
     let listener = local_api::bind_socket(&socket, config.api_group.as_deref()).await?;
-    let router = crate::api::router(mesh.clone()).layer(axum::middleware::from_fn_with_state(
-        metrics,
-        crate::metrics::refused::count_refusals,
-    ));
+    let router = crate::api::router(mesh.clone(), shutdown.clone()).layer(
+        axum::middleware::from_fn_with_state(metrics, crate::metrics::refused::count_refusals),
+    );
     {
         let stop = shutdown.clone();
         let router = router.clone();

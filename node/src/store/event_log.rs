@@ -23,7 +23,15 @@ impl Store {
         if event.seq.is_multiple_of(TRIM_EVERY) {
             self.trim_event_log()?;
         }
+        self.newest_event.send_replace(event.seq);
         Ok(())
+    }
+
+    /// Changes whenever an event is logged (to its sequence number): a live follower (the
+    /// dashboard's stream) waits on it, then reads the page after its cursor. Never blocks the
+    /// writer, however slow the follower.
+    pub fn watch_events(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.newest_event.subscribe()
     }
 
     fn trim_event_log(&self) -> Result<()> {

@@ -151,6 +151,8 @@ pub struct Store {
     node_state: sled::Tree,
     /// `seq` (big-endian) → every event, for followers ([`event_log`]).
     event_log: sled::Tree,
+    /// The newest sequence number logged, for live followers ([`Store::watch_events`]).
+    newest_event: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     /// `<data dir>/jobs`: files of job runs.
     jobs_dir: PathBuf,
 }
@@ -214,6 +216,7 @@ impl Store {
             record_history: db.open_tree("record_history")?,
             node_state: db.open_tree("node_state")?,
             event_log: db.open_tree("event_log")?,
+            newest_event: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
             jobs_dir: dir.parent().unwrap_or(dir).join("jobs"),
             db,
         })
