@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 
-cargo build -q --bin meshd --bin meshctl --bin mesh-wasm-runner
+cargo build -q -p mesh-node   # meshd, meshctl, mesh-wasm-runner
 ctl=target/debug/meshctl
 dir=$(mktemp -d)
 trap '"$ctl" testnet down --dir "$dir" >/dev/null 2>&1 || true; rm -rf "$dir"' EXIT

@@ -3,7 +3,8 @@
 //!
 //! # Layout
 //!
-//! - [`daemon`]: configuration, start-up (store, engines, recovery, API) and shutdown.
+//! - [`daemon`]: configuration (`meshd`'s flags and config file), start-up (store, engines,
+//!   recovery, API) and shutdown.
 //! - [`service`]: [`Node`], this node's replicas (run, delete, read).
 //! - [`recovery`]: re-adoption after a restart and the monitor of running instances.
 //! - `jobs`: run-to-completion workloads: attempts, retries, deadline, collected outputs.
@@ -20,6 +21,7 @@
 //! - [`cli`]: `meshctl`'s commands and output.
 //! - [`view`], [`error`]: API views of stored records, API errors.
 //! - [`testnet`]: local testnets of `meshd` processes.
+//! - [`version`]: the version and git revision of the binaries.
 //! - [`testing`]: in-process test nodes and bounded waits, for this crate's and `tests/`'s tests.
 
 pub mod api;
@@ -42,6 +44,7 @@ pub mod testing;
 pub mod testnet;
 pub mod trust;
 pub mod ui;
+pub mod version;
 pub mod view;
 
 pub use daemon::{run, start, Config, Daemon};

@@ -1,232 +1,8 @@
 //! `meshd`: the node daemon. See `meshd --help`.
 
-use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::time::Duration;
-
-use anyhow::{bail, Context};
-use clap::Parser;
-use mesh_node::daemon::{default_data_dir, Config, AUTO_ENGINES, KNOWN_ENGINES};
+use anyhow::Context;
+use mesh_node::daemon::Config;
 use tokio_util::sync::CancellationToken;
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    mesh_protocol::duration::parse(s).map_err(|e| e.to_string())
-}
-
-/// Runs a mesh node: accepts workloads over the local API, runs them on its engines, and
-/// remembers them across restarts.
-#[derive(Debug, Parser)]
-#[command(
-    name = "meshd",
-    version,
-    after_help = "\
-Examples:
-  meshd                                     detect Podman and Docker, listen on every interface
-  meshd --engines mock                      a node with the scriptable mock engine
-  meshd --engines auto,process              detected engines plus native processes
-  meshd --data-dir /tmp/n2 --listen /ip4/127.0.0.1/tcp/0 \
-        --bootstrap /ip4/127.0.0.1/tcp/4001/p2p/12D3KooW…   join a mesh through a known peer
-
-Its peer id and addresses are printed at start and written to DATA_DIR/node.json.
-
-Talk to it with meshctl (--node DATA_DIR/meshd.sock, or MESH_NODE)."
-)]
-struct Args {
-    /// Where the node keeps its state (store, engine state, API socket).
-    #[arg(long, value_name = "DIR", env = "MESH_DATA_DIR")]
-    data_dir: Option<PathBuf>,
-    /// Path of the local API socket [default: DIR/meshd.sock].
-    #[arg(long, value_name = "PATH")]
-    api_socket: Option<PathBuf>,
-    /// Let the members of this group use the API socket too (mode 0660 instead of 0600).
-    #[arg(long, value_name = "GROUP")]
-    api_group: Option<String>,
-    /// Also serve the local API over HTTP (e.g. 127.0.0.1:7070). Loopback only, unless
-    /// --http-token is given.
-    #[arg(long, value_name = "ADDR")]
-    http: Option<SocketAddr>,
-    /// Require `Authorization: Bearer TOKEN` on every HTTP request, TOKEN being this file's
-    /// content (at least 16 bytes, e.g. `openssl rand -hex 32`); allows a non-loopback --http.
-    #[arg(long, value_name = "FILE")]
-    http_token: Option<PathBuf>,
-    /// Make this a private mesh: peers without this key file cannot complete a handshake
-    /// (libp2p pnet; TCP only, QUIC listen addresses are skipped). Every node, and
-    /// `meshctl --peer`, needs the same file.
-    #[arg(long, value_name = "FILE", env = "MESH_MESH_KEY")]
-    mesh_key: Option<PathBuf>,
-    /// Whose signed workloads this node runs, in which namespaces, with what host access: a
-    /// YAML trust file (see docs/security.md), reloaded on SIGHUP and when it changes.
-    /// Without it (and without --trust-any) the node trusts only its owner's key.
-    #[arg(
-        long,
-        value_name = "FILE",
-        env = "MESH_TRUST_FILE",
-        conflicts_with = "trust_any"
-    )]
-    trust_file: Option<PathBuf>,
-    /// Run workloads signed by ANY key, with all host access. For development and testnets
-    /// only; logged at start and shown by `meshctl nodes`.
-    #[arg(long)]
-    trust_any: bool,
-    /// The owner's key, trusted when there is no trust file: the key meshctl signs with
-    /// (created on first use) [default: $MESH_KEY, else ~/.config/mesh/user.key of the user
-    /// running meshd].
-    #[arg(long, value_name = "FILE", env = "MESH_KEY")]
-    owner_key: Option<PathBuf>,
-    /// Only these peers may connect: a file with one peer id per line (# comments).
-    #[arg(long, value_name = "FILE")]
-    allow_peers: Option<PathBuf>,
-    /// Established libp2p connections at most (all peers together).
-    #[arg(long, value_name = "N", default_value_t = mesh_node::net::MAX_CONNECTIONS)]
-    max_connections: u32,
-    /// Requests per second each peer may send, in bursts of up to twice that; more are
-    /// answered "429 rate limited" at once. 0 turns the limit off.
-    #[arg(long, value_name = "N", default_value_t = mesh_node::net::DEFAULT_PEER_REQUEST_RATE)]
-    peer_request_rate: u32,
-    /// Engines to enable, comma-separated: podman, docker, wasm, process, mock; `auto` for the
-    /// detected ones (Podman and Docker by their sockets, wasm by its runner); or `none`.
-    /// The process engine runs native commands unsandboxed, so it is only on when named
-    /// (e.g. `--engines auto,process`) [default: auto].
-    #[arg(long, value_name = "LIST", value_delimiter = ',')]
-    engines: Option<Vec<String>>,
-    /// How long a started workload may take to become healthy.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
-    health_timeout: Duration,
-    /// Grace period between stop and kill.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    stop_grace: Duration,
-    /// Pause before a failed job attempt is retried; doubles per further failure, at most 6m.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    job_backoff: Duration,
-    /// Pause before a replica that stopped twice in a row is restarted again (the first
-    /// restart is immediate); doubles per further failure, at most 5m. Meanwhile the replica
-    /// shows CrashLoopBackOff.
-    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
-    restart_backoff: Duration,
-    /// On SIGTERM or Ctrl-C, stop and remove the workloads' instances too (by default they
-    /// keep running and are re-adopted at the next start). What the node was asked to run is
-    /// kept: the next start installs them again.
-    #[arg(long)]
-    stop_workloads_on_exit: bool,
-    /// How often engines are probed for health.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
-    fingerprint_interval: Duration,
-    /// How often running instances are checked for exits.
-    #[arg(long, value_name = "DURATION", default_value = "1s", value_parser = parse_duration)]
-    monitor_interval: Duration,
-    /// libp2p listen address, repeatable (port 0 picks a free port).
-    #[arg(long, value_name = "MULTIADDR", default_values_t = ["/ip4/0.0.0.0/tcp/0".to_string(), "/ip4/0.0.0.0/udp/0/quic-v1".to_string()])]
-    listen: Vec<String>,
-    /// Peer to join the mesh through, repeatable (e.g. /ip4/127.0.0.1/tcp/4001/p2p/12D3Koo…).
-    #[arg(long, value_name = "MULTIADDR")]
-    bootstrap: Vec<String>,
-    /// Find peers on the local network with mDNS.
-    #[arg(long)]
-    mdns: bool,
-    /// Lifetime of this node's provider and capability records; renewed at a third of it.
-    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
-    provider_ttl: Duration,
-    /// Period of gossip heartbeats. Every node receives every node's heartbeat, so a shorter
-    /// period costs CPU on every node of a large mesh; a peer unheard for three periods plus
-    /// 2 s is no longer used for placement.
-    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
-    heartbeat_interval: Duration,
-    /// How often the routing table is refreshed (a DHT walk that reaches many peers). A node
-    /// left without connections re-dials its bootstrap peers every 30s (or this, if shorter).
-    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
-    bootstrap_interval: Duration,
-    /// Close connections unused for this long. Gossip keeps its mesh peers connected; other
-    /// peers are dialled again when needed, so a large mesh does not hold a connection to
-    /// every node.
-    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_duration)]
-    idle_timeout: Duration,
-    /// Podman API socket [default: $CONTAINER_HOST, /run/podman/podman.sock, $XDG_RUNTIME_DIR/podman/podman.sock].
-    #[arg(long, value_name = "PATH")]
-    podman_socket: Option<PathBuf>,
-    /// Docker API socket [default: $DOCKER_HOST, /var/run/docker.sock].
-    #[arg(long, value_name = "PATH")]
-    docker_socket: Option<PathBuf>,
-    /// The wasm engine's runner [default: mesh-wasm-runner next to meshd, or on PATH].
-    #[arg(long, value_name = "PATH")]
-    wasm_runner: Option<PathBuf>,
-    /// Log filter, e.g. info, debug, mesh_node=debug,libp2p_kad=warn; RUST_LOG, when set,
-    /// wins over it.
-    #[arg(long, default_value = "info")]
-    log: String,
-    /// Log format on stderr: `text` (coloured only when stderr is a terminal) or `json` (one
-    /// object per line, with the spans, e.g. an apply's correlation id).
-    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = mesh_node::daemon::LogFormat::Text)]
-    log_format: mesh_node::daemon::LogFormat,
-}
-
-fn config(args: Args) -> anyhow::Result<Config> {
-    let engines = match args.engines {
-        // A node with no engine still places, discovers and answers for the mesh.
-        Some(names) if names == ["none"] => Some(Vec::new()),
-        Some(names) => {
-            for n in &names {
-                if !KNOWN_ENGINES.contains(&n.as_str()) && n != AUTO_ENGINES {
-                    bail!(
-                        "--engines: unknown engine {n:?} (known: {}; `auto` for the detected ones, or none)",
-                        KNOWN_ENGINES.join(", ")
-                    );
-                }
-            }
-            Some(names)
-        }
-        None => None,
-    };
-    let parse_addrs = |flag: &str, list: &[String]| -> anyhow::Result<Vec<libp2p::Multiaddr>> {
-        list.iter()
-            .map(|a| {
-                a.parse().with_context(|| {
-                    format!("{flag} {a:?} is not a multiaddr (e.g. /ip4/127.0.0.1/tcp/4001)")
-                })
-            })
-            .collect()
-    };
-    let mut config = Config::new(args.data_dir.unwrap_or_else(default_data_dir));
-    config.listen = parse_addrs("--listen", &args.listen)?;
-    config.bootstrap = parse_addrs("--bootstrap", &args.bootstrap)?;
-    config.mdns = args.mdns;
-    config.mesh.provider_ttl = args.provider_ttl;
-    config.mesh.heartbeat_interval = args.heartbeat_interval;
-    config.bootstrap_interval = args.bootstrap_interval;
-    config.idle_timeout = args.idle_timeout;
-    config.wasm_runner = args.wasm_runner;
-    config.podman_socket = args.podman_socket;
-    config.docker_socket = args.docker_socket;
-    config.api_socket = args.api_socket;
-    config.http = args.http;
-    config.http_token = args.http_token;
-    config.mesh_key = args.mesh_key;
-    config.trust = if args.trust_any {
-        mesh_node::trust::Source::Fixed(mesh_node::trust::Policy::any())
-    } else if let Some(file) = args.trust_file {
-        mesh_node::trust::Source::File(file)
-    } else {
-        let path = args
-            .owner_key
-            .unwrap_or_else(mesh_node::cli::key::default_path);
-        let key = mesh_node::cli::key::load(&path)?;
-        mesh_node::trust::Source::Fixed(mesh_node::trust::Policy::owner(key.public().to_peer_id()))
-    };
-    config.max_connections = args.max_connections;
-    config.peer_request_rate = args.peer_request_rate;
-    if let Some(path) = &args.allow_peers {
-        config.allowed_peers = Some(read_peer_list(path)?);
-    }
-    config.api_group = args.api_group;
-    config.engines = engines;
-    config.controller.health_timeout = args.health_timeout;
-    config.controller.stop_grace = args.stop_grace;
-    config.controller.job_backoff_base = args.job_backoff;
-    config.controller.restart_backoff_base = args.restart_backoff;
-    config.stop_workloads_on_exit = args.stop_workloads_on_exit;
-    config.fingerprint_period = args.fingerprint_interval;
-    config.monitor_period = args.monitor_interval;
-    Ok(config)
-}
 
 async fn serve(config: Config) -> anyhow::Result<()> {
     let shutdown = CancellationToken::new();
@@ -234,7 +10,7 @@ async fn serve(config: Config) -> anyhow::Result<()> {
     let daemon = mesh_node::start(config, shutdown.clone()).await?;
     println!(
         "meshd {} peer {}",
-        env!("CARGO_PKG_VERSION"),
+        mesh_node::version::LONG,
         daemon.node.id()
     );
     println!("api socket {}", daemon.socket.display());
@@ -280,9 +56,19 @@ async fn serve(config: Config) -> anyhow::Result<()> {
 }
 
 fn main() -> std::process::ExitCode {
-    let args = Args::parse();
+    // Flags > environment > --config file > defaults (see mesh_node::daemon::config_file).
+    let args = match mesh_node::daemon::config_file::parse(std::env::args_os()) {
+        Ok(args) => args,
+        Err(e) => match e.downcast::<clap::Error>() {
+            Ok(clap) => clap.exit(),
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return std::process::ExitCode::FAILURE;
+            }
+        },
+    };
     mesh_node::daemon::init_logging(&args.log, args.log_format);
-    let result = config(args).and_then(|config| {
+    let result = args.to_config().and_then(|config| {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()
             .build()
@@ -296,22 +82,4 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-/// Peer ids, one per line; blank lines and `#` comments skipped.
-fn read_peer_list(path: &std::path::Path) -> anyhow::Result<Vec<libp2p::PeerId>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let mut peers = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        if line.is_empty() {
-            continue;
-        }
-        let peer = line
-            .parse()
-            .with_context(|| format!("{}:{}: {line:?} is not a peer id", path.display(), n + 1))?;
-        peers.push(peer);
-    }
-    Ok(peers)
 }

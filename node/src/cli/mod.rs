@@ -9,10 +9,12 @@
 //! - [`backend`]: the local API or a remote peer over libp2p (`--peer`);
 //! - [`key`]: the user's signing key (`meshctl key show|generate`);
 //! - [`output`]: tables, JSON and YAML rendering;
-//! - [`testnet`]: `meshctl testnet up|status|down`.
+//! - [`testnet`]: `meshctl testnet up|status|down`;
+//! - [`completion`], `version`: `meshctl completion SHELL`, `meshctl version`.
 
 mod apply;
 pub mod backend;
+pub mod completion;
 mod drain;
 pub mod follow;
 pub mod key;
@@ -22,6 +24,7 @@ mod outputs;
 mod progress;
 mod rollback;
 pub mod testnet;
+mod version;
 mod watch;
 
 use std::path::PathBuf;
@@ -50,6 +53,7 @@ Examples:
   meshctl --peer /ip4/10.0.0.7/tcp/4001/p2p/12D3KooW… get    ask any node, no local daemon
   meshctl testnet up --nodes 3              a local mesh of 3 meshd processes
   meshctl key show                          the key id meshctl signs with, and its path
+  meshctl completion bash                   shell completion (see meshctl completion --help)
 
 The node is found at --node, else $MESH_NODE, else the default socket of a local meshd;
 --peer talks to any node over libp2p instead.
@@ -59,7 +63,7 @@ errors); 2 wrong command line; 3 no node reachable; 4 not found; 5 refused (key 
 trusted or not allowed, wrong token).";
 
 #[derive(Debug, Parser)]
-#[command(name = "meshctl", version, about = "Control a mesh of meshd nodes: apply, inspect and delete workloads", after_help = AFTER_HELP)]
+#[command(name = "meshctl", version = crate::version::LONG, about = "Control a mesh of meshd nodes: apply, inspect and delete workloads", after_help = AFTER_HELP)]
 pub struct Cli {
     /// Node to talk to: the path of its API socket, or http://127.0.0.1:PORT.
     #[arg(long, global = true, env = "MESH_NODE", value_name = "SOCKET_OR_URL")]
@@ -145,6 +149,10 @@ pub enum Command {
     /// The signing key meshctl signs workload records and deletes with.
     #[command(subcommand)]
     Key(key::KeyCommand),
+    /// Print a shell completion script for meshctl (bash, zsh, fish, elvish, powershell).
+    Completion(completion::CompletionArgs),
+    /// Print meshctl's version and git revision, and the node's if one answers.
+    Version,
 }
 
 #[derive(Debug, Args)]
@@ -318,6 +326,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             key::run(cmd, &key_path, fmt)?;
             return Ok(std::process::ExitCode::SUCCESS);
         }
+        Command::Completion(args) => {
+            completion::run(&args);
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
+        Command::Version => {
+            version::run(cli.node.as_deref(), cli.token_file.as_deref(), fmt).await?;
+            return Ok(std::process::ExitCode::SUCCESS);
+        }
         other => other,
     };
     let backend = match (&cli.peer, &cli.node) {
@@ -467,8 +483,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<std::process::ExitCode> {
             )
             .await?;
         }
-        Command::Testnet(_) | Command::Key(_) => {
-            unreachable!("testnet and key commands return before a node is chosen")
+        Command::Testnet(_) | Command::Key(_) | Command::Completion(_) | Command::Version => {
+            unreachable!("these commands return before a node is chosen")
         }
     }
     Ok(std::process::ExitCode::SUCCESS)

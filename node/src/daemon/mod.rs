@@ -22,7 +22,10 @@ use crate::records::book::RecordBook;
 use crate::service::{Node, Parts};
 use crate::store::Store;
 
+pub mod args;
+pub mod config_file;
 mod engines;
+pub use args::Args;
 pub use engines::{build_engines, AUTO_ENGINES, KNOWN_ENGINES};
 
 /// Everything a node needs to start. `Config::new(dir)` gives the defaults.

@@ -93,7 +93,7 @@ impl Mesh {
             engines,
             resources: machine_resources(cpu_requested),
             workloads: desired.len() as u32,
-            software_version: env!("CARGO_PKG_VERSION").to_string(),
+            software_version: crate::version::LONG.to_string(),
             trust: self.inner.records.trust().mode().to_string(),
             cordoned: node.store().cordoned(),
             issued_at: now,

@@ -219,7 +219,7 @@ impl Node {
         Ok(Health {
             status: "ok".to_string(),
             node: self.inner.id.clone(),
-            software_version: env!("CARGO_PKG_VERSION").to_string(),
+            software_version: crate::version::LONG.to_string(),
             workloads: self.inner.store.list_desired()?.len(),
             engines: self.registry().infos(),
             started_at: self.inner.started_at,

@@ -10,8 +10,8 @@ pub use mesh_engine_wasm::guests::*;
 /// Every wait in these tests is bounded by this.
 pub const WAIT: Duration = Duration::from_secs(30);
 
-/// The `mesh-wasm-runner` binary beside the test executables (`target/<profile>/`): built by
-/// `cargo test --workspace` for the wasm engine's own tests.
+/// The `mesh-wasm-runner` binary beside the test executables (`target/<profile>/`): the node
+/// package's, built by `cargo test --workspace` (for the node's own tests).
 pub fn runner() -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable has a path");
     let dir = exe
@@ -21,7 +21,7 @@ pub fn runner() -> PathBuf {
     let runner = dir.join("mesh-wasm-runner");
     assert!(
         runner.exists(),
-        "{} is missing: run `cargo build --bin mesh-wasm-runner` (cargo test --workspace builds it)",
+        "{} is missing: run `cargo build -p mesh-node --bin mesh-wasm-runner` (cargo test --workspace builds it)",
         runner.display()
     );
     runner

@@ -38,7 +38,21 @@ pub fn load(engine: &wasmtime::Engine, start: &Start) -> Result<Loaded, String> 
     cache::load(engine, &start.digest, &start.module_path, &start.cache_dir)
 }
 
-/// Entry point of the `mesh-wasm-runner` binary.
+/// The `mesh-wasm-runner` binary (built by the node package, so that it is installed with
+/// meshd, and by this crate's `runner` example for its own tests): `--version`, else [`main`].
+pub fn bin_main() -> ExitCode {
+    if std::env::args().nth(1).as_deref() == Some("--version") {
+        println!(
+            "mesh-wasm-runner {} (wasmtime {})",
+            env!("CARGO_PKG_VERSION"),
+            crate::WASMTIME_VERSION
+        );
+        return ExitCode::SUCCESS;
+    }
+    main()
+}
+
+/// Runs one guest: the runner process after its command line.
 pub fn main() -> ExitCode {
     let mut stdin = io::stdin().lock();
     let start = match protocol::read_frame::<Request>(&mut stdin) {

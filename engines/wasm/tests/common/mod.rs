@@ -13,8 +13,22 @@ use mesh_runtime::{Engine, Handle, InstallContext, InstanceState, InstanceStatus
 /// Every wait in these tests is bounded by this.
 pub const WAIT: Duration = Duration::from_secs(30);
 
+/// The runner: this crate's `runner` example (the `mesh-wasm-runner` binary is the node
+/// package's), which `cargo test` builds with the tests: `target/<profile>/examples/runner`.
 pub fn runner() -> PathBuf {
-    PathBuf::from(env!("CARGO_BIN_EXE_mesh-wasm-runner"))
+    let exe = std::env::current_exe().expect("the test executable has a path");
+    let profile = exe
+        .parent()
+        .and_then(|deps| deps.parent())
+        .expect("test executables live in target/<profile>/deps");
+    let runner = profile.join("examples").join("runner");
+    assert!(
+        runner.is_file(),
+        "{} is missing: `cargo test -p mesh-engine-wasm` builds it (with --test, add \
+         `cargo build -p mesh-engine-wasm --example runner` first)",
+        runner.display()
+    );
+    runner
 }
 
 /// A fresh engine over `dir`.
