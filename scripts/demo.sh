@@ -23,10 +23,16 @@ fi
 ctl="$bin/meshctl"
 dir=$(mktemp -d "${TMPDIR:-/tmp}/mesh-demo.XXXXXX")
 workloads="ticker hello-wasm web cache"
+revived=""
 cleanup() {
     # Deleted first: a testnet's nodes leave their workloads running when they stop.
     for w in $workloads; do "$ctl" delete "$w" >/dev/null 2>&1 || true; done
     "$ctl" testnet down --dir "$dir" >/dev/null 2>&1 || true
+    # The node started again by hand is not the testnet's to stop.
+    if [ -n "$revived" ]; then
+        kill "$revived" 2>/dev/null || true
+        wait "$revived" 2>/dev/null || true
+    fi
     rm -rf "$dir"
 }
 trap cleanup EXIT
@@ -141,6 +147,7 @@ else
         --engines auto,process --trust-file "$dir/trust.yaml" --bootstrap "$boot" \
         --provider-ttl=15s --heartbeat-interval=1s \
         >>"$dir/node-$victim/meshd.log" 2>&1 &
+    revived=$!
     back() { "$ctl" --node "$dir/node-$victim/meshd.sock" nodes >/dev/null && all_heard; }
     wait_for 30 back
     two() {

@@ -31,6 +31,9 @@ fn demo(env: &[(&str, &str)]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(out.status.success(), "the demo failed:\n{text}");
+    // Every node it started is gone, the one it started again by hand included.
+    let left = leftover_processes(tmp.path());
+    assert!(left.is_empty(), "processes left running: {left:#?}\n{text}");
     for shown in [
         "hello from a WASM function",
         "hello-wasm  default    Function  Succeeded  wasm",
@@ -56,6 +59,24 @@ fn demo(env: &[(&str, &str)]) -> String {
         "{text}"
     );
     text
+}
+
+/// Processes whose command line names a path under `dir`, or that run in a directory under
+/// it (the process engine's workloads run in their node's data directory).
+fn leftover_processes(dir: &Path) -> Vec<String> {
+    let needle = dir.to_string_lossy().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().parse::<u32>().is_ok())
+        .filter_map(|e| {
+            let cmd = std::fs::read(e.path().join("cmdline")).ok()?;
+            let cmd = String::from_utf8_lossy(&cmd).replace('\0', " ");
+            let cwd = std::fs::read_link(e.path().join("cwd")).unwrap_or_default();
+            (cmd.contains(&needle) || cwd.starts_with(dir))
+                .then(|| format!("{cmd} (in {})", cwd.display()))
+        })
+        .collect()
 }
 
 fn required(engine: &str) -> bool {
