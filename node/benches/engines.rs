@@ -39,6 +39,41 @@ fn pod(name: &str) -> String {
     format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  containers:\n  - name: main\n    image: localhost/mesh-test:latest\n    imagePullPolicy: Never\n    command: [\"/bin/sleep\", \"3600\"]\n")
 }
 
+/// A one-container Kubernetes Job that exits at once (through meshd), and the Pod it is run
+/// as (the anchor: `podman kube play` of it, then `podman wait` for its container).
+fn job(name: &str) -> String {
+    format!("apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: {name}\nspec:\n  backoffLimit: 0\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: main\n        image: localhost/mesh-test:latest\n        imagePullPolicy: Never\n        command: [\"/bin/true\"]\n")
+}
+
+fn job_pod(name: &str) -> String {
+    format!("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\nspec:\n  restartPolicy: Never\n  containers:\n  - name: main\n    image: localhost/mesh-test:latest\n    imagePullPolicy: Never\n    command: [\"/bin/true\"]\n")
+}
+
+/// A Job through meshd: apply, then `GET /deployments/NAME` every 2 ms until Succeeded (at
+/// the node's default settings: its exit comes from Podman's events).
+async fn job_through_meshd(client: &Client, name: &str) -> Duration {
+    let req = ApplyRequest {
+        manifest: job(name),
+        ..Default::default()
+    };
+    let t = Instant::now();
+    let answer = client.post("/deployments", &req).await.unwrap();
+    assert!(answer.status.is_success(), "{}", answer.error_message());
+    let path = format!("/deployments/{name}");
+    loop {
+        let d: mesh_protocol::api::Deployment = client.get(&path).await.unwrap();
+        match d.phase {
+            mesh_protocol::Phase::Succeeded => break,
+            mesh_protocol::Phase::Failed => panic!("{d:?}"),
+            _ => tokio::time::sleep(Duration::from_millis(2)).await,
+        }
+        assert!(t.elapsed() < Duration::from_secs(60), "the job did not end");
+    }
+    let took = t.elapsed();
+    let _: serde_json::Value = client.delete(&path).await.unwrap();
+    took
+}
+
 fn compose() -> String {
     "services:\n  main:\n    image: localhost/mesh-test:latest\n    pull_policy: never\n    command: [\"sleep\", \"3600\"]\n".to_string()
 }
@@ -108,7 +143,20 @@ fn main() {
 
     let (mut mesh_pod, mut direct_pod, mut mesh_compose, mut direct_docker) =
         (vec![], vec![], vec![], vec![]);
+    let (mut mesh_job, mut direct_job) = (vec![], vec![]);
     for i in 0..RUNS {
+        let name = format!("bench-job-{i}");
+        mesh_job.push(rt.block_on(job_through_meshd(&client, &name)));
+
+        let name = format!("direct-job-{i}");
+        std::fs::write(&file, job_pod(&name)).unwrap();
+        let f = file.to_str().unwrap();
+        let t = Instant::now();
+        run("podman", &["kube", "play", f]);
+        run("podman", &["wait", &format!("{name}-main")]);
+        direct_job.push(t.elapsed());
+        run("podman", &["kube", "down", f]);
+
         let name = format!("bench-pod-{i}");
         mesh_pod.push(rt.block_on(through_meshd(&client, pod(&name), &name)));
 
@@ -142,6 +190,13 @@ fn main() {
     drop(meshd);
     let rows = [
         (
+            "one-container Job, to Succeeded",
+            "meshd → Podman, exit from Podman's events",
+            median(mesh_job),
+            "`podman kube play` + `podman wait`",
+            median(direct_job),
+        ),
+        (
             "one-container Pod",
             "meshd → Podman (kube play, REST)",
             median(mesh_pod),
@@ -166,9 +221,11 @@ fn main() {
         ));
     }
     let body = format!(
-        "{RUNS} runs each, alternating, local image `localhost/mesh-test:latest` (`sleep 3600`). Through meshd: the whole\n\
-         `POST /deployments` until Running (select, validate, image check, create, start, status), delete not timed. Direct:\n\
-         the CLI's wall time until it returns (container started), teardown not timed.\n\n{table}\n"
+        "{RUNS} runs each, alternating, local image `localhost/mesh-test:latest` (`sleep 3600`; the Job runs `/bin/true`),\n\
+         meshd at its default settings (monitor poll every 1 s). Through meshd: the whole `POST /deployments` until\n\
+         Running (select, validate, image check, create, start, status); for the Job, until `GET /deployments/NAME` shows\n\
+         Succeeded (asked every 2 ms); delete not timed. Direct: the CLI's wall time until it returns (container started;\n\
+         for the Job, `podman wait` returned), teardown not timed.\n\n{table}\n"
     );
     print!("{body}");
     mesh_node::testing::update_benchmark_section("engines", &body).unwrap();

@@ -8,6 +8,7 @@
 
 #![allow(clippy::unwrap_used)] // a bench: a panic is the failure report
 
+mod mesh_trace;
 mod support;
 
 use std::path::Path;
@@ -123,6 +124,8 @@ struct Row {
     /// Established connections per idle node: mean and max.
     connections_mean: f64,
     connections_max: usize,
+    /// Milliseconds per apply step (`MESH_BENCH_TRACE`), per step.
+    trace: Vec<Vec<f64>>,
 }
 
 async fn measure(n: usize, meshd: &Path) -> Row {
@@ -132,9 +135,16 @@ async fn measure(n: usize, meshd: &Path) -> Row {
         nodes: n,
         engines: Some("mock".to_string()),
         meshd: meshd.to_path_buf(),
-        extra_args: match trust_mode().as_str() {
-            "any" => vec!["--log".into(), "warn".into(), "--trust-any".into()],
-            _ => vec!["--log".into(), "warn".into()],
+        extra_args: {
+            let mut args = if tracing() {
+                mesh_trace::args()
+            } else {
+                vec!["--log".into(), "warn".into()]
+            };
+            if trust_mode() == "any" {
+                args.push("--trust-any".into());
+            }
+            args
         },
         // The entry node runs nothing, so every apply lands on a remote node.
         first_engines: Some("none".to_string()),
@@ -238,6 +248,16 @@ async fn measure(n: usize, meshd: &Path) -> Row {
         discover_dht.push(t.elapsed());
         assert_eq!(p.len(), 1);
     }
+    let trace = if tracing() {
+        let dirs: Vec<&Path> = net
+            .nodes
+            .iter()
+            .filter_map(|n| n.api_socket.parent())
+            .collect();
+        mesh_trace::steps(&dirs)
+    } else {
+        Vec::new()
+    };
     tokio::task::spawn_blocking(move || drop(down))
         .await
         .unwrap();
@@ -257,7 +277,13 @@ async fn measure(n: usize, meshd: &Path) -> Row {
         cpu_percent,
         connections_mean: connections.iter().sum::<usize>() as f64 / connections.len() as f64,
         connections_max: connections.iter().copied().max().unwrap_or(0),
+        trace,
     }
+}
+
+/// `MESH_BENCH_TRACE=1`: the nodes log their apply steps and the bench times them.
+fn tracing() -> bool {
+    std::env::var("MESH_BENCH_TRACE").is_ok_and(|v| v == "1")
 }
 
 fn main() {
@@ -276,6 +302,7 @@ fn main() {
     let mut table = String::from(
         "| nodes | apply→Running remote p50 / p99 ms | discovery p50 / p99 ms | discovery through the DHT p50 / p99 ms | visible everywhere p50 / max ms | idle RSS mean / max MiB | of which anon / file (mean) MiB | idle CPU per node | connections per idle node mean / max |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
+    let mut traces = String::new();
     for n in sizes {
         eprintln!("mesh bench: {n} nodes");
         let r = rt.block_on(measure(n, meshd));
@@ -300,6 +327,21 @@ fn main() {
         );
         eprint!("{row}");
         table.push_str(&row);
+        if !r.trace.is_empty() {
+            let mut t = format!(
+                "\nWhere a remote apply's time goes at {} nodes (`MESH_BENCH_TRACE=1`: JSON logs at `mesh_node::mesh=debug`, {} applies):\n\n| step | p50 ms | max ms |\n|---|---:|---:|\n",
+                r.n,
+                r.trace[0].len()
+            );
+            for (name, mut v) in mesh_trace::STEPS.iter().zip(r.trace) {
+                v.sort_by(f64::total_cmp);
+                if let (Some(mid), Some(max)) = (v.get(v.len() / 2), v.last()) {
+                    t.push_str(&format!("| {name} | {mid:.1} | {max:.1} |\n"));
+                }
+            }
+            eprint!("{t}");
+            traces.push_str(&t);
+        }
     }
     let body = format!(
         "Real `meshd` processes (release build) on 127.0.0.1, started by `testnet::up`; node 0 runs no engine so every\n\
@@ -311,7 +353,7 @@ fn main() {
          and then stayed quiet for 45 s, before any workload. RSS splits into anonymous memory (the node's own) and\n\
          file-backed pages (the binary's code, shared by every `meshd` on the machine). Defaults throughout:\n\
          heartbeats every 5 s, connections unused for 30 s closed (and trimmed to 24 above 32), routing table refreshed every\n\
-         5 min, provider TTL 60 s. Release build (`opt-level = \"s\"`, crypto and sled at 3, fat LTO). {} cores.\n\n{table}\n",
+         5 min, provider TTL 60 s. Release build (`opt-level = \"s\"`, crypto and sled at 3, fat LTO). {} cores.\n\n{table}{traces}\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     print!("{body}");

@@ -1,8 +1,9 @@
-//! Drift noticed from the engines' own events: each engine that has an events API (Podman,
-//! Docker) is followed, and an instance it reports stopped, dead or removed has its workload
-//! looked at at once by the monitor (see [`crate::recovery`]), which records the exit and
-//! restarts it per its policy ([`crate::restart`]). Engines without one (and events missed
-//! while a daemon restarts) are caught by the monitor's polling.
+//! Exits and drift from the engines' own events: each engine that has them is followed
+//! (Podman's and Docker's events APIs, the WASM runner's final frame, the process engine's
+//! reaper), and an instance it reports stopped, dead or removed has its workload looked at at
+//! once by the monitor (see [`crate::recovery`]), which records the exit (a job's end, too)
+//! and restarts it per its policy ([`crate::restart`]). Engines without events (and events
+//! missed while a daemon restarts) are caught by the monitor's polling.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,6 +20,9 @@ use crate::service::Node;
 /// daemon restarted, or is down); doubles up to [`RETRY_MAX`].
 const RETRY_FIRST: Duration = Duration::from_millis(500);
 const RETRY_MAX: Duration = Duration::from_secs(30);
+/// How long an event waits for its workload's apply or delete to finish before it is left to
+/// the monitor's poll.
+const EVENT_LOCK_WAIT: Duration = Duration::from_secs(30);
 
 /// Follows one engine's events until it has none or the node stops.
 async fn follow(engine: Arc<dyn Engine>, stopped: mpsc::Sender<String>, stop: CancellationToken) {
@@ -57,9 +61,16 @@ impl Node {
             })
             .collect();
         drop(tx);
+        // Each event is handled on its own: one waiting for its workload's apply to answer
+        // does not hold up the others.
+        let mut handling: FuturesUnordered<BoxFuture<'static, ()>> = FuturesUnordered::new();
         loop {
             tokio::select! {
-                Some(instance) = rx.recv() => self.instance_stopped(&instance).await,
+                Some(instance) = rx.recv() => {
+                    let node = self.clone();
+                    handling.push(Box::pin(async move { node.instance_stopped(&instance).await }));
+                }
+                Some(()) = handling.next(), if !handling.is_empty() => {}
                 Some(()) = followers.next(), if !followers.is_empty() => {}
                 _ = stop.cancelled() => return,
                 else => return,
@@ -82,7 +93,7 @@ impl Node {
             });
             if ours {
                 tracing::debug!(workload = %id, instance, "engine reports the instance stopped");
-                if let Err(e) = self.monitor_workload(desired).await {
+                if let Err(e) = self.monitor_workload(desired, Some(EVENT_LOCK_WAIT)).await {
                     tracing::warn!(workload = %id, error = %e, "cannot look at a stopped instance");
                 }
                 return;

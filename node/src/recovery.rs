@@ -213,19 +213,33 @@ impl Node {
     pub async fn monitor_once(&self) -> Result<(), Error> {
         let list = self.store().list_desired()?;
         let results: Vec<Result<(), Error>> = futures::stream::iter(list)
-            .map(|desired| self.monitor_workload(desired))
+            .map(|desired| self.monitor_workload(desired, None))
             .buffer_unordered(MONITOR_CONCURRENCY)
             .collect()
             .await;
         results.into_iter().collect()
     }
 
-    pub(crate) async fn monitor_workload(&self, desired: Desired) -> Result<(), Error> {
+    /// Looks at one workload's replicas. The poll (`wait` None) skips a workload being
+    /// applied or deleted (it is looked at next time); an engine's event waits up to `wait`
+    /// for that to end, so an exit reported while the apply that started it is still
+    /// answering is recorded then, not a poll period later.
+    pub(crate) async fn monitor_workload(
+        &self,
+        desired: Desired,
+        wait: Option<std::time::Duration>,
+    ) -> Result<(), Error> {
         let id = desired.spec.id();
         let lock = self.workload_lock(&id);
-        // A workload being applied or deleted is looked at next time.
-        let Ok(_guard) = lock.try_lock() else {
-            return Ok(());
+        let _guard = match wait {
+            None => match lock.try_lock() {
+                Ok(guard) => guard,
+                Err(_) => return Ok(()),
+            },
+            Some(wait) => match tokio::time::timeout(wait, lock.lock()).await {
+                Ok(guard) => guard,
+                Err(_) => return Ok(()),
+            },
         };
         let mut observed = self.store().observed(&id)?;
         let mut changed = false;

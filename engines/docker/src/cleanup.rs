@@ -61,6 +61,8 @@ impl DockerEngine {
             tokio::time::sleep(CONTAINERS_GONE_POLL).await;
         }
 
+        // One after the other: Podman's compat API, asked for both at once, has answered a
+        // label-filtered volume list with another instance's volume.
         self.remove_networks(docker, project, data).await?;
         self.remove_volumes(docker, project, &workload, data)
             .await?;
@@ -94,8 +96,15 @@ impl DockerEngine {
             .list_networks(Some(options))
             .await
             .map_err(|e| self.client.api(&format!("list networks of {project}"), e))?;
-        let mut names: BTreeSet<String> =
-            listed.into_iter().filter_map(|n| n.id.or(n.name)).collect();
+        let pairs = [
+            (labels::INSTANCE, project),
+            (labels::ENGINE, self.name.as_str()),
+        ];
+        let mut names: BTreeSet<String> = listed
+            .into_iter()
+            .filter(|n| labels::matches(n.labels.as_ref().unwrap_or(&Default::default()), &pairs))
+            .filter_map(|n| n.id.or(n.name))
+            .collect();
         if !data.network_id.is_empty() {
             names.insert(data.network_id.clone());
         }
@@ -184,7 +193,11 @@ impl DockerEngine {
             .list_volumes(Some(options))
             .await
             .map_err(|e| self.client.api("list volumes", e))?;
-        let volumes = listed.volumes.unwrap_or_default().into_iter();
+        let volumes = listed
+            .volumes
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|v| labels::matches(&v.labels, &all));
         Ok(volumes
             .map(|v| {
                 let scope = v

@@ -25,6 +25,7 @@ pub struct Context<'a> {
     pub engine: &'a str,
     pub node: &'a str,
     pub project: &'a str,
+    /// The project's network; empty: the daemon's default network (no aliases).
     pub network: &'a str,
     pub state_dir: &'a Path,
 }
@@ -79,7 +80,7 @@ pub fn body(
     let limits = c.resources.limits;
     let requests = c.resources.requests;
     let host_config = HostConfig {
-        network_mode: Some(ctx.network.to_string()),
+        network_mode: (!ctx.network.is_empty()).then(|| ctx.network.to_string()),
         binds: (!binds.is_empty()).then_some(binds),
         tmpfs: (!tmpfs.is_empty()).then_some(tmpfs),
         port_bindings: (!bindings.is_empty()).then_some(bindings),
@@ -126,7 +127,7 @@ pub fn body(
         healthcheck: c.healthcheck.as_ref().map(health_config),
         labels: Some(container_labels),
         host_config: Some(host_config),
-        networking_config: Some(NetworkingConfig {
+        networking_config: (!ctx.network.is_empty()).then(|| NetworkingConfig {
             endpoints_config: Some(HashMap::from([(ctx.network.to_string(), endpoint)])),
         }),
         ..Default::default()
@@ -350,5 +351,29 @@ mod tests {
         assert_eq!(policy(&spec, MAIN), Some(RestartPolicyNameEnum::ON_FAILURE));
         spec.job = Some(JobSpec::default());
         assert_eq!(policy(&spec, MAIN), Some(RestartPolicyNameEnum::NO));
+    }
+
+    #[test]
+    fn without_a_project_network_the_container_joins_the_default_one() {
+        let c = Container {
+            name: "solo".into(),
+            image: "img".into(),
+            ..Default::default()
+        };
+        let spec = spec_with(c.clone());
+        assert_eq!(crate::plan::container_count(&spec), 1);
+        let body = body(
+            &spec,
+            &c,
+            &Context {
+                network: "",
+                ..ctx()
+            },
+            MAIN,
+        )
+        .unwrap();
+        let host = body.host_config.expect("host config");
+        assert_eq!(host.network_mode, None, "the daemon's default network");
+        assert!(body.networking_config.is_none(), "no endpoint to name");
     }
 }

@@ -177,16 +177,25 @@ impl DockerEngine {
     ) -> Result<()> {
         let docker = self.client.docker().await?;
         let base = labels::base(&self.name, spec, &ctx.node, project);
-        let network = docker
-            .create_network(NetworkCreateRequest {
-                name: project.to_string(),
-                driver: Some("bridge".to_string()),
-                labels: Some(base.clone()),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| self.client.api(&format!("create network {project}"), e))?;
-        data.network_id = network.id;
+        // A project of one container has nobody to reach by service name: it joins the
+        // daemon's default network, as `docker run` does, rather than pay for a network of
+        // its own (creating one sets up a bridge and firewall rules: the slowest step of a
+        // one-service install). Two containers or more get the project's network.
+        let own_network = plan::container_count(spec) > 1;
+        if own_network {
+            let network = docker
+                .create_network(NetworkCreateRequest {
+                    name: project.to_string(),
+                    driver: Some("bridge".to_string()),
+                    labels: Some(base.clone()),
+                    ..Default::default()
+                })
+                .await
+                .map_err(|e| self.client.api(&format!("create network {project}"), e))?;
+            data.network_id = network.id;
+        } else {
+            data.network.clear();
+        }
 
         for v in mounts::volumes(spec, project) {
             let mut volume_labels = base.clone();
@@ -222,7 +231,7 @@ impl DockerEngine {
             engine: &self.name,
             node: &ctx.node,
             project,
-            network: project,
+            network: if own_network { project } else { "" },
             state_dir: &self.state_dir,
         };
         let mut slots = Vec::new();

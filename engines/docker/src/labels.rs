@@ -134,6 +134,15 @@ pub fn filters(pairs: &[(&str, &str)]) -> HashMap<String, Vec<String>> {
     HashMap::from([("label".to_string(), labels)])
 }
 
+/// Whether `labels` carry every one of `pairs`. What a label-filtered list answers is checked
+/// with it again: Podman 4's Docker-compatible API treats several `label` filters of a volume
+/// list as alternatives (any one matches), so it lists other instances' volumes too.
+pub fn matches(labels: &HashMap<String, String>, pairs: &[(&str, &str)]) -> bool {
+    pairs
+        .iter()
+        .all(|(k, v)| labels.get(*k).is_some_and(|l| l == v))
+}
+
 pub fn condition_str(c: DependencyCondition) -> &'static str {
     match c {
         DependencyCondition::ServiceStarted => "service_started",

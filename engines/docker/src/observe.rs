@@ -148,8 +148,13 @@ impl DockerEngine {
             .read(conn, &path, &what)
             .await?
             .unwrap_or_default();
+        let pairs = [
+            (labels::INSTANCE, project),
+            (labels::ENGINE, self.name.as_str()),
+        ];
         let mut members: Vec<Member> = list
             .into_iter()
+            .filter(|c| labels::matches(c.labels.as_ref().unwrap_or(&Default::default()), &pairs))
             .map(|c| {
                 let l = c.labels.unwrap_or_default();
                 let get = |k: &str| l.get(k).cloned().unwrap_or_default();

@@ -171,6 +171,17 @@ fn config_value(
         .ok_or_else(|| format!("{kind:?} {name} key {key} is binary, not text"))
 }
 
+/// How many containers an instance of `spec` has: init containers, and each main container
+/// times its replicas.
+pub fn container_count(spec: &WorkloadSpec) -> u32 {
+    spec.init_containers.len() as u32
+        + spec
+            .containers
+            .iter()
+            .map(|c| c.replicas.unwrap_or(1))
+            .sum::<u32>()
+}
+
 /// Indexes of `spec.containers` in start order: a topological order of `depends_on` that
 /// keeps declaration order among independent services. Unknown services and cycles are
 /// refused, naming the services.

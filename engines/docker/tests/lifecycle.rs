@@ -186,3 +186,50 @@ async fn docker_failed_install_leaves_nothing() {
 async fn podman_compat_failed_install_leaves_nothing() {
     failed_install_leaves_nothing("podman", PODMAN_SOCKET).await;
 }
+
+/// Removing one instance leaves another instance's volume alone, and a one-container project
+/// runs on the daemon's default network (no network of its own is created). Podman 4's
+/// compat API answers a volume list filtered by several labels with volumes matching any of
+/// them: without checking the labels again, removing `drop` tried to remove `keep`'s volume.
+async fn removal_touches_only_its_own_instance(engine_name: &str, socket: &'static str) {
+    let Some(t) = engine(engine_name, socket).await else {
+        return;
+    };
+    let mut keep = compose(&unique("keep"), vec![sh("a", "exec sleep 300")]);
+    keep.volumes = vec![mesh_protocol::spec::Volume {
+        name: "scratch".into(),
+        source: mesh_protocol::spec::VolumeSource::Ephemeral { memory: false },
+    }];
+    keep.containers[0].mounts = vec![mesh_protocol::spec::Mount {
+        source: "scratch".into(),
+        target: "/scratch".into(),
+        read_only: false,
+        sub_path: None,
+    }];
+    let keep = keep.seal();
+    let kept = deploy(&t.engine, &keep).await;
+    cleaning_up(&t.engine, &kept, async {
+        let drop = compose(&unique("drop"), vec![sh("b", "exec sleep 300")]);
+        let dropped = deploy(&t.engine, &drop).await;
+        let data: serde_json::Value = dropped.data.clone();
+        assert_eq!(data["network_id"].as_str().unwrap_or(""), "", "{data}");
+        remove_and_check(&t.engine, socket, &drop, &dropped).await;
+        let status = t.engine.status(&kept).await.expect("status");
+        assert!(
+            matches!(status.state, InstanceState::Running),
+            "the other instance still runs: {status:?}"
+        );
+    })
+    .await;
+    remove_and_check(&t.engine, socket, &keep, &kept).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn docker_removal_touches_only_its_own_instance() {
+    removal_touches_only_its_own_instance("docker", DOCKER_SOCKET).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn podman_compat_removal_touches_only_its_own_instance() {
+    removal_touches_only_its_own_instance("podman", PODMAN_SOCKET).await;
+}

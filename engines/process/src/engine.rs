@@ -48,6 +48,9 @@ pub struct ProcessEngine {
     state_dir: PathBuf,
     instances: Mutex<HashMap<String, Arc<Inst>>>,
     seq: AtomicU64,
+    /// Instances a process of which just exited (reaped by this engine), for
+    /// [`Engine::watch`]: the node looks at the workload at once rather than at its next poll.
+    exited: tokio::sync::broadcast::Sender<String>,
 }
 
 impl ProcessEngine {
@@ -60,6 +63,7 @@ impl ProcessEngine {
             state_dir,
             instances: Mutex::new(HashMap::new()),
             seq: AtomicU64::new(0),
+            exited: tokio::sync::broadcast::channel(256).0,
         })
     }
 
@@ -263,9 +267,28 @@ impl Engine for ProcessEngine {
         let mut tasks = inst.tasks.lock().unwrap_or_else(|p| p.into_inner());
         tasks.retain(|t| !t.is_finished());
         for (i, child) in children.into_iter().enumerate() {
-            tasks.push(tokio::spawn(run::reap(inst.clone(), i, child)));
+            let exited = (self.exited.clone(), handle.instance.clone());
+            tasks.push(tokio::spawn(run::reap(inst.clone(), i, child, exited)));
         }
         Ok(())
+    }
+
+    /// Each exit of a process this engine started (it reaps them): an event at once. Processes
+    /// adopted after a restart are not its children; the node's monitor polls them.
+    async fn watch(&self, stopped: tokio::sync::mpsc::Sender<String>) -> Result<()> {
+        let mut exited = self.exited.subscribe();
+        loop {
+            match exited.recv().await {
+                Ok(instance) => {
+                    if stopped.send(instance).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                // Missed some: the node's monitor polls as well.
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
+            }
+        }
     }
 
     async fn status(&self, handle: &Handle) -> Result<InstanceStatus> {

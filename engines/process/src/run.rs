@@ -132,8 +132,14 @@ pub fn exit_of(status: io::Result<std::process::ExitStatus>, stopped: bool) -> E
     }
 }
 
-/// Reaps container `index`, records its exit, and keeps its log files bounded meanwhile.
-pub async fn reap(inst: Arc<Inst>, index: usize, mut child: Child) {
+/// Reaps container `index`, records its exit, and keeps its log files bounded meanwhile; then
+/// says which instance it was on `exited` (the engine's events).
+pub async fn reap(
+    inst: Arc<Inst>,
+    index: usize,
+    mut child: Child,
+    (exited, instance): (tokio::sync::broadcast::Sender<String>, String),
+) {
     let name = inst.record().slots[index].command.name.clone();
     let mut check = tokio::time::interval(LOG_CHECK_PERIOD);
     let status = loop {
@@ -150,6 +156,8 @@ pub async fn reap(inst: Arc<Inst>, index: usize, mut child: Child) {
     if let Err(e) = inst.update(|r| r.slots[index].exit = Some(exit)) {
         tracing::warn!(error = %e, container = %name, "cannot record the exit of a process");
     }
+    // Nobody listening (no node follows this engine's events) is fine.
+    let _ = exited.send(instance);
 }
 
 /// Moves a log file past [`MAX_LOG_BYTES`] to `<file>.1` and empties it. The process keeps

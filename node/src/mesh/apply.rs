@@ -292,13 +292,18 @@ impl Mesh {
 
     /// Runs one replica on `peer` (this node included) and announces it.
     pub(crate) async fn run_replica(&self, peer: PeerId, r: ReplicaApply) -> Outcome {
+        // With `--log mesh_node::mesh=debug`, these lines and the target's time an apply's
+        // steps across nodes (the mesh benchmark's trace, `MESH_BENCH_TRACE`).
+        tracing::debug!(workload = %r.workload, slot = r.slot, target = %peer, "replica sent");
         if peer == self.peer_id() {
             let id = r.workload.clone();
             let outcome = self.inner.node.apply_replica(r).await?;
             self.announce(&id, false).await;
             return Ok(outcome);
         }
-        match self.ask(peer, Request::ApplyReplica(Box::new(r))).await? {
+        let answer = self.ask(peer, Request::ApplyReplica(Box::new(r))).await;
+        tracing::debug!(target = %peer, ok = answer.is_ok(), "replica answered");
+        match answer? {
             Response::ReplicaApplied { outcome, provider } => {
                 // The replica's signed provider record: this node knows the slot is filled
                 // before gossip brings it, so an apply right after this one sees it.

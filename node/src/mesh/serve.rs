@@ -132,6 +132,7 @@ impl Mesh {
                     .owned
                     .run(tracing::Instrument::instrument(async move {
                         let id = r.workload.clone();
+                        tracing::debug!("replica received");
                         // The book learns the record first: one older than (or deleted by) a
                         // record this node holds is refused, whoever sends it.
                         let current = mesh.take_current(&id, &r.record).await?;
@@ -141,6 +142,7 @@ impl Mesh {
                         tracing::info!(action = ?outcome.action, phase = ?outcome.deployment.phase, "replica applied");
                         // Discoverable before the entry node hears back.
                         let provider = mesh.announce(&id, false).await;
+                        tracing::debug!("replica announced");
                         Ok(Response::ReplicaApplied {
                             outcome: Box::new(outcome),
                             provider,
