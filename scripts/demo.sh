@@ -88,33 +88,30 @@ run --node "$other" discover ticker --engine process
 printf '$ meshctl logs -f ticker   (3 seconds of it: every replica, prefixed by its node)\n'
 timeout 3 "$ctl" --node "$other" logs -f ticker --tail 2 || true
 
+# A container workload: FILE NAME, the engine its format implies and the other one. Applied
+# where an engine answers (the fallback says why); else the refusal shows every node's reason.
+container_workload() {
+    local file=$1 name=$2 implied=$3 other_engine=$4
+    if [ "$(nodes_with "$implied")" -gt 0 ] && image_present "$implied"; then
+        run apply -f "$file"
+        run --node "$other" discover "$name" --engine "$implied"
+    elif [ "$(nodes_with "$other_engine")" -gt 0 ] && image_present "$other_engine"; then
+        echo "$implied does not answer here; $other_engine does: it falls back to $other_engine, and says why."
+        run apply -f "$file"
+        run --node "$other" discover "$name" --engine "$other_engine"
+    else
+        echo "No Podman or Docker daemon answers here (or no local image localhost/mesh-test:latest:"
+        echo "sudo scripts/setup-engines.sh installs both and builds it). Nothing else can run a"
+        echo "container image, and the apply says so with the reason of every node (it exits 1):"
+        run apply -f "$file" || true
+    fi
+}
+
 say "A Kubernetes Pod: Podman by the manifest's format"
-if [ "$(nodes_with podman)" -gt 0 ] && image_present podman; then
-    run apply -f examples/web-pod.yaml
-    run --node "$other" discover web --engine podman
-elif [ "$(nodes_with docker)" -gt 0 ] && image_present docker; then
-    echo "Podman does not answer here; Docker does: the Pod falls back to Docker, and says why."
-    run apply -f examples/web-pod.yaml
-    run --node "$other" discover web --engine docker
-else
-    echo "No Podman or Docker daemon answers here (or no local image localhost/mesh-test:latest:"
-    echo "sudo scripts/setup-engines.sh installs both and builds it). Nothing else can run a Pod"
-    echo "image, and the apply says so with the reason of every node (it exits 1):"
-    run apply -f examples/web-pod.yaml || true
-fi
+container_workload examples/web-pod.yaml web podman docker
 
 say "A Compose project: Docker by the file's format"
-if [ "$(nodes_with docker)" -gt 0 ] && image_present docker; then
-    run apply -f examples/cache-compose.yaml
-    run --node "$other" discover cache --engine docker
-elif [ "$(nodes_with podman)" -gt 0 ] && image_present podman; then
-    echo "Docker does not answer here; Podman does: the project falls back to Podman, and says why."
-    run apply -f examples/cache-compose.yaml
-    run --node "$other" discover cache --engine podman
-else
-    echo "No Docker or Podman daemon answers here: the apply says so, with the reasons:"
-    run apply -f examples/cache-compose.yaml || true
-fi
+container_workload examples/cache-compose.yaml cache docker podman
 run get
 
 say "Self-healing: SIGKILL a node that runs a ticker replica; another node starts it again"

@@ -174,7 +174,7 @@ fn main() {
         .unwrap();
     // meshd's default monitor period (1 s), and the test harness's (20 ms), side by side: the
     // monitor looks at every workload each period, so with thousands of them a short period
-    // competes with the applies (see "Profile" below the table).
+    // competes with the applies (docs/benchmarks.md, "Profiles").
     let mut apply = String::from(
         "| monitor every | applies | p50 ms | p99 ms | mean ms | max ms |\n|---|---:|---:|---:|---:|---:|\n",
     );
@@ -187,7 +187,8 @@ fn main() {
          Whole file: bytes → every `WorkloadSpec` (sealed with its SHA-256 version) → engine selected for each.\n\n{parse}\n\
          ### apply → Running, one node, mock engine, local API over the Unix socket\n\n\
          Each apply is a new Pod; the time is the whole `POST /deployments` round trip, which answers\n\
-         only after the lifecycle reached Running (intent and handle flushed to sled on the way).\n\n{apply}\n",
+         only after the lifecycle reached Running (intent and handle flushed to sled on the way). Two nodes in one run:\n\
+         one at meshd's default monitor period, one at the test harness's 20 ms (\"Profiles\" below says why).\n\n{apply}\n",
         today(),
         machine()
     );

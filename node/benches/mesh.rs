@@ -29,17 +29,9 @@ fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1e3)
 }
 
-/// A `/proc/PID/status` field in KiB (`VmRSS`, `RssAnon`, `RssFile`).
+/// A `/proc/PID/status` field of a node process in KiB.
 fn status_kib(pid: u32, field: &str) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
+    support::status_kib(&pid.to_string(), field)
 }
 
 /// Established TCP connections of a process: its socket inodes that `/proc/PID/net/tcp` lists

@@ -2,7 +2,7 @@
 //! included), cold (compiled on start) and warm (compile cache hit), against a baseline that
 //! runs the same module in-process with the wasmtime API (no runner, module compiled once).
 //!
-//! `cargo build --release -p mesh-engine-wasm && cargo bench -p mesh-tests --bench wasm_start`
+//! `cargo build --release -p mesh-node && cargo bench -p mesh-tests --bench wasm_start`
 //! (`BENCH_RUNS=N` to change the 50 runs): the runner binary must be in `target/release/`.
 //! Prints p50/p99 and writes them into `docs/benchmarks.md` between the `wasm` markers.
 //! It lives in `mesh-tests`, beside the multi-node tests, because its meshd rows start a node

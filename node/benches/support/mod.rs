@@ -58,3 +58,16 @@ impl Drop for Down {
         let _ = testnet::down(&self.0);
     }
 }
+
+/// A `/proc/PID/status` field in KiB (`VmRSS`, `RssAnon`, `RssFile`); PID may be `self`.
+pub fn status_kib(pid: &str, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}

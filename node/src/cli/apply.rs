@@ -212,20 +212,8 @@ async fn with_progress<T>(
             let mut parts = Vec::new();
             for id in ids {
                 if let Ok(d) = backend.get(id, false).await {
-                    let running = d
-                        .replicas
-                        .iter()
-                        .filter(|r| {
-                            matches!(
-                                r.phase,
-                                mesh_protocol::Phase::Running | mesh_protocol::Phase::Succeeded
-                            )
-                        })
-                        .count();
-                    parts.push(format!(
-                        "{}: {running}/{} ready, {}",
-                        id.name, d.desired_replicas, d.phase
-                    ));
+                    let ready = output::ready(&d);
+                    parts.push(format!("{}: {ready} ready, {}", id.name, d.phase));
                 }
             }
             if !parts.is_empty() {

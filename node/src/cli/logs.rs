@@ -112,14 +112,8 @@ pub async fn follow(
             print_line(fmt, l)?;
         }
     }
-    let mut tick = tokio::time::interval(PERIOD);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = tick.tick() => {}
-        }
+    let mut poll = super::watch::Poll::every(PERIOD);
+    while poll.next().await {
         let logs = match backend.logs(id, Some(WINDOW)).await {
             Ok(l) => l,
             // Between a replica moving and its new node answering, or a delete: say so once
@@ -147,6 +141,7 @@ pub async fn follow(
             }
         }
     }
+    Ok(())
 }
 
 fn source_key(l: &LogLine) -> String {

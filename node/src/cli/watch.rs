@@ -18,6 +18,25 @@ use super::output::{deployment_header, deployment_row, Format};
 /// How often the node is asked.
 pub const PERIOD: Duration = Duration::from_millis(500);
 
+/// The pace of a watch or a follow: a tick every `period` (none at once), until Ctrl-C.
+pub(super) struct Poll(tokio::time::Interval);
+
+impl Poll {
+    pub(super) fn every(period: Duration) -> Self {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        Self(tick)
+    }
+
+    /// Waits for the next tick: `false` once the user pressed Ctrl-C.
+    pub(super) async fn next(&mut self) -> bool {
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => false,
+            _ = self.0.tick() => true,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 struct Change<'a> {
     #[serde(rename = "type")]
@@ -137,14 +156,8 @@ pub async fn watch(backend: &Backend, fmt: Format, only: Option<WorkloadId>) -> 
         printer.print("ADDED", &d)?;
         seen.insert(format!("{}/{}", d.namespace, d.name), (key(&d), d));
     }
-    let mut tick = tokio::time::interval(PERIOD);
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    tick.tick().await;
-    loop {
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-            _ = tick.tick() => {}
-        }
+    let mut poll = Poll::every(PERIOD);
+    while poll.next().await {
         let now = fetch(backend, only.as_ref()).await?;
         let mut gone: Vec<String> = seen.keys().cloned().collect();
         for d in now {
@@ -164,4 +177,5 @@ pub async fn watch(backend: &Backend, fmt: Format, only: Option<WorkloadId>) -> 
             }
         }
     }
+    Ok(())
 }

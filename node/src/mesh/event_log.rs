@@ -21,12 +21,7 @@ impl Mesh {
     ) -> Result<EventPage, Error> {
         let limit = limit.clamp(1, MAX_EVENT_PAGE);
         let me = self.peer_id();
-        let target = match node {
-            None => me,
-            Some(n) => n
-                .parse::<PeerId>()
-                .map_err(|_| Error::invalid(format!("{n:?} is not a node id")))?,
-        };
+        let target = self.node_named(node)?;
         if target == me {
             return Ok(self
                 .inner
@@ -42,6 +37,18 @@ impl Mesh {
         match self.ask(target, request).await? {
             Response::EventLog(page) => Ok(page),
             _ => Err(unexpected(&target)),
+        }
+    }
+}
+
+impl Mesh {
+    /// The node a request names (`None`: this one); a name that is not a peer id is `400`.
+    pub(crate) fn node_named(&self, node: Option<&str>) -> Result<PeerId, Error> {
+        match node {
+            None => Ok(self.peer_id()),
+            Some(n) => n
+                .parse::<PeerId>()
+                .map_err(|_| Error::invalid(format!("{n:?} is not a node id"))),
         }
     }
 }

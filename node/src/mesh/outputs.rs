@@ -5,7 +5,6 @@
 
 use std::io::{Read, Seek, SeekFrom};
 
-use libp2p::PeerId;
 use mesh_protocol::api::OutputChunk;
 use mesh_protocol::wire::{Request, Response, MODULE_CHUNK_BYTES};
 use mesh_protocol::WorkloadId;
@@ -23,14 +22,8 @@ impl Mesh {
         path: &str,
         offset: u64,
     ) -> Result<OutputChunk, Error> {
-        let me = self.peer_id();
-        let target = match node {
-            None => me,
-            Some(n) => n
-                .parse::<PeerId>()
-                .map_err(|_| Error::invalid(format!("{n:?} is not a node id")))?,
-        };
-        if target != me {
+        let target = self.node_named(node)?;
+        if target != self.peer_id() {
             let request = Request::Output {
                 id: id.clone(),
                 node: None,

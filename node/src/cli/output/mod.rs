@@ -190,7 +190,8 @@ fn action_str(a: ApplyAction) -> &'static str {
     }
 }
 
-fn ready(d: &Deployment) -> String {
+/// `2/3`: replicas Running or Succeeded, of those wanted.
+pub(crate) fn ready(d: &Deployment) -> String {
     let running = d
         .replicas
         .iter()
