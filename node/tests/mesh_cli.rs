@@ -9,7 +9,7 @@ use mesh_node::testing::wait_until_blocking;
 use mesh_node::testnet;
 
 mod cli_support;
-use cli_support::{ctl, fast_testnet, json, key_path, sock, Down, MESHCTL};
+use cli_support::{ctl, fast_testnet, json, sock, Down, Streaming};
 
 #[test]
 fn testnet_discover_peer_mode_and_kill_9_expiry() {
@@ -165,35 +165,15 @@ fn kill_9_is_healed_followed_by_events_w_and_drain_moves_replicas() {
     let before = wait_until_blocking("3 running", Duration::from_secs(30), || running(&[]));
 
     // Followed from node 0, every node's log from its start, one JSON object per line.
-    let mut watch = std::process::Command::new(MESHCTL)
-        .env("MESH_KEY", key_path().join("user.key"))
-        .args([
-            "--node",
-            sock(a),
-            "events",
-            "-w",
-            "--from-start",
-            "-o",
-            "json",
-        ])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::<serde_json::Value>::new()));
-    let reader = {
-        let lines = lines.clone();
-        let stdout = watch.stdout.take().unwrap();
-        std::thread::spawn(move || {
-            use std::io::BufRead;
-            for line in std::io::BufReader::new(stdout).lines() {
-                let Ok(line) = line else { break };
-                lines
-                    .lock()
-                    .unwrap()
-                    .push(serde_json::from_str(&line).unwrap());
-            }
-        })
-    };
+    let watch = Streaming::start(&[
+        "--node",
+        sock(a),
+        "events",
+        "-w",
+        "--from-start",
+        "-o",
+        "json",
+    ]);
 
     // Killed before healing is armed (nodes up for a round, the record past its apply's
     // grace): the replacement comes once it is, within the wait below.
@@ -224,20 +204,18 @@ fn kill_9_is_healed_followed_by_events_w_and_drain_moves_replicas() {
             .any(|e| e["step"] == "Activate"),
         "{events}"
     );
-    wait_until_blocking(
-        "events -w to show the healing",
-        Duration::from_secs(20),
-        || {
-            let seen = lines.lock().unwrap();
-            seen.iter()
-                .any(|l| {
-                    l["event"]["step"] == "Heal"
-                        && l["event"]["message"].as_str().unwrap().contains("placed")
-                })
-                .then_some(())
-        },
-    );
-    let seen = lines.lock().unwrap().clone();
+    let parsed = |lines: &[String]| -> Vec<serde_json::Value> {
+        lines
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    };
+    let seen = parsed(&watch.until(Duration::from_secs(20), |lines| {
+        parsed(lines).iter().any(|l| {
+            l["event"]["step"] == "Heal"
+                && l["event"]["message"].as_str().unwrap().contains("placed")
+        })
+    }));
     assert!(
         seen.iter().any(|l| l["event"]["step"] == "Liveness"
             && l["event"]["message"]
@@ -246,9 +224,7 @@ fn kill_9_is_healed_followed_by_events_w_and_drain_moves_replicas() {
                 .contains(&victim.peer_id)),
         "{seen:?}"
     );
-    let _ = watch.kill();
-    let _ = watch.wait();
-    let _ = reader.join();
+    drop(watch);
 
     // Drain a node that runs a replica: it moves, and the node shows Cordoned.
     let holder = net

@@ -4,15 +4,13 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
 use mesh_node::testing::wait_until_blocking;
 
 mod cli_support;
-use cli_support::{ctl, json, key_path, sock, testnet_with, Down, MESHCTL};
+use cli_support::{ctl, json, sock, testnet_with, Down, Streaming, MESHCTL};
 
 /// Two replicas of a loop that prints a numbered line every 200 ms.
 const TICKER: &str = r#"
@@ -52,55 +50,6 @@ spec:
         image: none
         command: ["sh", "-c", "mkdir -p out && echo 'forty-two' > out/result.txt"]
 "#;
-
-/// A meshctl that runs until killed, its stdout lines arriving on a channel.
-struct Streaming {
-    child: Child,
-    lines: mpsc::Receiver<String>,
-}
-
-impl Streaming {
-    fn start(args: &[&str]) -> Self {
-        let mut child = Command::new(MESHCTL)
-            .env("MESH_KEY", key_path().join("user.key"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, lines) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        Self { child, lines }
-    }
-
-    /// Reads lines until `done` says so of all read so far; panics after `timeout`.
-    fn until(&self, timeout: Duration, mut done: impl FnMut(&[String]) -> bool) -> Vec<String> {
-        let deadline = Instant::now() + timeout;
-        let mut seen = Vec::new();
-        while !done(&seen) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            match self.lines.recv_timeout(left) {
-                Ok(line) => seen.push(line),
-                Err(_) => panic!("timed out after {timeout:?}; read: {seen:#?}"),
-            }
-        }
-        seen
-    }
-}
-
-impl Drop for Streaming {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn manifest(dir: &std::path::Path, name: &str, text: &str) -> String {
     let path = dir.join(name);

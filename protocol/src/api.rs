@@ -347,6 +347,18 @@ pub struct EventPage {
     pub dropped: u64,
 }
 
+impl EventPage {
+    /// How many events after sequence number `after` the node dropped before they were read:
+    /// those between `after` and the oldest the log still holds, at most all it dropped.
+    pub fn missed_after(&self, after: u64) -> u64 {
+        if self.first > after.saturating_add(1) && (after > 0 || self.dropped > 0) {
+            (self.first - after - 1).min(self.dropped)
+        } else {
+            0
+        }
+    }
+}
+
 /// `GET /deployments/NAME/outputs?path=&node=&offset=`: a piece of a job's collected output
 /// file, `bytes` from `offset` of a file of `total` bytes (at most 4 MiB a piece).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

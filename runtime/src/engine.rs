@@ -256,3 +256,25 @@ pub trait Engine: Send + Sync + fmt::Debug + 'static {
         })
     }
 }
+
+/// [`Engine::watch`] for an engine that learns of its instances' ends itself (the WASM
+/// engine's runners, the process engine's reaped children) and broadcasts their names on
+/// `ended`: forwards each to `stopped` until either side closes. Names missed because the
+/// receiver fell behind are left to the node's monitor poll.
+pub async fn forward_ended(
+    mut ended: tokio::sync::broadcast::Receiver<String>,
+    stopped: tokio::sync::mpsc::Sender<String>,
+) -> Result<()> {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match ended.recv().await {
+            Ok(instance) => {
+                if stopped.send(instance).await.is_err() {
+                    return Ok(());
+                }
+            }
+            Err(RecvError::Lagged(_)) => {}
+            Err(RecvError::Closed) => return Ok(()),
+        }
+    }
+}

@@ -32,8 +32,8 @@ pub mod testing;
 pub mod time;
 
 pub use engine::{
-    Capability, Engine, Fingerprint, Handle, Health, InstallContext, InstanceState, InstanceStatus,
-    LogOptions, Recovered,
+    forward_ended, Capability, Engine, Fingerprint, Handle, Health, InstallContext, InstanceState,
+    InstanceStatus, LogOptions, Recovered,
 };
 pub use error::Error;
 pub use lifecycle::{Controller, ControllerConfig, DeployReport, Observer};

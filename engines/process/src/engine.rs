@@ -276,19 +276,7 @@ impl Engine for ProcessEngine {
     /// Each exit of a process this engine started (it reaps them): an event at once. Processes
     /// adopted after a restart are not its children; the node's monitor polls them.
     async fn watch(&self, stopped: tokio::sync::mpsc::Sender<String>) -> Result<()> {
-        let mut exited = self.exited.subscribe();
-        loop {
-            match exited.recv().await {
-                Ok(instance) => {
-                    if stopped.send(instance).await.is_err() {
-                        return Ok(());
-                    }
-                }
-                // Missed some: the node's monitor polls as well.
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
-            }
-        }
+        mesh_runtime::forward_ended(self.exited.subscribe(), stopped).await
     }
 
     async fn status(&self, handle: &Handle) -> Result<InstanceStatus> {

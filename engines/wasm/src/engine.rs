@@ -192,19 +192,7 @@ impl Engine for WasmEngine {
     /// The runner's final frame (exit, trap, failure) reaches the supervising task, which
     /// reports the instance here when the restart policy does not restart it.
     async fn watch(&self, stopped: tokio::sync::mpsc::Sender<String>) -> Result<()> {
-        let mut ended = self.ended.subscribe();
-        loop {
-            match ended.recv().await {
-                Ok(instance) => {
-                    if stopped.send(instance).await.is_err() {
-                        return Ok(());
-                    }
-                }
-                // Missed some: the node's monitor polls as well.
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return Ok(()),
-            }
-        }
+        mesh_runtime::forward_ended(self.ended.subscribe(), stopped).await
     }
 
     fn capabilities(&self) -> &[Capability] {

@@ -83,12 +83,12 @@ impl Follower {
                 self.cursor.insert(node, page.last);
                 continue;
             }
-            if page.first > after.saturating_add(1) && (after > 0 || page.dropped > 0) {
-                let missed = page.first - after - 1;
+            let missed = page.missed_after(after);
+            if missed > 0 {
                 out.push(Followed {
                     node: node.clone(),
                     event: None,
-                    missed: Some(missed.min(page.dropped)),
+                    missed: Some(missed),
                 });
             }
             for e in page.events {

@@ -79,13 +79,7 @@ fn print_line(fmt: Format, l: &LogLine) -> anyhow::Result<()> {
     if !fmt.is_table() {
         writeln!(out, "{}", serde_json::to_string(l)?)?;
     } else {
-        if let Some(c) = &l.correlation {
-            write!(out, "[{c}] ")?;
-        }
-        match &l.source {
-            Some(src) => writeln!(out, "[{src}] {}", l.line)?,
-            None => writeln!(out, "{}", l.line)?,
-        }
+        writeln!(out, "{}", super::output::log_line(l))?;
     }
     out.flush()?;
     Ok(())

@@ -13,7 +13,7 @@ use mesh_protocol::WorkloadId;
 use serde::Serialize;
 
 use super::backend::Backend;
-use super::output::{deployment_header, deployment_row, Format};
+use super::output::{deployment_header, deployment_row, row_line, Format, Table};
 
 /// How often the node is asked.
 pub const PERIOD: Duration = Duration::from_millis(500);
@@ -95,35 +95,25 @@ struct Printer {
 impl Printer {
     fn new(fmt: Format, first: &[Deployment]) -> Self {
         let wide = fmt == Format::Wide;
-        let header: Vec<String> = deployment_header(wide)
-            .into_iter()
-            .map(str::to_string)
-            .collect();
-        let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+        let header = deployment_header(wide);
+        let mut table = Table::new(&header);
         for d in first {
-            for (w, cell) in widths.iter_mut().zip(deployment_row(d, wide)) {
-                *w = (*w).max(cell.chars().count());
-            }
+            table.row(deployment_row(d, wide));
         }
-        let printer = Self { fmt, widths };
+        let printer = Self {
+            fmt,
+            widths: table.widths(),
+        };
         if fmt.is_table() {
+            let header: Vec<String> = header.into_iter().map(str::to_string).collect();
             printer.line(&header);
         }
         printer
     }
 
     fn line(&self, cells: &[String]) {
-        let mut out = String::new();
-        for (i, cell) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                out.push_str(cell);
-            } else {
-                let w = self.widths.get(i).copied().unwrap_or(0);
-                out.push_str(&format!("{cell:<w$}  "));
-            }
-        }
         let mut stdout = std::io::stdout().lock();
-        let _ = writeln!(stdout, "{}", out.trim_end());
+        let _ = writeln!(stdout, "{}", row_line(cells, &self.widths));
         let _ = stdout.flush();
     }
 

@@ -114,38 +114,25 @@ impl Mesh {
             "apply accepted"
         );
         let mut workloads = Vec::with_capacity(opened.len());
-        if req.no_wait {
-            // Each record is kept (durable) before the answer; its replicas are placed and
-            // started after it, under the workload's lock, as a waiting apply would.
-            for (o, s) in opened {
-                let id = o.verified.record.id.clone();
-                let turn = self.workload_lock(&id).lock_owned().await;
-                let adopted = self.adopt(&o, s).await?;
-                workloads.push(ApplyOutcome {
-                    action: ApplyAction::Accepted,
-                    deployment: with_record(from_record(&adopted.0, &[]), &adopted.0),
-                });
-                let (mesh, modules, cid) = (self.clone(), req.modules.clone(), cid.clone());
-                let work = async move {
-                    let _turn = turn;
-                    let done = mesh.carry_out(o, adopted, &modules, &cid).await;
-                    tracing::info!(workload = %id, action = ?done.action, phase = ?done.deployment.phase, "apply done");
-                };
-                tokio::spawn(work.instrument(tracing::Span::current()));
-            }
-            return Ok(ApplyResponse {
-                workloads,
-                correlation: None,
-            });
-        }
         for (o, s) in opened {
-            let id = o.verified.record.id.clone();
-            let lock = self.workload_lock(&id);
-            let _turn = lock.lock().await;
+            let turn = self.workload_lock(&o.verified.record.id).lock_owned().await;
             let adopted = self.adopt(&o, s).await?;
-            let done = self.carry_out(o, adopted, &req.modules, &cid).await;
-            tracing::info!(workload = %id, action = ?done.action, phase = ?done.deployment.phase, "apply done");
-            workloads.push(done);
+            if !req.no_wait {
+                workloads.push(self.carry_out(o, adopted, &req.modules, &cid).await);
+                continue;
+            }
+            // --no-wait: the record is kept (durable) before the answer; the replicas are
+            // placed and started after it, under the workload's lock, as a waiting apply's are.
+            workloads.push(ApplyOutcome {
+                action: ApplyAction::Accepted,
+                deployment: with_record(from_record(&adopted.0, &[]), &adopted.0),
+            });
+            let (mesh, modules, cid) = (self.clone(), req.modules.clone(), cid.clone());
+            let work = async move {
+                let _turn = turn;
+                mesh.carry_out(o, adopted, &modules, &cid).await;
+            };
+            tokio::spawn(work.instrument(tracing::Span::current()));
         }
         Ok(ApplyResponse {
             workloads,
@@ -287,7 +274,9 @@ impl Mesh {
                 }
             }
         }
-        self.outcome(&effective, spec, &plan, kept, results, notes, change)
+        let done = self.outcome(&effective, spec, &plan, kept, results, notes, change);
+        tracing::info!(workload = %id, action = ?done.action, phase = ?done.deployment.phase, "apply done");
+        done
     }
 
     /// Runs one replica on `peer` (this node included) and announces it.

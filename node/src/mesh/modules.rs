@@ -93,23 +93,34 @@ impl Mesh {
             .module_store()
             .and_then(|s| s.get(&digest))
             .ok_or_else(|| Error::Absent(format!("module {digest} is not on this node")))?;
-        tokio::task::spawn_blocking(move || {
-            let mut file = std::fs::File::open(&path)?;
-            let total = file.metadata()?.len();
-            file.seek(SeekFrom::Start(offset.min(total)))?;
-            let mut bytes = Vec::new();
-            file.take(MODULE_CHUNK_BYTES as u64)
-                .read_to_end(&mut bytes)?;
-            Ok::<_, std::io::Error>(Response::ModuleChunk {
-                total,
-                offset,
-                bytes,
-            })
+        let (total, bytes) = read_piece(path, offset)
+            .await
+            .map_err(|e| Error::internal(format!("cannot read module {digest}: {e}")))?;
+        Ok(Response::ModuleChunk {
+            total,
+            offset,
+            bytes,
         })
-        .await
-        .map_err(|e| Error::internal(format!("module read task: {e}")))?
-        .map_err(|e| Error::internal(format!("cannot read module {digest}: {e}")))
     }
+}
+
+/// Up to [`MODULE_CHUNK_BYTES`] of the file at `path` from `offset`, with the file's size, read
+/// off the runtime's threads: a piece of a module, or of a job's output file, for a peer.
+pub(crate) async fn read_piece(
+    path: std::path::PathBuf,
+    offset: u64,
+) -> std::io::Result<(u64, Vec<u8>)> {
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::fs::File::open(&path)?;
+        let total = file.metadata()?.len();
+        file.seek(SeekFrom::Start(offset.min(total)))?;
+        let mut bytes = Vec::new();
+        file.take(MODULE_CHUNK_BYTES as u64)
+            .read_to_end(&mut bytes)?;
+        Ok((total, bytes))
+    })
+    .await
+    .map_err(std::io::Error::other)?
 }
 
 /// The wasm engine's way to modules on other nodes. Made before the engines and the mesh,

@@ -3,17 +3,15 @@
 //! collected (by their listed path, never a path the asker makes up), from where it keeps
 //! them; any node forwards a request for another node's files to it.
 
-use std::io::{Read, Seek, SeekFrom};
-
 use mesh_protocol::api::OutputChunk;
-use mesh_protocol::wire::{Request, Response, MODULE_CHUNK_BYTES};
+use mesh_protocol::wire::{Request, Response};
 use mesh_protocol::WorkloadId;
 
 use super::merge::unexpected;
 use super::{Error, Mesh};
 
 impl Mesh {
-    /// Up to [`MODULE_CHUNK_BYTES`] of output file `path` of `id` from `offset`, from this
+    /// Up to [`mesh_protocol::wire::MODULE_CHUNK_BYTES`] of output file `path` of `id` from `offset`, from this
     /// node or from `node`.
     pub async fn output_chunk(
         &self,
@@ -48,22 +46,13 @@ impl Mesh {
                     "{id} has no collected output {path:?} on this node"
                 ))
             })?;
-        let read = move || -> std::io::Result<OutputChunk> {
-            let mut file = std::fs::File::open(&location)?;
-            let total = file.metadata()?.len();
-            file.seek(SeekFrom::Start(offset.min(total)))?;
-            let mut bytes = Vec::new();
-            file.take(MODULE_CHUNK_BYTES as u64)
-                .read_to_end(&mut bytes)?;
-            Ok(OutputChunk {
-                total,
-                offset,
-                bytes,
-            })
-        };
-        tokio::task::spawn_blocking(read)
+        let (total, bytes) = super::modules::read_piece(location, offset)
             .await
-            .map_err(|e| Error::internal(format!("output read task: {e}")))?
-            .map_err(|e| Error::internal(format!("cannot read output {path:?} of {id}: {e}")))
+            .map_err(|e| Error::internal(format!("cannot read output {path:?} of {id}: {e}")))?;
+        Ok(OutputChunk {
+            total,
+            offset,
+            bytes,
+        })
     }
 }

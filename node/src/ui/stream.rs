@@ -158,12 +158,8 @@ impl Follow {
     /// Queues the events of `page` (read after `after`) not sent yet.
     fn push_page(&mut self, after: u64, page: EventPage) {
         let after = after.max(self.cursors.get(&page.node).copied().unwrap_or(0));
+        let missed = page.missed_after(after);
         let events: Vec<Event> = page.events.into_iter().filter(|e| e.seq > after).collect();
-        let missed = if after > 0 && page.first > after + 1 {
-            (page.first - after - 1).min(page.dropped)
-        } else {
-            0
-        };
         let last = events.last().map_or(after, |e| e.seq);
         self.cursors.insert(page.node.clone(), last);
         if events.is_empty() && missed == 0 {

@@ -4,8 +4,11 @@
 #![allow(dead_code)] // each test binary uses its part
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
 
 use mesh_node::testnet;
 
@@ -88,5 +91,54 @@ pub struct Down<'a>(pub &'a Path);
 impl Drop for Down<'_> {
     fn drop(&mut self) {
         let _ = testnet::down(self.0);
+    }
+}
+
+/// A meshctl that runs until killed, its stdout lines arriving on a channel.
+pub struct Streaming {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+}
+
+impl Streaming {
+    pub fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(MESHCTL)
+            .env("MESH_KEY", key_path().join("user.key"))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Self { child, lines }
+    }
+
+    /// Reads lines until `done` says so of all read so far; panics after `timeout`.
+    pub fn until(&self, timeout: Duration, mut done: impl FnMut(&[String]) -> bool) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        while !done(&seen) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("timed out after {timeout:?}; read: {seen:#?}"),
+            }
+        }
+        seen
+    }
+}
+
+impl Drop for Streaming {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }

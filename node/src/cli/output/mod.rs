@@ -3,7 +3,7 @@
 use std::io::Write;
 
 use clap::ValueEnum;
-use mesh_protocol::api::{ApplyAction, ApplyResponse, Deployment, Logs};
+use mesh_protocol::api::{ApplyAction, ApplyResponse, Deployment, LogLine, Logs};
 use mesh_protocol::job::JobStatus;
 use mesh_protocol::spec::short_version;
 use mesh_protocol::Event;
@@ -65,9 +65,10 @@ impl Table {
         self.rows.push(cells);
     }
 
-    pub fn render(&self) -> String {
+    /// The width of each column: its widest cell.
+    pub fn widths(&self) -> Vec<usize> {
         let cols = self.rows.iter().map(Vec::len).max().unwrap_or(0);
-        let widths: Vec<usize> = (0..cols)
+        (0..cols)
             .map(|c| {
                 self.rows
                     .iter()
@@ -76,22 +77,33 @@ impl Table {
                     .max()
                     .unwrap_or(0)
             })
-            .collect();
+            .collect()
+    }
+
+    pub fn render(&self) -> String {
+        let widths = self.widths();
         let mut out = String::new();
         for row in &self.rows {
-            let mut line = String::new();
-            for (c, cell) in row.iter().enumerate() {
-                if c + 1 == row.len() {
-                    line.push_str(cell);
-                } else {
-                    line.push_str(&format!("{cell:<w$}  ", w = widths[c]));
-                }
-            }
-            out.push_str(line.trim_end());
+            out.push_str(&row_line(row, &widths));
             out.push('\n');
         }
         out
     }
+}
+
+/// One row of a table whose columns have `widths` (a cell wider than its column pushes the
+/// rest right; the last cell is not padded).
+pub fn row_line(cells: &[String], widths: &[usize]) -> String {
+    let mut line = String::new();
+    for (c, cell) in cells.iter().enumerate() {
+        if c + 1 == cells.len() {
+            line.push_str(cell);
+        } else {
+            let w = widths.get(c).copied().unwrap_or(0);
+            line.push_str(&format!("{cell:<w$}  "));
+        }
+    }
+    line.trim_end().to_string()
 }
 
 /// `at` (Unix ms) as a UTC time of day with milliseconds: `21:53:13.042`.
@@ -337,15 +349,22 @@ pub fn print_logs(fmt: Format, logs: &Logs) -> anyhow::Result<()> {
     }
     let mut out = std::io::stdout().lock();
     for l in &logs.lines {
-        if let Some(c) = &l.correlation {
-            write!(out, "[{c}] ")?;
-        }
-        match &l.source {
-            Some(src) => writeln!(out, "[{src}] {}", l.line)?,
-            None => writeln!(out, "{}", l.line)?,
-        }
+        writeln!(out, "{}", log_line(l))?;
     }
     Ok(())
+}
+
+/// A log line as `logs` prints it: `[correlation] [source] text`, each tag when there is one.
+pub(crate) fn log_line(l: &LogLine) -> String {
+    let mut text = String::new();
+    if let Some(c) = &l.correlation {
+        text.push_str(&format!("[{c}] "));
+    }
+    if let Some(src) = &l.source {
+        text.push_str(&format!("[{src}] "));
+    }
+    text.push_str(&l.line);
+    text
 }
 
 #[cfg(test)]
