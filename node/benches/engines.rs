@@ -78,6 +78,30 @@ fn compose() -> String {
     "services:\n  main:\n    image: localhost/mesh-test:latest\n    pull_policy: never\n    command: [\"sleep\", \"3600\"]\n".to_string()
 }
 
+/// A three-service project: two services on a network of the project's own (service names
+/// resolve there), one depending on another.
+fn compose_three() -> String {
+    let service = |name: &str, extra: &str| {
+        format!("  {name}:\n    image: localhost/mesh-test:latest\n    pull_policy: never\n    command: [\"sleep\", \"3600\"]\n{extra}")
+    };
+    format!(
+        "services:\n{}{}{}",
+        service("web", "    depends_on: [cache]\n"),
+        service("cache", ""),
+        service("worker", "    depends_on: [cache]\n")
+    )
+}
+
+/// `docker-compose` (Debian's, 1.29), if installed: the anchor of the multi-service row.
+fn docker_compose() -> Option<&'static str> {
+    Command::new("docker-compose")
+        .arg("version")
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|_| "docker-compose")
+}
+
 struct Meshd(Child);
 
 impl Drop for Meshd {
@@ -144,6 +168,10 @@ fn main() {
     let (mut mesh_pod, mut direct_pod, mut mesh_compose, mut direct_docker) =
         (vec![], vec![], vec![], vec![]);
     let (mut mesh_job, mut direct_job) = (vec![], vec![]);
+    let (mut mesh_three, mut direct_three) = (vec![], vec![]);
+    let anchor = docker_compose();
+    let compose_file = dir.path().join("compose.yaml");
+    std::fs::write(&compose_file, compose_three()).unwrap();
     for i in 0..RUNS {
         let name = format!("bench-job-{i}");
         mesh_job.push(rt.block_on(job_through_meshd(&client, &name)));
@@ -186,6 +214,17 @@ fn main() {
         );
         direct_docker.push(t.elapsed());
         run("docker", &["rm", "-f", &cname]);
+
+        let name = format!("bench-three-{i}");
+        mesh_three.push(rt.block_on(through_meshd(&client, compose_three(), &name)));
+        if let Some(tool) = anchor {
+            let project = format!("direct-three-{i}");
+            let f = compose_file.to_str().unwrap();
+            let t = Instant::now();
+            run(tool, &["-p", &project, "-f", f, "up", "-d"]);
+            direct_three.push(t.elapsed());
+            run(tool, &["-p", &project, "-f", f, "down", "-t", "0"]);
+        }
     }
     drop(meshd);
     let rows = [
@@ -212,7 +251,25 @@ fn main() {
         ),
     ];
     let mut table = String::from("| workload | through meshd | median ms | direct tool | median ms | ratio |\n|---|---|---:|---|---:|---:|\n");
-    for (what, via, m, tool, d) in rows {
+    let three = (
+        "three-service Compose (one network, depends_on)",
+        "meshd → Docker (bollard)",
+        median(mesh_three),
+        "`docker-compose up -d` (1.29, Debian)",
+    );
+    let three = if direct_three.is_empty() {
+        table.push_str(&format!(
+            "| {} | {} | {} | {} | not installed | — |\n",
+            three.0,
+            three.1,
+            ms(three.2),
+            three.3
+        ));
+        None
+    } else {
+        Some((three.0, three.1, three.2, three.3, median(direct_three)))
+    };
+    for (what, via, m, tool, d) in rows.into_iter().chain(three) {
         table.push_str(&format!(
             "| {what} | {via} | {} | {tool} | {} | {:.2} |\n",
             ms(m),

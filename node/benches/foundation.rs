@@ -105,8 +105,9 @@ fn bench_parse_select() -> String {
     rows
 }
 
-/// `n` applies of new Pods, one after another, on a node whose monitor polls every `monitor`.
-async fn bench_apply(n: usize, monitor: Duration) -> String {
+/// `n` applies of new Pods, one after another, on a node whose monitor polls every `monitor`;
+/// unless `keep`, each is deleted after its apply (not timed), so the node holds one at most.
+async fn bench_apply(n: usize, monitor: Duration, keep: bool) -> String {
     let node = TestNode::start_with(|c| c.monitor_period = monitor).await;
     let client = node.client();
     let mut samples = Vec::with_capacity(n);
@@ -122,13 +123,24 @@ async fn bench_apply(n: usize, monitor: Duration) -> String {
         let answer = client.post("/deployments", &req).await.expect("apply");
         samples.push(t.elapsed());
         assert!(answer.status.is_success(), "{}", answer.error_message());
+        if !keep {
+            let _: serde_json::Value = client
+                .delete(&format!("/deployments/bench-{i}"))
+                .await
+                .expect("delete");
+        }
     }
     node.stop().await;
     let total: Duration = samples.iter().sum();
     samples.sort();
     format!(
-        "| {} | {n} | {} | {} | {} | {} |\n",
+        "| {} | {} | {n} | {} | {} | {} | {} |\n",
         humantime::format_duration(monitor),
+        if keep {
+            format!("grows to {n}")
+        } else {
+            "1".to_string()
+        },
         ms(percentile(&samples, 0.5)),
         ms(percentile(&samples, 0.99)),
         ms(total / n as u32),
@@ -176,10 +188,14 @@ fn main() {
     // monitor looks at every workload each period, so with thousands of them a short period
     // competes with the applies (docs/benchmarks.md, "Profiles").
     let mut apply = String::from(
-        "| monitor every | applies | p50 ms | p99 ms | mean ms | max ms |\n|---|---:|---:|---:|---:|---:|\n",
+        "| monitor every | workloads held | applies | p50 ms | p99 ms | mean ms | max ms |\n|---|---:|---:|---:|---:|---:|---:|\n",
     );
-    for monitor in [Duration::from_secs(1), Duration::from_millis(20)] {
-        apply.push_str(&runtime.block_on(bench_apply(n, monitor)));
+    for (monitor, keep) in [
+        (Duration::from_secs(1), true),
+        (Duration::from_millis(20), true),
+        (Duration::from_secs(1), false),
+    ] {
+        apply.push_str(&runtime.block_on(bench_apply(n, monitor, keep)));
     }
     let body = format!(
         "Measured {} on {} (`cargo bench -p mesh-node --bench foundation`, release build).\n\n\
@@ -188,7 +204,8 @@ fn main() {
          ### apply → Running, one node, mock engine, local API over the Unix socket\n\n\
          Each apply is a new Pod; the time is the whole `POST /deployments` round trip, which answers\n\
          only after the lifecycle reached Running (intent and handle flushed to sled on the way). Two nodes in one run:\n\
-         one at meshd's default monitor period, one at the test harness's 20 ms (\"Profiles\" below says why).\n\n{apply}\n",
+         one at meshd's default monitor period, one at the test harness's 20 ms (\"Profiles\" below says why); and a\n\
+         third at the default period whose workloads are deleted after each apply (not timed), so it holds one at most.\n\n{apply}\n",
         today(),
         machine()
     );

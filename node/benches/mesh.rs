@@ -113,6 +113,8 @@ struct Row {
     file_mean_kib: u64,
     /// Idle CPU per node, percent of one core.
     cpu_percent: f64,
+    /// CPU time of every node together during the applies, in cores (of the machine's).
+    apply_cores: f64,
     /// Established connections per idle node: mean and max.
     connections_mean: f64,
     connections_max: usize,
@@ -120,7 +122,7 @@ struct Row {
     trace: Vec<Vec<f64>>,
 }
 
-async fn measure(n: usize, meshd: &Path) -> Row {
+async fn measure(n: usize, meshd: &Path, trace: bool) -> Row {
     let dir = tempfile::tempdir().unwrap();
     let opts = testnet::Options {
         dir: dir.path().to_path_buf(),
@@ -128,7 +130,7 @@ async fn measure(n: usize, meshd: &Path) -> Row {
         engines: Some("mock".to_string()),
         meshd: meshd.to_path_buf(),
         extra_args: {
-            let mut args = if tracing() {
+            let mut args = if trace {
                 mesh_trace::args()
             } else {
                 vec!["--log".into(), "warn".into()]
@@ -190,13 +192,23 @@ async fn measure(n: usize, meshd: &Path) -> Row {
     let applies = 20;
     let mut apply = Vec::new();
     let mut visible = Vec::new();
+    // CPU ticks of every node while applies are in flight: how many cores the mesh keeps busy
+    // meanwhile (near the machine's count: an apply waits for CPU, not for the network).
+    let (mut busy_ticks, mut applying) = (0u64, Duration::ZERO);
+    let mut totals = std::collections::BTreeMap::new();
     for i in 0..applies {
         let name = format!("b{i}");
         let req = pod(&name);
+        let ticks: u64 = net.nodes.iter().map(|n| cpu_ticks(n.pid)).sum();
         let t = Instant::now();
         let answer = entry.post("/deployments", &req).await.unwrap();
         apply.push(t.elapsed());
+        applying += t.elapsed();
+        busy_ticks += net.nodes.iter().map(|n| cpu_ticks(n.pid)).sum::<u64>() - ticks;
         let resp: ApplyResponse = serde_json::from_slice(&answer.body).unwrap();
+        if let Some(cid) = &resp.correlation {
+            totals.insert(cid.clone(), apply[apply.len() - 1].as_secs_f64() * 1e3);
+        }
         assert!(
             answer.status.is_success(),
             "{:?}",
@@ -240,13 +252,13 @@ async fn measure(n: usize, meshd: &Path) -> Row {
         discover_dht.push(t.elapsed());
         assert_eq!(p.len(), 1);
     }
-    let trace = if tracing() {
+    let trace = if trace {
         let dirs: Vec<&Path> = net
             .nodes
             .iter()
             .filter_map(|n| n.api_socket.parent())
             .collect();
-        mesh_trace::steps(&dirs)
+        mesh_trace::steps(&dirs, &totals)
     } else {
         Vec::new()
     };
@@ -267,15 +279,21 @@ async fn measure(n: usize, meshd: &Path) -> Row {
         anon_mean_kib: anon / n as u64,
         file_mean_kib: file / n as u64,
         cpu_percent,
+        apply_cores: busy_ticks as f64 / 100.0 / applying.as_secs_f64(),
         connections_mean: connections.iter().sum::<usize>() as f64 / connections.len() as f64,
         connections_max: connections.iter().copied().max().unwrap_or(0),
         trace,
     }
 }
 
-/// `MESH_BENCH_TRACE=1`: the nodes log their apply steps and the bench times them.
-fn tracing() -> bool {
-    std::env::var("MESH_BENCH_TRACE").is_ok_and(|v| v == "1")
+/// `MESH_BENCH_TRACE=1`: at the largest size, a second, traced run (the nodes log their apply
+/// steps as JSON and the bench times them); `MESH_BENCH_TRACE=25,50`: at those sizes.
+fn traced(n: usize, sizes: &[usize]) -> bool {
+    match std::env::var("MESH_BENCH_TRACE").as_deref() {
+        Ok("1") => sizes.iter().max() == Some(&n),
+        Ok(list) => list.split(',').any(|s| s.trim().parse() == Ok(n)),
+        Err(_) => false,
+    }
 }
 
 fn main() {
@@ -292,14 +310,15 @@ fn main() {
         .build()
         .unwrap();
     let mut table = String::from(
-        "| nodes | apply→Running remote p50 / p99 ms | discovery p50 / p99 ms | discovery through the DHT p50 / p99 ms | visible everywhere p50 / max ms | idle RSS mean / max MiB | of which anon / file (mean) MiB | idle CPU per node | connections per idle node mean / max |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| nodes | apply→Running remote p50 / p99 ms | discovery p50 / p99 ms | discovery through the DHT p50 / p99 ms | visible everywhere p50 / max ms | idle RSS mean / max MiB | of which anon / file (mean) MiB | idle CPU per node | connections per idle node mean / max | cores busy during applies |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut traces = String::new();
-    for n in sizes {
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    for &n in &sizes {
         eprintln!("mesh bench: {n} nodes");
-        let r = rt.block_on(measure(n, meshd));
+        let r = rt.block_on(measure(n, meshd, false));
         let row = format!(
-            "| {} | {} / {} | {} / {} | {} / {} | {} / {} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} % | {:.0} / {} |\n",
+            "| {} | {} / {} | {} / {} | {} / {} | {} / {} | {:.1} / {:.1} | {:.1} / {:.1} | {:.1} % | {:.0} / {} | {:.2} |\n",
             r.n,
             ms(pct(&r.apply, 0.5)),
             ms(pct(&r.apply, 0.99)),
@@ -316,14 +335,21 @@ fn main() {
             r.cpu_percent,
             r.connections_mean,
             r.connections_max,
+            r.apply_cores,
         );
         eprint!("{row}");
         table.push_str(&row);
-        if !r.trace.is_empty() {
+        if traced(n, &sizes) {
+            eprintln!("mesh bench: {n} nodes, traced");
+            let r = rt.block_on(measure(n, meshd, true));
             let mut t = format!(
-                "\nWhere a remote apply's time goes at {} nodes (`MESH_BENCH_TRACE=1`: JSON logs at `mesh_node::mesh=debug`, {} applies):\n\n| step | p50 ms | max ms |\n|---|---:|---:|\n",
+                "\nWhere a remote apply's time goes at {} nodes: a second mesh, whose nodes log JSON at `mesh_node::mesh=debug`\n\
+                 (`MESH_BENCH_TRACE`), {} applies timed from their lines; apply p50 {} ms in this traced run, {:.2} cores busy:\n\n\
+                 | step | p50 ms | max ms |\n|---|---:|---:|\n",
                 r.n,
-                r.trace[0].len()
+                r.trace[0].len(),
+                ms(pct(&r.apply, 0.5)),
+                r.apply_cores,
             );
             for (name, mut v) in mesh_trace::STEPS.iter().zip(r.trace) {
                 v.sort_by(f64::total_cmp);
@@ -342,11 +368,11 @@ fn main() {
          every node's `/discover` lists the provider (all nodes polled concurrently, a node that does not see it yet again\n\
          20 ms later); 100 discoveries from varying nodes, each also forced through the DHT (`?source=dht`: `get_providers`\n\
          and the provider's record, merged with gossip); RSS of every `meshd` and its CPU use over 10 s, once the mesh formed\n\
-         and then stayed quiet for 45 s, before any workload. RSS splits into anonymous memory (the node's own) and\n\
+         and then stayed quiet for 45 s, before any workload; the CPU time of all nodes together while applies were in\n\
+         flight, divided by their wall time (cores busy: the machine has {cores}). RSS splits into anonymous memory (the node's own) and\n\
          file-backed pages (the binary's code, shared by every `meshd` on the machine). Defaults throughout:\n\
          heartbeats every 5 s, connections unused for 30 s closed (and trimmed to 24 above 32), routing table refreshed every\n\
-         5 min, provider TTL 60 s. Release build (`opt-level = \"s\"`, crypto and sled at 3, fat LTO). {} cores.\n\n{table}{traces}\n",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+         5 min, provider TTL 60 s. Release build (`opt-level = \"s\"`, crypto and sled at 3, fat LTO). {cores} cores.\n\n{table}{traces}\n",
     );
     print!("{body}");
     if quick {

@@ -42,23 +42,41 @@ struct Row {
     /// Nodes (itself included) the least-informed and the median node had fresh heartbeats of.
     least_heard: usize,
     median_heard: usize,
-    apply: Duration,
+    /// How long the apply took, or why it failed.
+    apply: Result<Duration, String>,
     discovered: usize,
     listed: usize,
     rss_per_node: f64,
     anon_per_node: f64,
     cpu_per_node: f64,
     threads: u64,
+    max_connections: u32,
+    /// Open descriptors per node once formed (both ends of an in-process connection count).
+    fds_per_node: f64,
 }
 
-async fn measure(n: usize) -> Row {
+/// Descriptors a node holds besides its connections: its store's files, its listeners (TCP,
+/// QUIC, the API's Unix socket) and its engine's directory, with room to spare.
+const FDS_BESIDE_CONNECTIONS: u64 = 10;
+
+async fn measure(n: usize, fd_limit: u64) -> Row {
+    // Both ends of each connection are in this process: each node may hold as many connections
+    // as its share of the descriptor limit allows (meshd's own limit, 512, is for one node per
+    // process). The connection manager keeps nodes near 24–32 anyway; this is the cap.
+    let max_connections = (fd_limit.saturating_sub(n as u64 * FDS_BESIDE_CONNECTIONS)
+        / (2 * n as u64))
+        .clamp(8, u64::from(mesh_node::net::MAX_CONNECTIONS)) as u32;
+    println!("{n} nodes: at most {max_connections} connections each");
     let before_anon = status_kib("RssAnon:");
     let before_rss = status_kib("VmRSS:");
     let started = Instant::now();
     // meshd's defaults for heartbeats (5 s): every node receives every node's heartbeat.
-    let net = TestNet::start(n, |_, c| {
+    // Bootstrapped to one seed per 25 nodes in turn: a seed is dialled by fewer nodes at once
+    // than its connection limit.
+    let net = TestNet::start_seeded(n, n.div_ceil(25), |_, c| {
         c.mesh.heartbeat_interval = Duration::from_secs(5);
         c.monitor_period = Duration::from_secs(1);
+        c.max_connections = max_connections;
     })
     .await;
     // Formed: every node has a fresh heartbeat from every other, within the budget
@@ -94,6 +112,7 @@ async fn measure(n: usize) -> Row {
     let rss = status_kib("VmRSS:").saturating_sub(before_rss);
     let anon = status_kib("RssAnon:").saturating_sub(before_anon);
     let threads = status_kib("Threads:");
+    let fds = std::fs::read_dir("/proc/self/fd").map_or(0, |d| d.count());
 
     // Apply a 3-replica Pod through node 0; then every node's list and a sample of nodes'
     // discovery must show it.
@@ -110,8 +129,27 @@ async fn measure(n: usize) -> Row {
         .post("/deployments", &req)
         .await
         .unwrap();
-    let apply = t.elapsed();
-    assert!(answer.status.is_success(), "{}", answer.error_message());
+    let apply = if answer.status.is_success() {
+        Ok(t.elapsed())
+    } else {
+        // The replicas' own errors say why; the whole answer lists every candidate.
+        let replicas: Option<Vec<String>> =
+            serde_json::from_slice::<serde_json::Value>(&answer.body)
+                .ok()
+                .and_then(|v| {
+                    v["workloads"][0]["deployment"]["replicas"]
+                        .as_array()
+                        .map(|rs| {
+                            rs.iter()
+                                .map(|r| r["error"].as_str().unwrap_or("ok").to_string())
+                                .collect()
+                        })
+                });
+        Err(replicas.map_or_else(|| answer.error_message(), |r| r.join("; ")))
+    };
+    if let Err(e) = &apply {
+        println!("{n} nodes: the apply failed: {e}");
+    }
     let deadline = Instant::now() + Duration::from_secs(120);
     let (mut discovered, mut listed);
     loop {
@@ -149,6 +187,19 @@ async fn measure(n: usize) -> Row {
         anon_per_node: mib(anon) / n as f64,
         cpu_per_node: cpu * 100.0 / n as f64,
         threads,
+        fds_per_node: fds as f64 / n as f64,
+        max_connections,
+    }
+}
+
+/// An apply's time in ms, or its failure (pipes escaped for the table).
+fn apply_cell(apply: &Result<Duration, String>) -> String {
+    match apply {
+        Ok(took) => format!("{:.0}", took.as_secs_f64() * 1e3),
+        Err(e) => {
+            let short: String = e.chars().take(200).collect();
+            format!("failed: {}…", short.replace('|', "\\|"))
+        }
     }
 }
 
@@ -162,17 +213,30 @@ fn main() {
         .split(',')
         .map(|s| s.trim().parse().unwrap())
         .collect();
+    // Both ends of every connection are in this process, beside each node's store and sockets:
+    // 200 nodes need more descriptors than a shell's usual limit. As root the hard limit rises
+    // to the kernel's maximum; otherwise the soft limit to the hard one.
+    use mesh_node::daemon::limits;
+    let nr_open: u64 = std::fs::read_to_string("/proc/sys/fs/nr_open")
+        .ok()
+        .and_then(|s| s.trim().parse().ok())
+        .unwrap_or(0);
+    if limits::set_open_files(nr_open, nr_open).is_err() {
+        limits::raise_open_files().unwrap();
+    }
+    let fd_limit = limits::open_files().unwrap().0;
+    println!("open-file limit {fd_limit}");
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .unwrap();
     let mut rows = Vec::new();
     for n in sizes {
-        let row = rt.block_on(measure(n));
+        let row = rt.block_on(measure(n, fd_limit));
         println!(
-            "{n} nodes: formed in {:.1} s, apply {:.0} ms, discovered on {} sampled nodes, listed on {}, {:.2} MiB RSS / {:.2} MiB anon per node, {:.2} % CPU per idle node",
+            "{n} nodes: formed in {:.1} s, apply {}, discovered on {} sampled nodes, listed on {}, {:.2} MiB RSS / {:.2} MiB anon per node, {:.2} % CPU per idle node",
             row.formed.as_secs_f64(),
-            row.apply.as_secs_f64() * 1e3,
+            apply_cell(&row.apply),
             row.discovered,
             row.listed,
             row.rss_per_node,
@@ -182,12 +246,12 @@ fn main() {
         rows.push(row);
     }
     let mut table = String::from(
-        "| nodes | formed (every node heard every other) s | nodes heard: least / median | 3-replica apply through node 0 ms | discovery shows 3 providers (sampled nodes) | list shows it (nodes) | RSS per node MiB | of which anon MiB | idle CPU per node | threads |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| nodes | formed (every node heard every other) s | nodes heard: least / median | 3-replica apply through node 0 ms | discovery shows 3 providers (sampled nodes) | list shows it (nodes) | RSS per node MiB | of which anon MiB | idle CPU per node | threads | open files per node | connections per node at most |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in &rows {
         let sampled = r.nodes.div_ceil((r.nodes / 10).max(1));
         table.push_str(&format!(
-            "| {} | {} | {} / {} | {:.0} | {}/{} | {}/{} | {:.2} | {:.2} | {:.2} % | {} |\n",
+            "| {} | {} | {} / {} | {} | {}/{} | {}/{} | {:.2} | {:.2} | {:.2} % | {} | {:.0} | {} |\n",
             r.nodes,
             if r.least_heard >= r.nodes {
                 format!("{:.1}", r.formed.as_secs_f64())
@@ -196,7 +260,7 @@ fn main() {
             },
             r.least_heard,
             r.median_heard,
-            r.apply.as_secs_f64() * 1e3,
+            apply_cell(&r.apply),
             r.discovered,
             sampled,
             r.listed,
@@ -204,15 +268,20 @@ fn main() {
             r.rss_per_node,
             r.anon_per_node,
             r.cpu_per_node,
-            r.threads
+            r.threads,
+            r.fds_per_node,
+            r.max_connections
         ));
     }
     let body = format!(
         "In-process nodes (`mesh_node::testing::TestNet`: one process, one tokio runtime on {} cores, each node with its own\n\
-         libp2p swarm on 127.0.0.1, sled store, mock engine and Unix-socket API), bootstrapped to node 0, meshd's default\n\
-         heartbeats (5 s) and provider TTL (60 s). Formed: from the first start until every node has a fresh heartbeat\n\
+         libp2p swarm on 127.0.0.1, sled store, mock engine and Unix-socket API), meshd's default\n\
+         heartbeats (5 s) and provider TTL (60 s), bootstrapped to one seed node per 25 nodes in turn. Formed: from the first start until every node has a fresh heartbeat\n\
          from every other. Memory: the process's growth divided by the node count (code is shared, so this is the\n\
-         per-node cost of a node's own state); CPU: the process's CPU time over 10 s once formed, per node. Release build.\n\n{table}\n",
+         per-node cost of a node's own state); CPU: the process's CPU time over 10 s once formed, per node. Open files:\n\
+         the process's descriptors once formed, per node (both ends of each connection are in the process), under a\n\
+         limit of {fd_limit} (the hard limit here; raising it needs `CAP_SYS_RESOURCE`); so each node may hold at most its\n\
+         share of connections (`max_connections`, last column; meshd's default is 512). Release build.\n\n{table}\n",
         std::thread::available_parallelism().map_or(0, |n| n.get())
     );
     print!("{body}");

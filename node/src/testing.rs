@@ -234,25 +234,34 @@ impl TestNet {
     /// Starts `n` nodes with fast heartbeats; `adjust(index, config)` can change each node's
     /// configuration before it starts (bootstrap addresses are filled in afterwards).
     pub async fn start(n: usize, adjust: impl Fn(usize, &mut Config)) -> Self {
-        let first = TestNode::start_with(|c| {
-            c.mesh.heartbeat_interval = Duration::from_millis(500);
-            adjust(0, c);
-        })
-        .await;
-        let seed: libp2p::Multiaddr = first.daemon().addresses[0].parse().expect("a multiaddr");
-        let mut nodes = vec![first];
-        let rest = (1..n).map(|i| {
-            let seed = seed.clone();
+        Self::start_seeded(n, 1, adjust).await
+    }
+
+    /// [`TestNet::start`], the nodes bootstrapped to `seeds` seed nodes in turn (the seeds to
+    /// the first) rather than all to the first: in a large net no node is dialled by every
+    /// other at once (a node with a connection limit would refuse most of them).
+    pub async fn start_seeded(n: usize, seeds: usize, adjust: impl Fn(usize, &mut Config)) -> Self {
+        let start = |i: usize, seed: Option<libp2p::Multiaddr>| {
             let adjust = &adjust;
             async move {
                 TestNode::start_with(|c| {
                     c.mesh.heartbeat_interval = Duration::from_millis(500);
-                    c.bootstrap = vec![seed];
+                    c.bootstrap = seed.into_iter().collect();
                     adjust(i, c);
                 })
                 .await
             }
-        });
+        };
+        let address = |node: &TestNode| -> libp2p::Multiaddr {
+            node.daemon().addresses[0].parse().expect("a multiaddr")
+        };
+        let seeds = seeds.clamp(1, n.max(1));
+        let mut nodes = vec![start(0, None).await];
+        let first = address(&nodes[0]);
+        let more_seeds = (1..seeds).map(|i| start(i, Some(first.clone())));
+        nodes.extend(futures::future::join_all(more_seeds).await);
+        let seed_addresses: Vec<libp2p::Multiaddr> = nodes.iter().map(address).collect();
+        let rest = (seeds..n).map(|i| start(i, Some(seed_addresses[i % seeds].clone())));
         nodes.extend(futures::future::join_all(rest).await);
         Self { nodes }
     }

@@ -219,12 +219,12 @@ async fn when_every_holder_died_the_node_closest_to_the_record_places_them() {
         Duration::from_secs(10),
         || async {
             let heals = events(&net, Step::Heal);
-            let placed = heals.iter().filter(|m| m.contains("placed")).count();
+            let placed = heals.iter().filter(|m| m.contains(" placed on ")).count();
             (placed >= holders.len()).then_some(heals)
         },
     )
     .await;
-    let placed = heals.iter().filter(|m| m.contains("placed")).count();
+    let placed = heals.iter().filter(|m| m.contains(" placed on ")).count();
     assert_eq!(
         placed,
         holders.len(),

@@ -8,7 +8,8 @@ use std::path::Path;
 use std::time::SystemTime;
 
 /// The steps, each from one logged message to the next.
-const MARKS: [&str; 7] = [
+const MARKS: [&str; 8] = [
+    "apply received",
     "apply accepted",
     "replica sent",
     "replica received",
@@ -18,11 +19,13 @@ const MARKS: [&str; 7] = [
     "apply done",
 ];
 
-pub const STEPS: [&str; 6] = [
+pub const STEPS: [&str; 8] = [
+    "client → entry's apply (HTTP over the Unix socket, queue) and back",
+    "entry: received → accepted (open and authorise the records)",
     "entry: accepted → replica sent (record checks, candidates, plan)",
     "request to the target (dial if needed, transport, queue)",
     "target: received → Running (verify, store, lifecycle)",
-    "target: announce (provider record signed, gossiped)",
+    "target: announce (provider record signed; gossiped and put into the DHT after the answer)",
     "answer back to the entry node",
     "entry: answer → done",
 ];
@@ -38,7 +41,9 @@ pub fn args() -> Vec<String> {
 }
 
 /// Per step, the milliseconds each traced apply spent in it (applies with every mark only).
-pub fn steps(node_dirs: &[&Path]) -> Vec<Vec<f64>> {
+/// `totals`: each apply's time as its client saw it, by correlation id; the first step is
+/// what the client saw beyond the entry node's first and last marks.
+pub fn steps(node_dirs: &[&Path], totals: &BTreeMap<String, f64>) -> Vec<Vec<f64>> {
     let mut marks: BTreeMap<String, BTreeMap<&'static str, SystemTime>> = BTreeMap::new();
     for dir in node_dirs {
         let Ok(log) = std::fs::read_to_string(dir.join("meshd.log")) else {
@@ -67,10 +72,16 @@ pub fn steps(node_dirs: &[&Path]) -> Vec<Vec<f64>> {
         }
     }
     let mut out = vec![Vec::new(); STEPS.len()];
-    for m in marks.values().filter(|m| m.len() == MARKS.len()) {
+    let ms = |from: SystemTime, to: SystemTime| {
+        to.duration_since(from).unwrap_or_default().as_secs_f64() * 1e3
+    };
+    for (cid, m) in marks.iter().filter(|(_, m)| m.len() == MARKS.len()) {
+        let Some(total) = totals.get(cid) else {
+            continue;
+        };
+        out[0].push((total - ms(m[MARKS[0]], m[MARKS[MARKS.len() - 1]])).max(0.0));
         for (i, pair) in MARKS.windows(2).enumerate() {
-            let d = m[pair[1]].duration_since(m[pair[0]]).unwrap_or_default();
-            out[i].push(d.as_secs_f64() * 1e3);
+            out[i + 1].push(ms(m[pair[0]], m[pair[1]]));
         }
     }
     out

@@ -68,6 +68,16 @@ fn main() -> std::process::ExitCode {
         },
     };
     mesh_node::daemon::init_logging(&args.log, args.log_format);
+    match mesh_node::daemon::limits::raise_open_files() {
+        // A connection is one descriptor; the store, listeners and engines need a few hundred.
+        Ok(limit) if limit < u64::from(args.max_connections) + 256 => tracing::warn!(
+            limit,
+            max_connections = args.max_connections,
+            "the open-file limit is low for --max-connections: raise the hard limit (ulimit -Hn, LimitNOFILE=)"
+        ),
+        Ok(limit) => tracing::debug!(limit, "open files"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let result = args.to_config().and_then(|config| {
         tokio::runtime::Builder::new_multi_thread()
             .enable_all()

@@ -25,6 +25,7 @@ use crate::store::Store;
 pub mod args;
 pub mod config_file;
 mod engines;
+pub mod limits;
 pub use args::Args;
 pub use engines::{build_engines, AUTO_ENGINES, KNOWN_ENGINES};
 

@@ -49,6 +49,16 @@ fn with_peer(addr: &Multiaddr, peer: PeerId) -> String {
     }
 }
 
+/// When a new announcement is gossiped and put into the DHT.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Spread {
+    /// At once.
+    Now,
+    /// When the caller says (after something more urgent: a replica's answer to its entry
+    /// node), with [`Mesh::spread_later`].
+    Later,
+}
+
 impl Mesh {
     pub(crate) fn peer_id(&self) -> PeerId {
         self.inner.keypair.public().to_peer_id()
@@ -135,26 +145,71 @@ impl Mesh {
         record: ProviderRecord,
         replicated: bool,
     ) -> Option<Vec<u8>> {
+        let bytes = self.sign_provider(&record)?;
+        self.spread_provider(id, bytes.clone(), replicated).await;
+        Some(bytes)
+    }
+
+    /// Signs a provider record and keeps it in this node's cache.
+    fn sign_provider(&self, record: &ProviderRecord) -> Option<Vec<u8>> {
         let bytes = self.sign(&Record::Provider(record.clone()))?;
-        let me = self.peer_id();
         self.inner
             .providers
-            .insert(me, &record, bytes.clone(), now_millis());
-        self.inner.net.publish(bytes.clone()).await;
-        self.put_signed(
-            keys::provider(id, &me),
-            bytes.clone(),
-            self.inner.config.provider_ttl,
-            replicated,
-        )
-        .await;
+            .insert(self.peer_id(), record, bytes.clone(), now_millis());
         Some(bytes)
+    }
+
+    /// Gossips a signed provider record and stores it under the provider's DHT key.
+    async fn spread_provider(&self, id: &WorkloadId, bytes: Vec<u8>, replicated: bool) {
+        self.inner.net.publish(bytes.clone()).await;
+        let key = keys::provider(id, &self.peer_id());
+        let ttl = self.inner.config.provider_ttl;
+        self.put_signed(key, bytes, ttl, replicated).await;
+    }
+
+    /// Gossips and puts into the DHT an announcement made with [`Spread::Later`], and provides
+    /// its workload's key; nothing if `bytes` is not one (or was spread already).
+    pub(crate) async fn spread_later(&self, bytes: &[u8]) {
+        let id = self
+            .inner
+            .unspread
+            .lock()
+            .expect("unspread lock is never poisoned")
+            .remove(bytes);
+        if let Some(id) = id {
+            self.spread_announcement(&id, bytes.to_vec()).await;
+        }
+    }
+
+    /// Spreads a new announcement: gossip, and the DHT in the background (the mesh benchmark
+    /// measures how soon every node sees it).
+    async fn spread_announcement(&self, id: &WorkloadId, bytes: Vec<u8>) {
+        let replicated = false;
+        let ((), provided) = futures::join!(
+            self.spread_provider(id, bytes, replicated),
+            self.provide(keys::workload(id), replicated)
+        );
+        if let Err(e) = provided {
+            tracing::debug!(workload = %id, error = %e, "provider entry not replicated yet");
+        }
     }
 
     /// Announces the workload if a replica runs here, withdraws it otherwise. Unless `renew`,
     /// a version announced less than a third of the TTL ago is not announced again. Returns
     /// the signed provider record published, if any.
     pub async fn announce(&self, id: &WorkloadId, renew: bool) -> Option<Vec<u8>> {
+        self.announce_with(id, renew, Spread::Now).await
+    }
+
+    /// [`Mesh::announce`]; with [`Spread::Later`] the provider record is signed, kept in this
+    /// node's cache and returned, but neither gossiped nor put into the DHT until the caller
+    /// calls [`Mesh::spread_later`] (see [`Mesh::answer`]).
+    pub(crate) async fn announce_with(
+        &self,
+        id: &WorkloadId,
+        renew: bool,
+        spread: Spread,
+    ) -> Option<Vec<u8>> {
         // A node that left (see `leave`) announces nothing more: its withdrawals stand.
         if self.inner.owned.is_closed() {
             return None;
@@ -204,15 +259,19 @@ impl Mesh {
             slot: Some(desired.slot),
             revision: desired.record.as_ref().map(|_| desired.revision),
         };
-        // Gossiped and stored locally; replication to the key's closest peers goes on in the
-        // background (the mesh benchmark measures how soon every node sees it).
-        let replicated = false;
-        let (published, provided) = futures::join!(
-            self.publish_provider(id, record, replicated),
-            self.provide(keys::workload(id), replicated)
-        );
-        if let Err(e) = provided {
-            tracing::debug!(workload = %id, error = %e, "provider entry not replicated yet");
+        let published = self.sign_provider(&record);
+        if let Some(bytes) = &published {
+            match spread {
+                Spread::Now => self.spread_announcement(id, bytes.clone()).await,
+                Spread::Later => {
+                    let mut unspread = self
+                        .inner
+                        .unspread
+                        .lock()
+                        .expect("unspread lock is never poisoned");
+                    unspread.insert(bytes.clone(), id.clone());
+                }
+            }
         }
         self.inner
             .announced

@@ -80,6 +80,7 @@ impl Mesh {
     }
 
     async fn apply_owned(&self, req: ApplyRequest, cid: String) -> Result<ApplyResponse, Error> {
+        tracing::debug!("apply received");
         // Every record is opened before anything is stored, published or started: one bad
         // record refuses the whole apply.
         let signed_here = req.records.is_empty();
@@ -221,16 +222,15 @@ impl Mesh {
             .add
             .iter()
             .map(|(slot, peer, _)| self.run_replica(*peer, replica(*slot)));
-        // Every node learns the new desired state on gossip as the replicas start: published
-        // once the requests to the new slots are on their way (`join!` polls those first), so
-        // its fan-out neither delays them nor, coming after them, competes with the replicas'
-        // own announcements reaching every node.
-        let publish = async {
-            if change != Change::Same {
-                self.inner.net.publish(opened.verified.bytes.clone()).await;
-            }
-        };
-        let (added, ()) = futures::join!(join_all(adds), publish);
+        // Every node learns the new desired state on gossip once the new slots answered. Every
+        // node that hears a record verifies and stores it: published beside the requests, that
+        // fan-out kept every core of a machine running many nodes busy while the targets
+        // waited for one (the mesh benchmark's trace, docs/benchmarks.md). The record is
+        // durable here and on each target before it is published.
+        let added = join_all(adds).await;
+        if change != Change::Same {
+            self.inner.net.publish(opened.verified.bytes.clone()).await;
+        }
         let mut results: Vec<(PeerId, String, Outcome)> = plan
             .add
             .iter()

@@ -14,6 +14,7 @@
 //! Every move is an event with its reason ([`Step::Heal`]).
 
 use std::collections::HashSet;
+use std::time::{Duration, Instant};
 
 use libp2p::kad::KBucketKey;
 use libp2p::PeerId;
@@ -80,6 +81,12 @@ impl Mesh {
         // A fresh apply is still being placed by its entry node.
         let grace = self.inner.config.heartbeat_validity().as_millis() as u64;
         if now_millis().saturating_sub(v.record.issued_at) < grace {
+            return;
+        }
+        // Likewise a replica a peer (an entry node, a healer, a drain) placed here moments
+        // ago: that peer may still be placing the other slots, one after another. Acting for
+        // them now, as their only current holder, would place a slot twice.
+        if self.placed_here_within(&id, Duration::from_millis(grace)) {
             return;
         }
         let lock = self.workload_lock(&id);
@@ -265,6 +272,20 @@ impl Mesh {
             out.push((*slot, Ok(placed)));
         }
         out
+    }
+
+    /// Notes that a peer placed a replica of `id` here (see [`Mesh::heal`]).
+    pub(crate) fn placed_here(&self, id: &WorkloadId) {
+        let mut placed = self.inner.placed_here.lock().expect("never poisoned");
+        let validity = self.inner.config.heartbeat_validity();
+        placed.retain(|_, at| at.elapsed() < validity);
+        placed.insert(id.clone(), Instant::now());
+    }
+
+    /// Whether a peer placed a replica of `id` here less than `grace` ago.
+    fn placed_here_within(&self, id: &WorkloadId, grace: Duration) -> bool {
+        let placed = self.inner.placed_here.lock().expect("never poisoned");
+        placed.get(id).is_some_and(|at| at.elapsed() < grace)
     }
 
     /// The peer confirmed dead that last announced `slot` of `id`, if any.

@@ -119,6 +119,10 @@ struct Inner {
     started: std::time::Instant,
     /// Workloads this node announced, with the version and slot announced and when.
     announced: Mutex<HashMap<WorkloadId, (String, u32, std::time::Instant)>>,
+    /// Workloads a peer placed a replica of here, and when (see [`Mesh::heal`]).
+    placed_here: Mutex<HashMap<WorkloadId, std::time::Instant>>,
+    /// Announcements made but not spread yet, by their bytes (see [`Mesh::spread_later`]).
+    unspread: Mutex<HashMap<Vec<u8>, WorkloadId>>,
     /// One apply or delete of a workload at a time through this node (see
     /// [`Mesh::workload_lock`]).
     workload_locks: Mutex<HashMap<WorkloadId, Arc<tokio::sync::Mutex<()>>>>,
@@ -183,6 +187,8 @@ impl Mesh {
                 keypair,
                 config,
                 announced: Mutex::new(HashMap::new()),
+                placed_here: Mutex::new(HashMap::new()),
+                unspread: Mutex::new(HashMap::new()),
                 repeated: Mutex::new(HashMap::new()),
                 workload_locks: Mutex::new(HashMap::new()),
                 provided: Mutex::new(HashMap::new()),
@@ -278,7 +284,7 @@ impl Mesh {
                             }
                         };
                         let response = mesh.serve(peer, request).await;
-                        mesh.inner.net.respond(channel, response).await;
+                        mesh.answer(channel, response).await;
                     });
                 }
                 net::Event::PeerGone { peer } => self.on_peer_gone(peer),

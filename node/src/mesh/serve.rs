@@ -8,6 +8,7 @@ use mesh_provider::record::Record;
 use mesh_provider::{signed, workload};
 use mesh_runtime::now_millis;
 
+use super::announce::Spread;
 use super::Error;
 use super::Mesh;
 use crate::records::{self, book::Offer};
@@ -56,6 +57,29 @@ impl Mesh {
                 held,
             }
             .into()),
+        }
+    }
+
+    /// Sends a peer its answer; then spreads the replica's provider record the answer carries
+    /// (see [`Spread::Later`]): gossip, which every node verifies and stores, and the DHT's
+    /// replication to the key's closest peers. On a machine running many nodes that work,
+    /// done first, kept the entry node waiting for a core (the mesh benchmark's trace,
+    /// docs/benchmarks.md).
+    pub(crate) async fn answer(
+        &self,
+        channel: libp2p::request_response::ResponseChannel<Response>,
+        response: Response,
+    ) {
+        let provider = match &response {
+            Response::ReplicaApplied {
+                provider: Some(bytes),
+                ..
+            } => Some(bytes.clone()),
+            _ => None,
+        };
+        self.inner.net.respond(channel, response).await;
+        if let Some(bytes) = provider {
+            self.spread_later(&bytes).await;
         }
     }
 
@@ -139,9 +163,11 @@ impl Mesh {
                         // Verified once: opened from what take_current checked.
                         let opened = records::open_verified(current, r.record.data_key.as_deref())?;
                         let outcome = mesh.node().apply_opened(opened, *r).await?;
+                        mesh.placed_here(&id);
                         tracing::info!(action = ?outcome.action, phase = ?outcome.deployment.phase, "replica applied");
-                        // Discoverable before the entry node hears back.
-                        let provider = mesh.announce(&id, false).await;
+                        // Discoverable before the entry node hears back: kept here and sent
+                        // with the answer, gossiped right after it (see `answer`).
+                        let provider = mesh.announce_with(&id, false, Spread::Later).await;
                         tracing::debug!("replica announced");
                         Ok(Response::ReplicaApplied {
                             outcome: Box::new(outcome),

@@ -18,6 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 mod dht;
 mod rpc;
+mod trim;
 
 use super::behaviour::{self, Behaviour, BehaviourEvent, GOSSIP_TOPIC};
 use super::{Channel, Command, Event, FoundRecord, NetConfig, Verdict, BLOCK_FOR};
@@ -79,6 +80,12 @@ pub struct EventLoop {
     cut: HashSet<PeerId>,
     /// Inbound requests per peer (see [`super::rate`]).
     rate: super::rate::RateLimits,
+    /// Requests in flight with each peer, either way: their connections are not trimmed.
+    in_flight: rpc::InFlight,
+    /// When a new connection last made the node trim (see `trim_if_crowded`).
+    trimmed_at: Option<Instant>,
+    /// Established connections at most (`--max-connections`).
+    max_connections: u32,
     metrics: std::sync::Arc<crate::metrics::Metrics>,
 }
 
@@ -141,6 +148,9 @@ impl EventLoop {
             last_used: HashMap::new(),
             blocked_until: HashMap::new(),
             rate: super::rate::RateLimits::new(config.peer_request_rate),
+            in_flight: rpc::InFlight::default(),
+            trimmed_at: None,
+            max_connections: config.max_connections,
             metrics: config.metrics.clone(),
             cut: HashSet::new(),
         })
@@ -183,79 +193,6 @@ impl EventLoop {
             if let Err(e) = self.swarm.dial(addr.clone()) {
                 tracing::warn!(%addr, error = %e, "cannot dial bootstrap peer");
             }
-        }
-    }
-
-    /// How often connections are counted, and how long a used peer is protected from trimming:
-    /// [`TRIM_PERIOD`], or the idle timeout if shorter.
-    fn trim_period(&self) -> Duration {
-        TRIM_PERIOD.min(self.idle_timeout)
-    }
-
-    /// A connection manager. Gossipsub keeps a stream open to every peer it ever met, so
-    /// connections never idle out on their own, and a node would end up connected to the
-    /// whole mesh. Connections to peers that are neither gossip mesh peers nor bootstrap peers
-    /// are closed once unused for the idle timeout; above the high-water mark, the least
-    /// recently used of those unused for a period are closed too, down to the low-water mark.
-    /// Closed peers stay in the routing table and are dialled again when needed.
-    fn trim_connections(&mut self) {
-        let now = Instant::now();
-        let blocked = &mut self.swarm.behaviour_mut().blocked;
-        let cut = &self.cut;
-        self.blocked_until.retain(|peer, until| {
-            let keep = *until > now;
-            if !keep && !cut.contains(peer) {
-                blocked.unblock_peer(*peer);
-            }
-            keep
-        });
-        self.rate.prune(now);
-        let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
-        self.last_used.retain(|p, _| connected.contains(p));
-        self.closest
-            .retain(|_, (found, _)| found.elapsed() < CLOSEST_PEERS_REUSE);
-        let mesh: HashSet<PeerId> = self
-            .swarm
-            .behaviour()
-            .gossipsub
-            .all_mesh_peers()
-            .copied()
-            .collect();
-        let bootstrap: HashSet<PeerId> = self.bootstrap.iter().filter_map(peer_of).collect();
-        let now = Instant::now();
-        let mut candidates: Vec<(Duration, PeerId)> = connected
-            .iter()
-            .filter(|p| !mesh.contains(p) && !bootstrap.contains(p))
-            .map(|p| {
-                let used = self.last_used.get(p).copied().unwrap_or(now);
-                (now.duration_since(used), *p)
-            })
-            .filter(|(unused, _)| *unused >= self.trim_period())
-            .collect();
-        // Longest unused first.
-        candidates.sort_by(|a, b| b.cmp(a));
-        let idle = candidates
-            .iter()
-            .take_while(|(unused, _)| *unused >= self.idle_timeout)
-            .count();
-        let excess = connected.len().saturating_sub(CONNECTIONS_LOW_WATER);
-        let closing = if connected.len() > CONNECTIONS_HIGH_WATER {
-            idle.max(excess.min(candidates.len()))
-        } else {
-            idle
-        };
-        if closing == 0 {
-            return;
-        }
-        tracing::debug!(
-            connected = connected.len(),
-            mesh = mesh.len(),
-            idle,
-            closing,
-            "closing connections"
-        );
-        for (_, peer) in candidates.into_iter().take(closing) {
-            let _ = self.swarm.disconnect_peer_id(peer);
         }
     }
 
@@ -358,8 +295,11 @@ impl EventLoop {
                 request,
                 reply,
             } => {
+                self.make_room_for(&peer);
                 self.last_used.insert(peer, Instant::now());
+                self.in_flight.start(peer);
                 let channel = Channel::of(&request);
+                let behaviour = self.swarm.behaviour_mut();
                 let rr = match channel {
                     Channel::Deploy => &mut behaviour.deploy,
                     Channel::Rpc => &mut behaviour.rpc,
@@ -460,6 +400,7 @@ impl EventLoop {
                 peer_id, endpoint, ..
             } if endpoint.is_dialer() => {
                 self.last_used.insert(peer_id, Instant::now());
+                self.trim_if_crowded();
                 self.swarm
                     .behaviour_mut()
                     .kad
@@ -467,6 +408,7 @@ impl EventLoop {
             }
             SwarmEvent::ConnectionEstablished { peer_id, .. } => {
                 self.last_used.insert(peer_id, Instant::now());
+                self.trim_if_crowded();
             }
             SwarmEvent::ConnectionClosed {
                 peer_id,

@@ -2,9 +2,10 @@
 //! node's work queue unless its peer is over its rate (`429` at once) or the queue is full
 //! (`503` at once); an answer or a failure goes to whoever waits for it.
 
+use std::collections::HashMap;
 use std::time::Instant;
 
-use libp2p::request_response;
+use libp2p::{request_response, PeerId};
 use mesh_protocol::wire::{Request, Response};
 use tokio::sync::mpsc;
 
@@ -18,8 +19,17 @@ impl EventLoop {
         on: Channel,
         event: request_response::Event<Request, Response>,
     ) {
-        if let request_response::Event::Message { peer, .. } = &event {
-            self.last_used.insert(*peer, Instant::now());
+        match &event {
+            request_response::Event::Message { peer, message, .. } => {
+                self.last_used.insert(*peer, Instant::now());
+                match message {
+                    request_response::Message::Request { .. } => self.in_flight.start(*peer),
+                    request_response::Message::Response { .. } => self.in_flight.end(peer),
+                }
+            }
+            request_response::Event::OutboundFailure { peer, .. }
+            | request_response::Event::InboundFailure { peer, .. }
+            | request_response::Event::ResponseSent { peer, .. } => self.in_flight.end(peer),
         }
         match event {
             request_response::Event::Message { peer, message, .. } => match message {
@@ -82,5 +92,56 @@ impl EventLoop {
             }
             request_response::Event::ResponseSent { .. } => {}
         }
+    }
+}
+
+/// Requests in flight with each peer, sent or received: a request counts from the moment it is
+/// sent or arrives until its answer arrives or is sent, or it fails (a closed connection fails
+/// every request on it, so nothing is left counted).
+#[derive(Debug, Default)]
+pub(super) struct InFlight(HashMap<PeerId, u32>);
+
+impl InFlight {
+    pub(super) fn start(&mut self, peer: PeerId) {
+        *self.0.entry(peer).or_default() += 1;
+    }
+
+    pub(super) fn end(&mut self, peer: &PeerId) {
+        if let Some(n) = self.0.get_mut(peer) {
+            *n -= 1;
+            if *n == 0 {
+                self.0.remove(peer);
+            }
+        }
+    }
+
+    pub(super) fn busy(&self, peer: &PeerId) -> bool {
+        self.0.contains_key(peer)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_peer_is_busy_until_each_of_its_requests_ended() {
+        let (a, b) = (PeerId::random(), PeerId::random());
+        let mut in_flight = InFlight::default();
+        in_flight.start(a);
+        in_flight.start(a);
+        in_flight.start(b);
+        in_flight.end(&a);
+        assert!(
+            in_flight.busy(&a),
+            "one of a's two requests is still in flight"
+        );
+        in_flight.end(&a);
+        in_flight.end(&b);
+        assert!(!in_flight.busy(&a) && !in_flight.busy(&b));
+        // An end without a start (a failure of a request sent before a restart of the count)
+        // does not underflow or mark the peer busy.
+        in_flight.end(&a);
+        assert!(!in_flight.busy(&a));
     }
 }
