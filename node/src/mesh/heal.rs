@@ -83,12 +83,6 @@ impl Mesh {
         if now_millis().saturating_sub(v.record.issued_at) < grace {
             return;
         }
-        // Likewise a replica a peer (an entry node, a healer, a drain) placed here moments
-        // ago: that peer may still be placing the other slots, one after another. Acting for
-        // them now, as their only current holder, would place a slot twice.
-        if self.placed_here_within(&id, Duration::from_millis(grace)) {
-            return;
-        }
         let lock = self.workload_lock(&id);
         let _turn = lock.lock().await;
         let workload = id.to_string();
@@ -119,7 +113,11 @@ impl Mesh {
             .into_iter()
             .filter(|slot| self.acts_for(&id, *slot, &current) == me)
             .collect();
-        if !mine.is_empty() {
+        // A replica a peer (an entry node, a healer, a drain) placed here moments ago: that
+        // peer may still be placing the other slots, one after another. Acting for them now,
+        // as their only current holder, would place a slot twice. (Giving up a slot held
+        // twice, above, is not delayed.)
+        if !mine.is_empty() && !self.placed_here_within(&id, Duration::from_millis(grace)) {
             self.place(v, &holders, &mine).await;
         }
     }
