@@ -14,7 +14,7 @@
 //! Every move is an event with its reason ([`Step::Heal`]).
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use libp2p::kad::KBucketKey;
 use libp2p::PeerId;
@@ -117,7 +117,7 @@ impl Mesh {
         // peer may still be placing the other slots, one after another. Acting for them now,
         // as their only current holder, would place a slot twice. (Giving up a slot held
         // twice, above, is not delayed.)
-        if !mine.is_empty() && !self.placed_here_within(&id, Duration::from_millis(grace)) {
+        if !mine.is_empty() && !self.placed_here_lately(&id) {
             self.place(v, &holders, &mine).await;
         }
     }
@@ -280,10 +280,12 @@ impl Mesh {
         placed.insert(id.clone(), Instant::now());
     }
 
-    /// Whether a peer placed a replica of `id` here less than `grace` ago.
-    fn placed_here_within(&self, id: &WorkloadId, grace: Duration) -> bool {
+    /// Whether a peer placed a replica of `id` here less than a heartbeat's validity ago (the
+    /// grace a fresh apply has too).
+    fn placed_here_lately(&self, id: &WorkloadId) -> bool {
         let placed = self.inner.placed_here.lock().expect("never poisoned");
-        placed.get(id).is_some_and(|at| at.elapsed() < grace)
+        let validity = self.inner.config.heartbeat_validity();
+        placed.get(id).is_some_and(|at| at.elapsed() < validity)
     }
 
     /// The peer confirmed dead that last announced `slot` of `id`, if any.

@@ -17,12 +17,30 @@ impl EventLoop {
         TRIM_PERIOD.min(self.idle_timeout)
     }
 
+    /// Connected peers whose connections may be closed: neither gossip mesh peers nor
+    /// bootstrap peers, and no request in flight with them either way.
+    fn trimmable(&self) -> Vec<PeerId> {
+        let mesh: HashSet<PeerId> = self
+            .swarm
+            .behaviour()
+            .gossipsub
+            .all_mesh_peers()
+            .copied()
+            .collect();
+        let bootstrap: HashSet<PeerId> = self.bootstrap.iter().filter_map(peer_of).collect();
+        self.swarm
+            .connected_peers()
+            .filter(|p| !mesh.contains(p) && !bootstrap.contains(p) && !self.in_flight.busy(p))
+            .copied()
+            .collect()
+    }
+
     /// A connection manager. Gossipsub keeps a stream open to every peer it ever met, so
     /// connections never idle out on their own, and a node would end up connected to the
-    /// whole mesh. Connections to peers that are neither gossip mesh peers nor bootstrap peers,
-    /// and have no request in flight either way, are closed once unused for the idle timeout; above the high-water mark, the least
-    /// recently used of those unused for a period are closed too, down to the low-water mark.
-    /// Closed peers stay in the routing table and are dialled again when needed.
+    /// whole mesh. Connections to [`Self::trimmable`] peers are closed once unused for the
+    /// idle timeout; above the high-water mark, the least recently used of those unused for a
+    /// period are closed too, down to the low-water mark. Closed peers stay in the routing
+    /// table and are dialled again when needed.
     pub(super) fn trim_connections(&mut self) {
         let now = Instant::now();
         let blocked = &mut self.swarm.behaviour_mut().blocked;
@@ -39,18 +57,10 @@ impl EventLoop {
         self.last_used.retain(|p, _| connected.contains(p));
         self.closest
             .retain(|_, (found, _)| found.elapsed() < CLOSEST_PEERS_REUSE);
-        let mesh: HashSet<PeerId> = self
-            .swarm
-            .behaviour()
-            .gossipsub
-            .all_mesh_peers()
-            .copied()
-            .collect();
-        let bootstrap: HashSet<PeerId> = self.bootstrap.iter().filter_map(peer_of).collect();
+        let trimmable = self.trimmable();
         let now = Instant::now();
-        let mut candidates: Vec<(Duration, PeerId)> = connected
+        let mut candidates: Vec<(Duration, PeerId)> = trimmable
             .iter()
-            .filter(|p| !mesh.contains(p) && !bootstrap.contains(p) && !self.in_flight.busy(p))
             .map(|p| {
                 let used = self.last_used.get(p).copied().unwrap_or(now);
                 (now.duration_since(used), *p)
@@ -74,7 +84,7 @@ impl EventLoop {
         }
         tracing::debug!(
             connected = connected.len(),
-            mesh = mesh.len(),
+            trimmable = trimmable.len(),
             idle,
             closing,
             "closing connections"
@@ -111,21 +121,11 @@ impl EventLoop {
         if self.swarm.is_connected(peer) || established < self.max_connections {
             return;
         }
-        let mesh: HashSet<PeerId> = self
-            .swarm
-            .behaviour()
-            .gossipsub
-            .all_mesh_peers()
-            .copied()
-            .collect();
-        let bootstrap: HashSet<PeerId> = self.bootstrap.iter().filter_map(peer_of).collect();
         let now = Instant::now();
         let oldest = self
-            .swarm
-            .connected_peers()
-            .filter(|p| !mesh.contains(p) && !bootstrap.contains(p) && !self.in_flight.busy(p))
-            .min_by_key(|p| self.last_used.get(p).copied().unwrap_or(now))
-            .copied();
+            .trimmable()
+            .into_iter()
+            .min_by_key(|p| self.last_used.get(p).copied().unwrap_or(now));
         if let Some(oldest) = oldest {
             tracing::debug!(%peer, closing = %oldest, established, "at the connection limit: closing the least recently used connection");
             let _ = self.swarm.disconnect_peer_id(oldest);
