@@ -81,6 +81,11 @@ pub enum Request {
         #[serde(with = "crate::b64")]
         nonce: Vec<u8>,
     },
+    /// Connection management: "I am about to close our connection to stay under my
+    /// connection limits; I am not leaving." Answered [`Response::Closing`], after which the
+    /// sender closes. The receiver does not take that close for a lost peer, so it neither
+    /// suspects nor probes (and so dials) the sender again.
+    Closing,
 
     // Replica requests: about the replica on the receiving node only.
     ApplyReplica(Box<ReplicaApply>),
@@ -141,6 +146,7 @@ impl Request {
             Request::EventLog { .. } => "event-log",
             Request::Ping { .. } => "ping",
             Request::Probe { .. } => "probe",
+            Request::Closing => "closing",
             Request::ApplyReplica(_) => "apply-replica",
             Request::ReplicaGet { .. } => "replica-get",
             Request::ReplicaList => "replica-list",
@@ -226,6 +232,8 @@ pub enum Response {
         #[serde(default)]
         unreachable: bool,
     },
+    /// The answer to [`Request::Closing`]: noted.
+    Closing,
     /// A piece of a module: `bytes` from `offset` of a module of `total` bytes.
     ModuleChunk {
         total: u64,

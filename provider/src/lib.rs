@@ -33,6 +33,7 @@ pub use discovery::{newest_per_provider, Discovered};
 pub use placement::{rank, NodeCandidate, Placement};
 pub use record::{
     EngineSummary, NodeAction, NodeCommand, NodeRecord, NodeResources, ProviderRecord, Record,
+    Suspicion,
 };
 pub use signed::{RecordError, Signed};
 

@@ -67,6 +67,23 @@ pub enum Record {
     /// An operator's command to one node (`meshctl drain`, `uncordon`), signed by the
     /// operator's key: never gossiped or stored, only sent to its node.
     Command(NodeCommand),
+    /// A node's word that it found a peer dead, gossiped (never stored).
+    Suspicion(Suspicion),
+}
+
+/// "I found `suspect` dead": its signer's own ping and every helper's were refused (or it
+/// stayed silent through the suspicion timeout). Gossiped so that nodes without a connection
+/// to the suspect, which would otherwise notice only when its heartbeats stop, probe it at
+/// once. A receiver takes it for a reason to probe, never for a verdict: a mistaken or
+/// forged one costs a ping, which the suspect answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Suspicion {
+    /// The signer.
+    pub peer_id: String,
+    /// The peer found dead.
+    pub suspect: String,
+    pub issued_at: UnixMillis,
+    pub expires_at: UnixMillis,
 }
 
 /// What an operator asks of one node.
@@ -99,6 +116,7 @@ impl Record {
             Record::Provider(p) => &p.peer_id,
             Record::Node(n) => &n.peer_id,
             Record::Command(c) => &c.peer_id,
+            Record::Suspicion(s) => &s.peer_id,
         }
     }
 
@@ -107,6 +125,7 @@ impl Record {
             Record::Provider(p) => p.issued_at,
             Record::Node(n) => n.issued_at,
             Record::Command(c) => c.issued_at,
+            Record::Suspicion(s) => s.issued_at,
         }
     }
 
@@ -115,6 +134,7 @@ impl Record {
             Record::Provider(p) => p.expires_at,
             Record::Node(n) => n.expires_at,
             Record::Command(c) => c.expires_at,
+            Record::Suspicion(s) => s.expires_at,
         }
     }
 }

@@ -1,7 +1,8 @@
 //! The connection manager: gossipsub keeps a stream open to every peer it meets, so without
 //! the manager no connection would ever idle out. A peer the node neither uses nor has in its
 //! gossip mesh is disconnected after the idle timeout; a gossip mesh peer, connected at the
-//! same time, stays.
+//! same time, stays. A close by the connection manager is announced, so the peer does not
+//! take it for a lost peer (which it would suspect and probe, dialling the closer again).
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -11,7 +12,8 @@ use futures::StreamExt;
 use libp2p::identity::Keypair;
 use libp2p::swarm::SwarmEvent;
 use libp2p::{gossipsub, Multiaddr, PeerId, Swarm};
-use mesh_node::testing::{raw_peer, TestNode};
+use mesh_node::testing::{raw_peer, wait_until, TestNet, TestNode};
+use mesh_protocol::Step;
 
 const IDLE: Duration = Duration::from_secs(3);
 
@@ -109,4 +111,57 @@ async fn unused_connections_close_after_the_idle_timeout_and_gossip_mesh_peers_s
     }
     assert!(member.is_connected(&node_id));
     node.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_announced_close_is_not_taken_for_a_lost_peer_and_a_silent_one_is() {
+    let net = TestNet::start(3, |_, _| {}).await;
+    net.wait_connected(Duration::from_secs(30)).await;
+    let peer = |i: usize| -> PeerId { net.node(i).daemon().node.id().parse().unwrap() };
+    let closer = peer(0);
+    let suspected_by = |i: usize| {
+        net.node(i)
+            .daemon()
+            .node
+            .store()
+            .all_events(10_000)
+            .unwrap()
+            .into_iter()
+            .any(|e| {
+                e.step == Step::Liveness && e.message.contains(&format!("peer {closer} suspect"))
+            })
+    };
+    let metrics = |i: usize| net.node(i).daemon().node.metrics().clone();
+
+    // Node 0 closes its connections to node 1 as its connection manager does (announced),
+    // and to node 2 as a node that dies does (no notice).
+    let net0 = net.node(0).daemon().mesh.net();
+    net0.close(peer(1), true).await;
+    net0.close(peer(2), false).await;
+
+    wait_until(
+        "node 1 to see the announced close",
+        Duration::from_secs(10),
+        || async { (metrics(1).peer_closes(true) >= 1).then_some(()) },
+    )
+    .await;
+    // The contrast: the close without notice makes node 2 suspect node 0 and probe it, and
+    // the probe finds it alive.
+    wait_until(
+        "node 2 to suspect node 0",
+        Duration::from_secs(10),
+        || async { suspected_by(2).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        metrics(2).peer_closes(false),
+        1,
+        "node 2 counts a close without notice"
+    );
+    assert!(
+        !suspected_by(1),
+        "node 1 suspected node 0 after a close node 0 announced"
+    );
+    assert_eq!(metrics(1).peer_closes(false), 0);
+    net.stop().await;
 }

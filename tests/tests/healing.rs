@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 
 use healing_support::{a_holder, deployed, events, mesh, peer_of, settled, slots};
 use libp2p::PeerId;
-use mesh_node::testing::wait_until;
+use mesh_node::testing::{wait_until, TestNet};
 use mesh_protocol::Step;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -210,5 +210,67 @@ async fn a_slow_node_is_suspected_but_not_declared_dead_and_keeps_its_replicas()
     );
     let heals = events(&net, Step::Heal);
     assert!(heals.is_empty(), "{heals:?}");
+    net.stop().await;
+}
+
+/// A node not connected to a peer that dies learns it from the nodes that were: the first
+/// to find it dead gossips a suspicion, and the others probe it at once instead of waiting
+/// for its heartbeats to stop (two periods plus 2 s: 12 s here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_not_connected_to_a_dead_peer_learns_of_it_from_those_that_were() {
+    let mut net = TestNet::start(4, |_, c| {
+        c.mesh.heartbeat_interval = Duration::from_secs(5);
+    })
+    .await;
+    net.wait_connected(Duration::from_secs(30)).await;
+    // Node 2 (no node's bootstrap peer) closes its connection to node 3, as its connection
+    // manager would: announced, so neither side suspects the other.
+    let (watcher, victim) = (2, 3);
+    let dead = peer_of(&net, victim);
+    net.node(watcher)
+        .daemon()
+        .mesh
+        .net()
+        .close(dead, true)
+        .await;
+    wait_until(
+        "the close to reach node 3",
+        Duration::from_secs(5),
+        || async {
+            let metrics = net.node(victim).daemon().node.metrics().clone();
+            (metrics.peer_closes(true) >= 1).then_some(())
+        },
+    )
+    .await;
+    let watcher_store = net.node(watcher).daemon().node.store().clone();
+    let liveness = move || -> Vec<String> {
+        watcher_store
+            .all_events(10_000)
+            .unwrap()
+            .into_iter()
+            .filter(|e| e.step == Step::Liveness)
+            .map(|e| e.message)
+            .collect()
+    };
+    let killed = Instant::now();
+    net.nodes.remove(victim).stop().await;
+    let seen = wait_until(
+        "the watcher to find the dead node dead",
+        Duration::from_secs(8),
+        || async {
+            let events = liveness();
+            events
+                .iter()
+                .any(|m| m.contains(&format!("peer {dead} dead")))
+                .then_some(events)
+        },
+    )
+    .await;
+    eprintln!("found dead in {:?}", killed.elapsed());
+    assert!(
+        seen.iter()
+            .any(|m| m.contains(&format!("peer {dead} suspect")) && m.contains("found it dead")),
+        "the watcher suspected it for another reason than a peer's word: {seen:?}"
+    );
     net.stop().await;
 }

@@ -449,6 +449,9 @@ impl Mesh {
                             .providers
                             .insert(s.signer, &record, data.to_vec(), now);
                     }
+                    Record::Suspicion(suspicion) => {
+                        self.on_suspicion(&s.signer, &suspicion.suspect);
+                    }
                     // Commands go to their node only: one on gossip is someone's mistake.
                     Record::Command(_) => return Verdict::Reject,
                 }

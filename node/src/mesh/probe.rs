@@ -8,6 +8,7 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::PeerId;
 use mesh_protocol::wire::{PingProof, Request, Response, PING_CONTEXT};
 use mesh_protocol::{Event, Outcome, Step};
+use mesh_provider::{signed, Record, Suspicion};
 use mesh_runtime::now_millis;
 use tokio_util::sync::CancellationToken;
 
@@ -94,6 +95,39 @@ impl Mesh {
         }
     }
 
+    /// Tells the mesh this node found `peer` dead ([`Suspicion`]): the nodes not connected
+    /// to it, which would notice only as its heartbeats stop (two periods and more), probe
+    /// it at once instead.
+    async fn spread_suspicion(&self, peer: PeerId) {
+        let now = now_millis();
+        let suspicion = Suspicion {
+            peer_id: self.peer_id().to_string(),
+            suspect: peer.to_string(),
+            issued_at: now,
+            expires_at: now + self.inner.config.heartbeat_validity().as_millis() as u64,
+        };
+        match signed::encode(&self.inner.keypair, &Record::Suspicion(suspicion)) {
+            Ok(bytes) => self.inner.net.publish(bytes).await,
+            Err(e) => tracing::error!(error = %e, "cannot sign a suspicion"),
+        }
+    }
+
+    /// A peer's word that it found `suspect` dead: a reason to suspect it and probe it at
+    /// once, unless it is this node, or one this node does not know as a node of the mesh.
+    pub(crate) fn on_suspicion(&self, signer: &PeerId, suspect: &str) {
+        let Ok(peer) = suspect.parse::<PeerId>() else {
+            return;
+        };
+        if peer == self.peer_id()
+            || (self.inner.peers.get(&peer).is_none() && !self.inner.providers.knows(&peer))
+        {
+            return;
+        }
+        if self.suspect(peer, &format!("peer {signer} found it dead")) {
+            self.inner.probe_now.notify_one();
+        }
+    }
+
     fn suspect(&self, peer: PeerId, why: &str) -> bool {
         if !self.inner.liveness.suspect(peer, now_millis()) {
             return false;
@@ -158,6 +192,7 @@ impl Mesh {
                     tracing::warn!(%peer, reason = %why, "peer dead");
                     self.liveness_event(Outcome::Failed, format!("peer {peer} dead: {why}"));
                     self.inner.heal_now.notify_one();
+                    self.spread_suspicion(peer).await;
                 }
             }
             Verdict::StillSuspect => {}

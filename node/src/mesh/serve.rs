@@ -141,6 +141,8 @@ impl Mesh {
                 .map(Response::Output),
             Request::Ping { nonce } => Ok(self.serve_ping(&nonce)),
             Request::Probe { peer, nonce } => Ok(self.serve_probe(&peer, nonce).await),
+            // The network task answers it itself (see `net::event_loop::trim`).
+            Request::Closing => Ok(Response::Closing),
             Request::ApplyReplica(r) => {
                 self.hint_modules(&r.modules);
                 let mesh = self.clone();

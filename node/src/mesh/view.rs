@@ -201,7 +201,7 @@ impl Mesh {
                 .filter_map(|r| signed::verify(r, Some(&peer), now).ok())
                 .filter_map(|s| match s.record {
                     Record::Node(n) => Some(n),
-                    Record::Provider(_) | Record::Command(_) => None,
+                    Record::Provider(_) | Record::Command(_) | Record::Suspicion(_) => None,
                 })
                 .max_by_key(|n| n.issued_at);
             (peer, newest)

@@ -94,6 +94,11 @@ struct ReasonLabels {
     reason: &'static str,
 }
 
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct NoticeLabels {
+    notice: &'static str,
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Applies: 5 ms to ~41 s.
@@ -119,6 +124,7 @@ pub struct Metrics {
     dht_queries: Histograms<QueryLabels>,
     refused: Family<ReasonLabels, Counter>,
     gossip_dropped: Counter,
+    peer_closes: Family<NoticeLabels, Counter>,
     pub(crate) engine_healthy: Family<EngineLabels, Gauge>,
     pub(crate) connected_peers: Gauge,
     pub(crate) workloads: Family<WorkloadLabels, Gauge>,
@@ -216,6 +222,17 @@ impl Metrics {
             "Gossip messages dropped because the node's event queue was full",
             gossip_dropped.clone(),
         );
+        let peer_closes = Family::<NoticeLabels, Counter>::default();
+        registry.register(
+            "peer_connections_closed",
+            "Peers whose last connection with this node closed from their side: notice=announced \
+             when the peer said it would (its connection manager), notice=none otherwise (the \
+             peer is then suspect and probed)",
+            peer_closes.clone(),
+        );
+        for notice in ["announced", "none"] {
+            drop(peer_closes.get_or_create(&NoticeLabels { notice }));
+        }
         // Known label values start at zero, so that each series exists (and `rate()` works)
         // before its first event.
         for scope in ["mesh", "replica"] {
@@ -238,6 +255,7 @@ impl Metrics {
             dht_queries,
             refused,
             gossip_dropped,
+            peer_closes,
             engine_healthy,
             connected_peers,
             workloads,
@@ -291,6 +309,22 @@ impl Metrics {
                 reason: reason.as_str(),
             })
             .inc();
+    }
+
+    /// A peer's last connection with this node closed from its side, `announced` or not.
+    pub fn peer_closed(&self, announced: bool) {
+        let notice = if announced { "announced" } else { "none" };
+        self.peer_closes
+            .get_or_create(&NoticeLabels { notice })
+            .inc();
+    }
+
+    /// How many peers closed their last connection with this node, `announced` or not.
+    pub fn peer_closes(&self, announced: bool) -> u64 {
+        let notice = if announced { "announced" } else { "none" };
+        self.peer_closes
+            .get_or_create(&NoticeLabels { notice })
+            .get()
     }
 
     /// A gossip message dropped for want of room in the node's queue.

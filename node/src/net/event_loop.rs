@@ -82,6 +82,10 @@ pub struct EventLoop {
     rate: super::rate::RateLimits,
     /// Requests in flight with each peer, either way: their connections are not trimmed.
     in_flight: rpc::InFlight,
+    /// Connections this node is closing, by the [`mesh_protocol::wire::Request::Closing`] that announced it.
+    closing: HashMap<OutboundRequestId, PeerId>,
+    /// Peers that announced they close their connection with this node, and when.
+    closing_announced: HashMap<PeerId, Instant>,
     /// When a new connection last made the node trim (see `trim_if_crowded`).
     trimmed_at: Option<Instant>,
     /// Established connections at most (`--max-connections`).
@@ -149,6 +153,8 @@ impl EventLoop {
             blocked_until: HashMap::new(),
             rate: super::rate::RateLimits::new(config.peer_request_rate),
             in_flight: rpc::InFlight::default(),
+            closing: HashMap::new(),
+            closing_announced: HashMap::new(),
             trimmed_at: None,
             max_connections: config.max_connections,
             metrics: config.metrics.clone(),
@@ -216,6 +222,13 @@ impl EventLoop {
             }
             // Handled by `run`, which owns the waiting.
             Command::Pause { .. } => {}
+            Command::Close {
+                peer,
+                announce: true,
+            } => self.close(peer),
+            Command::Close { peer, .. } => {
+                let _ = self.swarm.disconnect_peer_id(peer);
+            }
             Command::Cut { peers, cut } => {
                 for peer in peers {
                     if cut {
@@ -415,9 +428,17 @@ impl EventLoop {
                 num_established: 0,
                 cause,
                 ..
-            } if cause.is_some() || self.cut.contains(&peer_id) => {
-                tracing::debug!(peer = %peer_id, ?cause, "last connection to a peer lost");
-                let _ = self.events.try_send(Event::PeerGone { peer: peer_id });
+            } => {
+                let announced = self.closing_announced(&peer_id);
+                if cause.is_some() {
+                    self.metrics.peer_closed(announced);
+                }
+                if self.cut.contains(&peer_id) || (cause.is_some() && !announced) {
+                    tracing::debug!(peer = %peer_id, ?cause, "last connection to a peer lost");
+                    let _ = self.events.try_send(Event::PeerGone { peer: peer_id });
+                } else if announced {
+                    tracing::debug!(peer = %peer_id, "a peer closed its connection, as it announced");
+                }
             }
             SwarmEvent::IncomingConnectionError {
                 error: libp2p::swarm::ListenError::Denied { .. },

@@ -231,6 +231,11 @@ pub(crate) enum Command {
         peers: Vec<PeerId>,
         cut: bool,
     },
+    /// Close the connections to a peer, announced as the connection manager does, or not.
+    Close {
+        peer: PeerId,
+        announce: bool,
+    },
     /// Stop polling the swarm for a while (tests of a node that is slow, not dead).
     Pause {
         duration: std::time::Duration,
@@ -352,13 +357,19 @@ impl Client {
         let _ = self.send(Command::Cut { peers, cut: false }).await;
     }
 
-    /// Every copy of the record the lookup found (the local one included).
     /// Stops this node's network task for `duration`: nothing is sent, received or answered,
     /// while its connections stay open, as on a machine that stalls. For tests of liveness.
     pub async fn pause(&self, duration: std::time::Duration) {
         let _ = self.send(Command::Pause { duration }).await;
     }
 
+    /// Closes the connections to `peer`: announced first, as the connection manager closes
+    /// them, or without notice, as a node that dies does. For tests of liveness.
+    pub async fn close(&self, peer: PeerId, announce: bool) {
+        let _ = self.send(Command::Close { peer, announce }).await;
+    }
+
+    /// Every copy of the record the lookup found (the local one included).
     pub async fn get_records(&self, key: Vec<u8>) -> Vec<FoundRecord> {
         let (reply, rx) = oneshot::channel();
         if self.send(Command::GetRecords { key, reply }).await.is_err() {

@@ -219,9 +219,9 @@ fn dht_records() {
         let key = match &s.record {
             // A command put under its signer's node key: the DHT filter refuses it (commands
             // go to their node, they are never stored).
-            mesh_provider::Record::Node(_) | mesh_provider::Record::Command(_) => {
-                keys::node(&s.signer)
-            }
+            mesh_provider::Record::Node(_)
+            | mesh_provider::Record::Command(_)
+            | mesh_provider::Record::Suspicion(_) => keys::node(&s.signer),
             mesh_provider::Record::Provider(p) => {
                 let (ns, name) = p.workload.split_once('/').unwrap();
                 keys::provider(&mesh_protocol::WorkloadId::new(ns, name), &s.signer)

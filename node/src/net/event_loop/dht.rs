@@ -133,8 +133,11 @@ impl EventLoop {
                             return;
                         }
                     };
-                if matches!(incoming.record, mesh_provider::Record::Command(_)) {
-                    tracing::debug!(%source, "refused a command put into the DHT");
+                if matches!(
+                    incoming.record,
+                    mesh_provider::Record::Command(_) | mesh_provider::Record::Suspicion(_)
+                ) {
+                    tracing::debug!(%source, "refused a command or suspicion put into the DHT");
                     self.metrics.refused(Reason::DhtRecord);
                     return;
                 }

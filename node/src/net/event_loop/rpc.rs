@@ -36,6 +36,9 @@ impl EventLoop {
                 request_response::Message::Request {
                     request, channel, ..
                 } => {
+                    if on == Channel::Rpc && request == Request::Closing {
+                        return self.on_closing_announced(peer, channel);
+                    }
                     if !self.rate.allow(peer, Instant::now()) {
                         tracing::debug!(%peer, "request over the peer's rate limit");
                         self.metrics.refused(Reason::RateLimited);
@@ -72,6 +75,9 @@ impl EventLoop {
                     request_id,
                     response,
                 } => {
+                    if on == Channel::Rpc && self.on_closing_answered(&request_id) {
+                        return;
+                    }
                     if let Some(reply) = self.pending_requests.remove(&(on, request_id)) {
                         let _ = reply.send(Ok(response));
                     }
@@ -83,6 +89,9 @@ impl EventLoop {
                 peer,
                 ..
             } => {
+                if on == Channel::Rpc && self.on_closing_answered(&request_id) {
+                    return;
+                }
                 if let Some(reply) = self.pending_requests.remove(&(on, request_id)) {
                     let _ = reply.send(Err(format!("request to {peer} failed: {error}")));
                 }

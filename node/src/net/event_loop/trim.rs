@@ -3,12 +3,17 @@
 use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
+use libp2p::request_response::OutboundRequestId;
 use libp2p::PeerId;
+use mesh_protocol::wire::{Request, Response};
 
 use super::{
     peer_of, EventLoop, CLOSEST_PEERS_REUSE, CONNECTIONS_HIGH_WATER, CONNECTIONS_LOW_WATER,
     TRIM_PERIOD,
 };
+
+/// How long a peer's [`Request::Closing`] covers the close that follows it.
+const CLOSING_NOTICE: Duration = Duration::from_secs(5);
 
 impl EventLoop {
     /// How often connections are counted, and how long a used peer is protected from trimming:
@@ -53,6 +58,8 @@ impl EventLoop {
             keep
         });
         self.rate.prune(now);
+        self.closing_announced
+            .retain(|_, at| now.duration_since(*at) < CLOSING_NOTICE);
         let connected: Vec<PeerId> = self.swarm.connected_peers().copied().collect();
         self.last_used.retain(|p, _| connected.contains(p));
         self.closest
@@ -90,7 +97,7 @@ impl EventLoop {
             "closing connections"
         );
         for (_, peer) in candidates.into_iter().take(closing) {
-            let _ = self.swarm.disconnect_peer_id(peer);
+            self.close(peer);
         }
     }
 
@@ -128,7 +135,57 @@ impl EventLoop {
             .min_by_key(|p| self.last_used.get(p).copied().unwrap_or(now));
         if let Some(oldest) = oldest {
             tracing::debug!(%peer, closing = %oldest, established, "at the connection limit: closing the least recently used connection");
-            let _ = self.swarm.disconnect_peer_id(oldest);
+            self.close(oldest);
         }
+    }
+
+    /// Closes the connections to `peer`, announcing it first ([`Request::Closing`]): to the
+    /// peer, a connection closed without notice is a peer lost, which it suspects and probes
+    /// at once (to find a killed node within milliseconds); and the probe dials this node
+    /// again. Announced, the close costs one round trip and nothing after it. The request
+    /// counts as in flight, so the peer is not picked twice; the connections close when the
+    /// answer (or a failure) arrives, unless another request is in flight by then.
+    pub(super) fn close(&mut self, peer: PeerId) {
+        self.in_flight.start(peer);
+        let id = self
+            .swarm
+            .behaviour_mut()
+            .rpc
+            .send_request(&peer, Request::Closing);
+        self.closing.insert(id, peer);
+    }
+
+    /// The answer to (or the failure of) a [`Request::Closing`] this node sent: `true` when
+    /// `id` was one.
+    pub(super) fn on_closing_answered(&mut self, id: &OutboundRequestId) -> bool {
+        let Some(peer) = self.closing.remove(id) else {
+            return false;
+        };
+        if !self.in_flight.busy(&peer) {
+            let _ = self.swarm.disconnect_peer_id(peer);
+        }
+        true
+    }
+
+    /// A peer announced it closes its connection with this node: noted, answered.
+    pub(super) fn on_closing_announced(
+        &mut self,
+        peer: PeerId,
+        channel: libp2p::request_response::ResponseChannel<Response>,
+    ) {
+        self.closing_announced.insert(peer, Instant::now());
+        let _ = self
+            .swarm
+            .behaviour_mut()
+            .rpc
+            .send_response(channel, Response::Closing);
+    }
+
+    /// Whether the last connection with `peer`, just closed, was closed as `peer` announced
+    /// (lately). Forgets the announcement.
+    pub(super) fn closing_announced(&mut self, peer: &PeerId) -> bool {
+        self.closing_announced
+            .remove(peer)
+            .is_some_and(|at| at.elapsed() < CLOSING_NOTICE)
     }
 }
