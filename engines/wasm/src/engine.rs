@@ -23,6 +23,7 @@ use crate::digest::Digest;
 use crate::fetch::{self, ModuleFetcher};
 use crate::logs::LogRing;
 use crate::observe;
+use crate::spare::Spares;
 use crate::spec;
 use crate::state::{self, Paths, Record};
 use crate::store::{self, ModuleStore};
@@ -65,6 +66,8 @@ pub struct WasmEngine {
     /// Instances whose runner ended for good (not restarted under the restart policy, nor
     /// stopped by the node), for [`Engine::watch`].
     ended: tokio::sync::broadcast::Sender<String>,
+    /// The warm runner (see [`crate::spare`]).
+    spares: Arc<Spares>,
 }
 
 fn engine_err(e: impl std::fmt::Display) -> Error {
@@ -82,9 +85,13 @@ impl WasmEngine {
             std::fs::create_dir_all(dir)
                 .map_err(|e| engine_err(format!("{}: {e}", dir.display())))?;
         }
+        let runner_path = runner_path.into();
+        let spares = Spares::new(runner_path.clone(), state_dir.join("spares"))
+            .map_err(|e| engine_err(format!("{}: {e}", state_dir.join("spares").display())))?;
         Ok(Self {
             state_dir,
-            runner_path: runner_path.into(),
+            runner_path,
+            spares: Arc::new(spares),
             store,
             cache_dir,
             epoch_tick_ms: DEFAULT_EPOCH_TICK_MS,
@@ -93,6 +100,12 @@ impl WasmEngine {
             fetcher: None,
             ended: tokio::sync::broadcast::channel(64).0,
         })
+    }
+
+    /// The process id of the warm runner waiting for the next first start, if one is ready
+    /// (see [`crate::spare`]).
+    pub fn spare_runner(&self) -> Option<u32> {
+        self.spares.ready()
     }
 
     /// Changes the epoch tick (precision of timeouts and stops; default 10 ms).
@@ -321,6 +334,7 @@ impl Engine for WasmEngine {
             module_path,
             paths: self.paths(&handle.instance),
             epoch_tick_ms: self.epoch_tick_ms,
+            spares: self.spares.clone(),
             ended: self.ended.clone(),
         };
         let live = Live::new(ctx, record);

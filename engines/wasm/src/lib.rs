@@ -44,6 +44,7 @@ pub mod logs;
 mod observe;
 pub mod protocol;
 pub mod runner;
+pub mod spare;
 pub mod spec;
 pub mod state;
 pub mod store;

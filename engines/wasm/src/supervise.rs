@@ -7,10 +7,9 @@
 //! Dropping the engine aborts these tasks, which closes the pipes without killing the
 //! runners: that is what a node restart looks like to them.
 
-use std::fs::OpenOptions;
 use std::io;
 use std::path::PathBuf;
-use std::process::{ExitStatus, Stdio};
+use std::process::ExitStatus;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -23,6 +22,7 @@ use tokio::sync::{watch, Notify};
 use crate::logs::{self, LineSplitter, LogRing, MAX_RING_LINES};
 use crate::observe::{outcome, should_restart};
 use crate::protocol::{self, Event, Request, Start};
+use crate::spare::{spawn_runner, Runner, Spares};
 use crate::state::{self, Paths, Proc, Record};
 use crate::StartInfo;
 
@@ -47,6 +47,8 @@ pub struct Ctx {
     pub module_path: PathBuf,
     pub paths: Paths,
     pub epoch_tick_ms: u64,
+    /// The warm runner a first start takes.
+    pub spares: Arc<Spares>,
     /// Told the instance id when its runner ends for good without the node asking.
     pub ended: tokio::sync::broadcast::Sender<String>,
 }
@@ -192,36 +194,25 @@ pub async fn spawn(live: &Arc<Live>) -> io::Result<(Child, ChildStdout)> {
     let ctx = &live.ctx;
     let record = live.lock().record.clone();
     let _ = std::fs::remove_file(ctx.paths.status());
-    let diag = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(ctx.paths.dir.join("runner.log"))?;
-    let mut child = tokio::process::Command::new(&ctx.runner_path)
-        .env_clear()
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(diag))
-        .process_group(0)
-        .kill_on_drop(false)
-        .spawn()
-        .map_err(|e| {
-            io::Error::new(
-                e.kind(),
-                format!("cannot start {}: {e}", ctx.runner_path.display()),
-            )
-        })?;
+    let diag = ctx.paths.dir.join("runner.log");
+    // A first start takes the warm spare; a restart appends to the log it has.
+    let warm = if record.starts == 0 {
+        ctx.spares.take(&diag)
+    } else {
+        None
+    };
+    let Runner {
+        mut child,
+        mut stdin,
+        stdout,
+    } = match warm {
+        Some(runner) => runner,
+        None => spawn_runner(&ctx.runner_path, &diag)?,
+    };
     let pid = child
         .id()
         .ok_or_else(|| io::Error::other("runner exited at once"))?;
     let proc = Proc::current(pid).unwrap_or(Proc { pid, start_time: 0 });
-    let mut stdin = child
-        .stdin
-        .take()
-        .ok_or_else(|| io::Error::other("no stdin"))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| io::Error::other("no stdout"))?;
     let start = Start {
         name: record.name.clone(),
         module_path: ctx.module_path.clone(),

@@ -1,5 +1,5 @@
-//! The `mesh-wasm-runner` process: reads one [`Start`](crate::protocol::Start) frame from
-//! stdin, compiles the module (or loads it from the compile cache), runs the guest, and
+//! The `mesh-wasm-runner` process: makes its wasmtime engine, reads one
+//! [`Start`](crate::protocol::Start) frame from stdin, compiles the module (or loads it from the compile cache), runs the guest, and
 //! streams events to stdout (see [`crate::protocol`]).
 //!
 //! Threads: the main thread runs the guest; a reader thread turns a `Stop` frame into a
@@ -54,6 +54,9 @@ pub fn bin_main() -> ExitCode {
 
 /// Runs one guest: the runner process after its command line.
 pub fn main() -> ExitCode {
+    // The engine first: a spare runner (see `crate::spare`) has it made before its Start
+    // frame arrives.
+    let engine = engine();
     let mut stdin = io::stdin().lock();
     let start = match protocol::read_frame::<Request>(&mut stdin) {
         Ok(Some(Request::Start(start))) => *start,
@@ -80,7 +83,7 @@ pub fn main() -> ExitCode {
     let stop_at: Arc<Mutex<Option<Instant>>> = Arc::default();
     spawn_reader(watch.stop.clone(), stop_at.clone());
 
-    let engine = match engine() {
+    let engine = match engine {
         Ok(e) => e,
         Err(e) => {
             sink.finish(Event::Failed {
