@@ -108,16 +108,17 @@ impl Mesh {
             .filter(|h| h.version == *version && h.running)
             .map(|h| h.peer)
             .collect();
+        // A slot that was empty when a peer (an entry node, a healer, a drain) placed a
+        // replica here moments ago: that peer may still be placing it, one slot after another.
+        // Acting for it now, as its only current holder, would place it twice. (Giving up a
+        // slot held twice, above, is not delayed.)
         let mine: Vec<u32> = bare
             .unplaced
             .into_iter()
             .filter(|slot| self.acts_for(&id, *slot, &current) == me)
+            .filter(|slot| !self.left_to_placer(&id, *slot))
             .collect();
-        // A replica a peer (an entry node, a healer, a drain) placed here moments ago: that
-        // peer may still be placing the other slots, one after another. Acting for them now,
-        // as their only current holder, would place a slot twice. (Giving up a slot held
-        // twice, above, is not delayed.)
-        if !mine.is_empty() && !self.placed_here_lately(&id) {
+        if !mine.is_empty() {
             self.place(v, &holders, &mine).await;
         }
     }
@@ -272,20 +273,44 @@ impl Mesh {
         out
     }
 
-    /// Notes that a peer placed a replica of `id` here (see [`Mesh::heal`]).
-    pub(crate) fn placed_here(&self, id: &WorkloadId) {
+    /// Notes that `placer` placed a replica of `id` here, when the slots in `empty` had no
+    /// live holder (see [`Mesh::heal`]).
+    pub(crate) fn placed_here(&self, id: &WorkloadId, placer: PeerId, empty: Vec<u32>) {
         let mut placed = self.inner.placed_here.lock().expect("never poisoned");
         let validity = self.inner.config.heartbeat_validity();
-        placed.retain(|_, at| at.elapsed() < validity);
-        placed.insert(id.clone(), Instant::now());
+        placed.retain(|_, (at, _, _)| at.elapsed() < validity);
+        placed.insert(id.clone(), (Instant::now(), placer, empty));
     }
 
-    /// Whether a peer placed a replica of `id` here less than a heartbeat's validity ago (the
-    /// grace a fresh apply has too).
-    fn placed_here_lately(&self, id: &WorkloadId) -> bool {
+    /// Whether `slot` of `id` is left to the peer that placed a replica here: it was empty
+    /// then, less than a heartbeat's validity ago (the grace a fresh apply has too), and
+    /// that peer is not suspect or dead since (a placer that died places nothing more). A
+    /// slot emptied later (its holder died since) is not its business.
+    fn left_to_placer(&self, id: &WorkloadId, slot: u32) -> bool {
         let placed = self.inner.placed_here.lock().expect("never poisoned");
         let validity = self.inner.config.heartbeat_validity();
-        placed.get(id).is_some_and(|at| at.elapsed() < validity)
+        placed.get(id).is_some_and(|(at, placer, empty)| {
+            at.elapsed() < validity
+                && empty.contains(&slot)
+                && self.inner.liveness.status(placer) == Status::Alive
+        })
+    }
+
+    /// The slots of `id` no live holder fills, as this node sees them now.
+    pub(crate) async fn unplaced_now(&self, id: &WorkloadId) -> Vec<u32> {
+        let Some(v) = self.inner.records.get(id).filter(|v| !v.record.tombstone) else {
+            return Vec::new();
+        };
+        let holders = self.live_holders(id).await;
+        plan(
+            &id.to_string(),
+            v.record.replicas,
+            &v.record.spec_version,
+            Default::default(),
+            &[],
+            &holders,
+        )
+        .unplaced
     }
 
     /// The peer confirmed dead that last announced `slot` of `id`, if any.

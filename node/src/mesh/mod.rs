@@ -120,7 +120,7 @@ struct Inner {
     /// Workloads this node announced, with the version and slot announced and when.
     announced: Mutex<HashMap<WorkloadId, (String, u32, std::time::Instant)>>,
     /// Workloads a peer placed a replica of here, and when (see [`Mesh::heal`]).
-    placed_here: Mutex<HashMap<WorkloadId, std::time::Instant>>,
+    placed_here: Mutex<HashMap<WorkloadId, (std::time::Instant, libp2p::PeerId, Vec<u32>)>>,
     /// Announcements made but not spread yet, by their bytes (see [`Mesh::spread_later`]).
     unspread: Mutex<HashMap<Vec<u8>, WorkloadId>>,
     /// One apply or delete of a workload at a time through this node (see
