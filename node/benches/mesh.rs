@@ -313,6 +313,9 @@ fn main() {
         "| nodes | apply→Running remote p50 / p99 ms | discovery p50 / p99 ms | discovery through the DHT p50 / p99 ms | visible everywhere p50 / max ms | idle RSS mean / max MiB | of which anon / file (mean) MiB | idle CPU per node | connections per idle node mean / max | cores busy during applies |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     let mut traces = String::new();
+    // (connections, nodes, anon KiB) per size: what a connection and a peer of the mesh cost
+    // in a node's own memory.
+    let mut memory: Vec<[f64; 3]> = Vec::new();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     for &n in &sizes {
         eprintln!("mesh bench: {n} nodes");
@@ -339,6 +342,7 @@ fn main() {
         );
         eprint!("{row}");
         table.push_str(&row);
+        memory.push([r.connections_mean, n as f64, r.anon_mean_kib as f64]);
         if traced(n, &sizes) {
             eprintln!("mesh bench: {n} nodes, traced");
             let r = rt.block_on(measure(n, meshd, true));
@@ -361,6 +365,13 @@ fn main() {
             traces.push_str(&t);
         }
     }
+    if let Some([base, per_connection, per_node]) = fit(&memory) {
+        table.push_str(&format!(
+            "\nAn idle node's own memory (anon) as base + a × connections + b × nodes of the mesh, least squares \
+             over the sizes above: base {:.1} MiB, {per_connection:.0} KiB per connection, {per_node:.0} KiB per node.\n",
+            base / 1024.0
+        ));
+    }
     let body = format!(
         "Real `meshd` processes (release build) on 127.0.0.1, started by `testnet::up`; node 0 runs no engine so every\n\
          apply lands on a remote node (mock engine). Per size: 20 applies through node 0's local API (time of the whole\n\
@@ -380,4 +391,38 @@ fn main() {
         return;
     }
     mesh_node::testing::update_benchmark_section("mesh", &body).unwrap();
+}
+
+/// Least squares of y = c0 + c1 x1 + c2 x2 through `points` ([x1, x2, y]): [c0, c1, c2], by
+/// Cramer's rule on the normal equations, when they have one solution.
+fn fit(points: &[[f64; 3]]) -> Option<[f64; 3]> {
+    let rows: Vec<[f64; 3]> = points.iter().map(|p| [1.0, p[0], p[1]]).collect();
+    let mut m = [[0.0; 3]; 3];
+    let mut v = [0.0; 3];
+    for (r, p) in rows.iter().zip(points) {
+        for i in 0..3 {
+            v[i] += r[i] * p[2];
+            for j in 0..3 {
+                m[i][j] += r[i] * r[j];
+            }
+        }
+    }
+    let det = |m: &[[f64; 3]; 3]| {
+        m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+            - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
+    };
+    let d = det(&m);
+    if points.len() < 3 || d.abs() < 1e-9 {
+        return None;
+    }
+    let mut out = [0.0; 3];
+    for (i, o) in out.iter_mut().enumerate() {
+        let mut mi = m;
+        for (row, value) in mi.iter_mut().zip(v) {
+            row[i] = value;
+        }
+        *o = det(&mi) / d;
+    }
+    Some(out)
 }

@@ -140,8 +140,9 @@ fn write_doc(rows: &[Row], runs: usize, load: &str) {
     writeln!(
         s,
         "`cargo bench -p mesh-tests --bench wasm_start`, release build, {runs} runs each, {} cores, load average {load} when it started. \
-         Engine rows time `start` (spawning `mesh-wasm-runner`, Start frame, compile or cache load, \
-         WASI setup, the guest's run) until `status` reports Exited 0. The baseline runs the same \
+         Engine rows time `start` (taking the spare `mesh-wasm-runner` the engine spawned in the background after \
+         the previous start, its wasmtime engine made — the first run spawns one —, Start frame, compile or cache \
+         load, WASI setup, the guest's run) until `status` reports Exited 0. The baseline runs the same \
          module in-process with the wasmtime API (engine and compiled module reused, a new store \
          and WASI context per run). The meshd rows go through a node (in process, its local API on a Unix \
          socket): `POST /deployments` with the module bundled as `meshctl apply` sends it, one new workload per \
