@@ -98,6 +98,10 @@ pub struct Mesh {
     inner: Arc<Inner>,
 }
 
+/// Per workload: when a peer placed a replica here, which peer, and the slots that were
+/// empty then (see `heal`'s `placed_here`).
+type PlacedHere = HashMap<WorkloadId, (std::time::Instant, libp2p::PeerId, Vec<u32>)>;
+
 #[derive(Debug)]
 struct Inner {
     node: Node,
@@ -119,8 +123,9 @@ struct Inner {
     started: std::time::Instant,
     /// Workloads this node announced, with the version and slot announced and when.
     announced: Mutex<HashMap<WorkloadId, (String, u32, std::time::Instant)>>,
-    /// Workloads a peer placed a replica of here, and when (see [`Mesh::heal`]).
-    placed_here: Mutex<HashMap<WorkloadId, (std::time::Instant, libp2p::PeerId, Vec<u32>)>>,
+    /// Workloads a peer placed a replica of here, by whom, when, and the slots empty then
+    /// (see [`Mesh::heal`]).
+    placed_here: Mutex<PlacedHere>,
     /// Announcements made but not spread yet, by their bytes (see [`Mesh::spread_later`]).
     unspread: Mutex<HashMap<Vec<u8>, WorkloadId>>,
     /// One apply or delete of a workload at a time through this node (see
