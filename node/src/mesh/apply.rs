@@ -315,6 +315,15 @@ impl Mesh {
         } else {
             self.providers_of(id, None).await
         };
+        self.holders_among(id, providers)
+    }
+
+    /// Slots of `id` and who fills them, from `providers` and this node's own store.
+    pub(crate) fn holders_among(
+        &self,
+        id: &WorkloadId,
+        providers: Vec<Provider>,
+    ) -> Vec<(Holder, Provider)> {
         let mut out: Vec<(Holder, Provider)> = providers
             .into_iter()
             .filter_map(|p| {

@@ -128,6 +128,11 @@ impl Mesh {
     /// a cordoned node counts as not running: when its slot is held twice (a drain places the
     /// slot elsewhere before it removes its own), it is the one to go.
     async fn live_holders(&self, id: &WorkloadId) -> Vec<Holder> {
+        self.live(self.slot_holders(id).await)
+    }
+
+    /// `holders`, a holder on a cordoned node counted as not running (see `live_holders`).
+    fn live(&self, holders: Vec<(Holder, mesh_protocol::wire::Provider)>) -> Vec<Holder> {
         let me = self.peer_id();
         let cordoned = |peer: &PeerId| {
             if *peer == me {
@@ -136,8 +141,7 @@ impl Mesh {
                 self.inner.peers.get(peer).is_some_and(|r| r.cordoned)
             }
         };
-        self.slot_holders(id)
-            .await
+        holders
             .into_iter()
             .map(|(mut h, _)| {
                 h.running &= !cordoned(&h.peer);
@@ -296,12 +300,15 @@ impl Mesh {
         })
     }
 
-    /// The slots of `id` no live holder fills, as this node sees them now.
-    pub(crate) async fn unplaced_now(&self, id: &WorkloadId) -> Vec<u32> {
+    /// The slots of `id` no live holder fills, as this node's gossip cache and store show
+    /// them now. Called on a replica's apply, before its answer: never a DHT lookup (a node
+    /// whose cache is still cold does not heal yet anyway, and a holder missing from its cache
+    /// only widens the grace).
+    pub(crate) fn unplaced_now(&self, id: &WorkloadId) -> Vec<u32> {
         let Some(v) = self.inner.records.get(id).filter(|v| !v.record.tombstone) else {
             return Vec::new();
         };
-        let holders = self.live_holders(id).await;
+        let holders = self.live(self.holders_among(id, self.cached_providers_of(id)));
         plan(
             &id.to_string(),
             v.record.replicas,

@@ -165,7 +165,7 @@ impl Mesh {
                         // Verified once: opened from what take_current checked.
                         let opened = records::open_verified(current, r.record.data_key.as_deref())?;
                         let outcome = mesh.node().apply_opened(opened, *r).await?;
-                        let empty = mesh.unplaced_now(&id).await;
+                        let empty = mesh.unplaced_now(&id);
                         mesh.placed_here(&id, peer, empty);
                         tracing::info!(action = ?outcome.action, phase = ?outcome.deployment.phase, "replica applied");
                         // Discoverable before the entry node hears back: kept here and sent
