@@ -99,6 +99,13 @@ struct NoticeLabels {
     notice: &'static str,
 }
 
+impl NoticeLabels {
+    fn of(announced: bool) -> Self {
+        let notice = if announced { "announced" } else { "none" };
+        Self { notice }
+    }
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// Applies: 5 ms to ~41 s.
@@ -230,8 +237,8 @@ impl Metrics {
              peer is then suspect and probed)",
             peer_closes.clone(),
         );
-        for notice in ["announced", "none"] {
-            drop(peer_closes.get_or_create(&NoticeLabels { notice }));
+        for announced in [true, false] {
+            drop(peer_closes.get_or_create(&NoticeLabels::of(announced)));
         }
         // Known label values start at zero, so that each series exists (and `rate()` works)
         // before its first event.
@@ -313,17 +320,15 @@ impl Metrics {
 
     /// A peer's last connection with this node closed from its side, `announced` or not.
     pub fn peer_closed(&self, announced: bool) {
-        let notice = if announced { "announced" } else { "none" };
         self.peer_closes
-            .get_or_create(&NoticeLabels { notice })
+            .get_or_create(&NoticeLabels::of(announced))
             .inc();
     }
 
     /// How many peers closed their last connection with this node, `announced` or not.
     pub fn peer_closes(&self, announced: bool) -> u64 {
-        let notice = if announced { "announced" } else { "none" };
         self.peer_closes
-            .get_or_create(&NoticeLabels { notice })
+            .get_or_create(&NoticeLabels::of(announced))
             .get()
     }
 
