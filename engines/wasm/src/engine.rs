@@ -28,6 +28,7 @@ use crate::spec;
 use crate::state::{self, Paths, Record};
 use crate::store::{self, ModuleStore};
 use crate::supervise::{self, Ctx, Live};
+use crate::trash::Trash;
 use crate::{logs, StartInfo, NAME, WASMTIME_VERSION};
 
 const CAPABILITIES: &[Capability] = &[
@@ -68,6 +69,8 @@ pub struct WasmEngine {
     ended: tokio::sync::broadcast::Sender<String>,
     /// The warm runner (see [`crate::spare`]).
     spares: Arc<Spares>,
+    /// Where removed instances' directories are deleted in the background.
+    trash: Trash,
 }
 
 fn engine_err(e: impl std::fmt::Display) -> Error {
@@ -88,10 +91,13 @@ impl WasmEngine {
         let runner_path = runner_path.into();
         let spares = Spares::new(runner_path.clone(), state_dir.join("spares"))
             .map_err(|e| engine_err(format!("{}: {e}", state_dir.join("spares").display())))?;
+        let trash = Trash::open(&state_dir)
+            .map_err(|e| engine_err(format!("{}: {e}", state_dir.join("trash").display())))?;
         Ok(Self {
             state_dir,
             runner_path,
             spares: Arc::new(spares),
+            trash,
             store,
             cache_dir,
             epoch_tick_ms: DEFAULT_EPOCH_TICK_MS,
@@ -421,12 +427,9 @@ impl Engine for WasmEngine {
             supervise::kill_group(p.pid, Signal::KILL);
         }
         let dir = self.paths(&handle.instance).dir;
-        match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(engine_err(format!("cannot remove {}: {e}", dir.display())))
-            }
-            _ => Ok(()),
-        }
+        self.trash
+            .discard(&dir)
+            .map_err(|e| engine_err(format!("cannot remove {}: {e}", dir.display())))
     }
 
     async fn recover(&self, handle: &Handle) -> Result<Recovered> {

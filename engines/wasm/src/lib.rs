@@ -34,6 +34,7 @@
 //! - [`engine`]: [`WasmEngine`], the `mesh_runtime::Engine` implementation.
 //! - `supervise`: spawning, pumping, restarting and stopping runners.
 //! - `observe`: status from live state or from files, recovery, detached stops.
+//! - `trash`: removing an instance's directory in the background.
 //! - [`guests`]: small WAT guests for tests and benchmarks.
 
 pub mod digest;
@@ -49,6 +50,7 @@ pub mod spec;
 pub mod state;
 pub mod store;
 mod supervise;
+mod trash;
 
 pub use digest::Digest;
 pub use engine::{WasmEngine, RUNNER_BIN};

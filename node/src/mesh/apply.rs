@@ -17,6 +17,7 @@ use mesh_provider::workload::{self, ManifestSource, Verified};
 use mesh_runtime::now_millis;
 use tracing::Instrument;
 
+use super::announce::Spread;
 use super::merge::{
     combine_actions, failed_part, from_record, merge, short_id, unexpected, with_record,
 };
@@ -287,7 +288,16 @@ impl Mesh {
         if peer == self.peer_id() {
             let id = r.workload.clone();
             let outcome = self.inner.node.apply_replica(r).await?;
-            self.announce(&id, false).await;
+            tracing::debug!("replica applied");
+            // In this node's cache at once (the answer shows it); gossiped and put into the
+            // DHT in the background, as a remote target spreads after its answer (the WASM
+            // bench's trace: the spread took 0.3 ms of a local apply's 4, up to 1.1).
+            if let Some(bytes) = self.announce_with(&id, false, Spread::Later).await {
+                let mesh = self.clone();
+                let spread = async move { mesh.spread_later(&bytes).await };
+                tokio::spawn(spread.instrument(tracing::Span::current()));
+            }
+            tracing::debug!("replica announced");
             return Ok(outcome);
         }
         let answer = self.ask(peer, Request::ApplyReplica(Box::new(r))).await;

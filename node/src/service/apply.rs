@@ -191,6 +191,7 @@ impl Node {
             },
         )?;
         store.flush()?;
+        tracing::debug!(workload = %id, "intent stored");
 
         let action = self
             .converge(&spec, &mut observed, existing.is_some())
@@ -206,6 +207,7 @@ impl Node {
         }
         store.clear_pending(&id)?;
         self.notify(&id);
+        tracing::debug!(workload = %id, "converged");
         Ok(ApplyOutcome {
             action,
             deployment: self.view(&id, false)?,

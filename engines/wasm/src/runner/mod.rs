@@ -54,9 +54,11 @@ pub fn bin_main() -> ExitCode {
 
 /// Runs one guest: the runner process after its command line.
 pub fn main() -> ExitCode {
-    // The engine first: a spare runner (see `crate::spare`) has it made before its Start
-    // frame arrives.
+    // The engine first, and the Tokio runtime wasmtime-wasi makes on first use for its host
+    // calls (two threads, found by `strace` of a spare's run: 0.3-0.5 ms): a spare runner
+    // (see `crate::spare`) has them made before its Start frame arrives.
     let engine = engine();
+    wasmtime_wasi::runtime::with_ambient_tokio_runtime(|| ());
     let mut stdin = io::stdin().lock();
     let start = match protocol::read_frame::<Request>(&mut stdin) {
         Ok(Some(Request::Start(start))) => *start,
