@@ -42,6 +42,11 @@ struct Row {
     /// Nodes (itself included) the least-informed and the median node had fresh heartbeats of.
     least_heard: usize,
     median_heard: usize,
+    /// At the end of formation: connected peers and gossip mesh peers, least / median, and
+    /// the nodes with no gossip mesh peer.
+    connections: (usize, usize),
+    gossip_mesh: (usize, usize),
+    no_gossip_mesh: usize,
     /// How long the apply took, or why it failed.
     apply: Result<Duration, String>,
     discovered: usize,
@@ -102,6 +107,23 @@ async fn measure(n: usize, fd_limit: u64) -> Row {
     };
     let formed = started.elapsed();
     let (least_heard, median_heard) = (heard[0], heard[heard.len() / 2]);
+    // What the overlay looks like at that moment (the next step after a mesh that did not
+    // form: which nodes are cut off, and from what).
+    let (mut connections, mut gossip_mesh) = (Vec::new(), Vec::new());
+    for node in &net.nodes {
+        let net = node.daemon().mesh.net();
+        connections.push(net.connected_peers().await.len());
+        gossip_mesh.push(net.gossip_mesh_peers().await.len());
+    }
+    let no_gossip_mesh = gossip_mesh.iter().filter(|m| **m == 0).count();
+    let least_median = |mut v: Vec<usize>| {
+        v.sort_unstable();
+        (v[0], v[v.len() / 2])
+    };
+    let (connections, gossip_mesh) = (least_median(connections), least_median(gossip_mesh));
+    println!(
+        "{n} nodes: connections least/median {connections:?}, gossip mesh peers {gossip_mesh:?}, {no_gossip_mesh} nodes with none"
+    );
 
     // Idle: memory and CPU over 10 s.
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -185,6 +207,9 @@ async fn measure(n: usize, fd_limit: u64) -> Row {
         formed,
         least_heard,
         median_heard,
+        connections,
+        gossip_mesh,
+        no_gossip_mesh,
         apply,
         discovered,
         listed,
@@ -251,12 +276,12 @@ fn main() {
         rows.push(row);
     }
     let mut table = String::from(
-        "| nodes | formed (every node heard every other) s | nodes heard: least / median | 3-replica apply through node 0 ms | discovery shows 3 providers (sampled nodes) | list shows it (nodes) | RSS per node MiB | of which anon MiB | idle CPU per node | threads | open files per node | connections per node at most |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| nodes | formed (every node heard every other) s | nodes heard: least / median | connections: least / median | gossip mesh peers: least / median (nodes with none) | 3-replica apply through node 0 ms | discovery shows 3 providers (sampled nodes) | list shows it (nodes) | RSS per node MiB | of which anon MiB | idle CPU per node | threads | open files per node | connections per node at most |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in &rows {
         let sampled = r.nodes.div_ceil((r.nodes / 10).max(1));
         table.push_str(&format!(
-            "| {} | {} | {} / {} | {} | {}/{} | {}/{} | {:.2} | {:.2} | {:.2} % | {} | {:.0} | {} |\n",
+            "| {} | {} | {} / {} | {} / {} | {} / {} ({}) | {} | {}/{} | {}/{} | {:.2} | {:.2} | {:.2} % | {} | {:.0} | {} |\n",
             r.nodes,
             if r.least_heard >= r.nodes {
                 format!("{:.1}", r.formed.as_secs_f64())
@@ -265,6 +290,11 @@ fn main() {
             },
             r.least_heard,
             r.median_heard,
+            r.connections.0,
+            r.connections.1,
+            r.gossip_mesh.0,
+            r.gossip_mesh.1,
+            r.no_gossip_mesh,
             apply_cell(&r.apply),
             r.discovered,
             sampled,
@@ -282,7 +312,7 @@ fn main() {
         "In-process nodes (`mesh_node::testing::TestNet`: one process, one tokio runtime on {} cores, each node with its own\n\
          libp2p swarm on 127.0.0.1, sled store, mock engine and Unix-socket API), meshd's default\n\
          heartbeats (5 s) and provider TTL (60 s), bootstrapped to one seed node per 25 nodes in turn. Formed: from the first start until every node has a fresh heartbeat\n\
-         from every other. Memory: the process's growth divided by the node count (code is shared, so this is the\n\
+         from every other; the connections and gossip mesh peers of each node are counted at that moment. Memory: the process's growth divided by the node count (code is shared, so this is the\n\
          per-node cost of a node's own state); CPU: the process's CPU time over 10 s once formed, per node. Open files:\n\
          the process's descriptors once formed, per node (both ends of each connection are in the process), under a\n\
          limit of {fd_limit} (the hard limit here; raising it needs `CAP_SYS_RESOURCE`); so each node may hold at most its\n\

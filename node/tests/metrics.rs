@@ -181,6 +181,7 @@ async fn every_documented_metric_is_exposed_and_applies_and_refusals_move_them()
         Some(1.0)
     );
     assert_eq!(before.one("meshd_connected_peers", &[]), Some(0.0));
+    assert_eq!(before.one("meshd_gossip_mesh_peers", &[]), Some(0.0));
     assert_eq!(before.one("meshd_event_log_dropped_total", &[]), Some(0.0));
     assert_eq!(before.one("meshd_gossip_dropped_total", &[]), Some(0.0));
     let mesh_ok = [("scope", "mesh"), ("outcome", "ok")];
@@ -347,6 +348,12 @@ async fn a_mesh_node_counts_its_peers_and_dht_query_times() {
     })
     .await;
     assert!(s.one("meshd_connected_peers", &[]).unwrap() >= 1.0);
+    // The other node joins this one's gossip mesh at a gossipsub heartbeat.
+    wait_until("a gossip mesh peer", Duration::from_secs(30), || async {
+        let s = scrape(node).await;
+        (s.one("meshd_gossip_mesh_peers", &[]) == Some(1.0)).then_some(())
+    })
+    .await;
     let kinds: BTreeSet<&str> = s
         .samples
         .iter()

@@ -134,6 +134,7 @@ pub struct Metrics {
     peer_closes: Family<NoticeLabels, Counter>,
     pub(crate) engine_healthy: Family<EngineLabels, Gauge>,
     pub(crate) connected_peers: Gauge,
+    pub(crate) gossip_mesh_peers: Gauge,
     pub(crate) workloads: Family<WorkloadLabels, Gauge>,
     pub(crate) event_log_dropped: Counter,
     /// Serialises scrapes: each sets the scrape-time gauges, then encodes them.
@@ -205,6 +206,12 @@ impl Metrics {
             "Peers this node holds a connection to",
             connected_peers.clone(),
         );
+        let gossip_mesh_peers = Gauge::default();
+        registry.register(
+            "gossip_mesh_peers",
+            "Peers in this node's gossip mesh (sent every message at once; 0 means gossip reaches this node only lazily)",
+            gossip_mesh_peers.clone(),
+        );
         let workloads = Family::<WorkloadLabels, Gauge>::default();
         registry.register(
             "workloads",
@@ -265,6 +272,7 @@ impl Metrics {
             peer_closes,
             engine_healthy,
             connected_peers,
+            gossip_mesh_peers,
             workloads,
             event_log_dropped,
             scraping: Mutex::new(scrape::Seen::default()),

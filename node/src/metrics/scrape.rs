@@ -30,6 +30,7 @@ pub(crate) struct Seen {
 pub(crate) struct Snapshot {
     pub(crate) engines: Vec<EngineInfo>,
     pub(crate) connected_peers: usize,
+    pub(crate) gossip_mesh_peers: usize,
     pub(crate) deployments: Vec<Deployment>,
     pub(crate) event_log_dropped: u64,
 }
@@ -51,6 +52,8 @@ impl Metrics {
         }
         self.connected_peers
             .set(i64::try_from(snapshot.connected_peers).unwrap_or(i64::MAX));
+        self.gossip_mesh_peers
+            .set(i64::try_from(snapshot.gossip_mesh_peers).unwrap_or(i64::MAX));
         let mut counts: BTreeMap<(&'static str, &str), i64> = BTreeMap::new();
         for d in &snapshot.deployments {
             *counts.entry((d.phase.as_str(), &d.engine)).or_default() += 1;
@@ -91,6 +94,7 @@ pub async fn scrape(State(mesh): State<Mesh>) -> Response {
     let snapshot = Snapshot {
         engines: node.registry().infos(),
         connected_peers: mesh.net().connected_peers().await.len(),
+        gossip_mesh_peers: mesh.net().gossip_mesh_peers().await.len(),
         deployments,
         event_log_dropped: node.store().events_dropped(),
     };

@@ -355,6 +355,10 @@ impl EventLoop {
             Command::ConnectedPeers { reply } => {
                 let _ = reply.send(self.swarm.connected_peers().copied().collect());
             }
+            Command::GossipMeshPeers { reply } => {
+                let peers = self.swarm.behaviour().gossipsub.all_mesh_peers();
+                let _ = reply.send(peers.copied().collect());
+            }
             Command::StoredRecord { key, reply } => {
                 let store = self.swarm.behaviour_mut().kad.store_mut();
                 let record = kad::store::RecordStore::get(store, &kad::RecordKey::new(&key));

@@ -219,6 +219,9 @@ pub(crate) enum Command {
     ConnectedPeers {
         reply: oneshot::Sender<Vec<PeerId>>,
     },
+    GossipMeshPeers {
+        reply: oneshot::Sender<Vec<PeerId>>,
+    },
     StoredRecord {
         key: Vec<u8>,
         reply: oneshot::Sender<Option<Vec<u8>>>,
@@ -448,6 +451,16 @@ impl Client {
     pub async fn connected_peers(&self) -> Vec<PeerId> {
         let (reply, rx) = oneshot::channel();
         if self.send(Command::ConnectedPeers { reply }).await.is_err() {
+            return Vec::new();
+        }
+        rx.await.unwrap_or_default()
+    }
+
+    /// The peers in this node's gossipsub mesh (those it forwards every message to): a node
+    /// with none hears gossip only from the lazy IHAVE announcements of its other peers.
+    pub async fn gossip_mesh_peers(&self) -> Vec<PeerId> {
+        let (reply, rx) = oneshot::channel();
+        if self.send(Command::GossipMeshPeers { reply }).await.is_err() {
             return Vec::new();
         }
         rx.await.unwrap_or_default()
