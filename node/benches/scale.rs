@@ -84,6 +84,10 @@ async fn measure(n: usize, fd_limit: u64) -> Row {
         c.max_connections = max_connections;
     })
     .await;
+    println!(
+        "{n} nodes: started in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
     // Formed: every node has a fresh heartbeat from every other, within the budget
     // (`MESH_BENCH_FORM_SECONDS`, 180 by default); else the least and median heard are kept.
     let budget = Duration::from_secs(

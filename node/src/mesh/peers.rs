@@ -36,20 +36,21 @@ impl PeerTable {
         }
     }
 
-    /// Peers heard from recently whose record has not expired at `now` (Unix ms).
+    /// Peers heard from recently whose record has not expired at `now` (Unix ms), in no
+    /// particular order. (Sorted by their base58 text, this was the costliest function of 200
+    /// in-process nodes forming a mesh: `perf` put 11.7 % of the process in `bs58`, half of it
+    /// here, as every liveness round asked for it.)
     pub fn fresh(&self, now: u64) -> Vec<(PeerId, NodeRecord)> {
         let mut peers = self
             .peers
             .lock()
             .expect("peer table lock is never poisoned");
         peers.retain(|_, (r, at)| at.elapsed() < self.stale_after * 10 && r.expires_at > now);
-        let mut out: Vec<(PeerId, NodeRecord)> = peers
+        peers
             .iter()
             .filter(|(_, (r, at))| at.elapsed() < self.stale_after && r.expires_at > now)
             .map(|(p, (r, _))| (*p, r.clone()))
-            .collect();
-        out.sort_by_key(|(p, _)| p.to_string());
-        out
+            .collect()
     }
 
     /// Every peer heard from (stale ones included, until forgotten), with when its newest

@@ -30,7 +30,7 @@ impl Mesh {
             peers.insert(self.peer_id());
         }
         let mut peers: Vec<PeerId> = peers.into_iter().collect();
-        peers.sort_by_key(|p| p.to_string());
+        peers.sort_by_cached_key(|p| p.to_string());
         Ok(peers)
     }
 

@@ -142,7 +142,7 @@ impl Mesh {
         }
         // A peer confirmed dead is not a node of the mesh until it is heard from again.
         out.retain(|(p, _)| !self.inner.liveness.is_dead(p));
-        out.sort_by_key(|(p, _)| p.to_string());
+        out.sort_by_cached_key(|(p, _)| p.to_string());
         out
     }
 
@@ -174,7 +174,7 @@ impl Mesh {
         let me = self.peer_id();
         let now = now_millis();
         if self.heartbeats_are_warm() {
-            return self
+            let mut out: Vec<(PeerId, NodeRecord)> = self
                 .inner
                 .peers
                 .fresh(now)
@@ -183,6 +183,8 @@ impl Mesh {
                     *peer != me && engine.is_none_or(|e| record.healthy_engines().any(|h| h == e))
                 })
                 .collect();
+            out.sort_by_cached_key(|(p, _)| p.to_string());
+            return out;
         }
         let key = engine.map_or_else(keys::all_nodes, keys::engine);
         let net = &self.inner.net;
@@ -221,7 +223,7 @@ impl Mesh {
                 out.push((peer, r));
             }
         }
-        out.sort_by_key(|(p, _)| p.to_string());
+        out.sort_by_cached_key(|(p, _)| p.to_string());
         out
     }
 

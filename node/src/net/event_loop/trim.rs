@@ -64,7 +64,6 @@ impl EventLoop {
         self.last_used.retain(|p, _| connected.contains(p));
         self.closest
             .retain(|_, (found, _)| found.elapsed() < CLOSEST_PEERS_REUSE);
-        self.keep_room();
         let trimmable = self.trimmable();
         let now = Instant::now();
         let mut candidates: Vec<(Duration, PeerId)> = trimmable
@@ -107,46 +106,12 @@ impl EventLoop {
     /// closest peer of a popular key) would otherwise hold all of them for up to a period. At
     /// most once a second.
     pub(super) fn trim_if_crowded(&mut self) {
-        self.keep_room();
         let now = Instant::now();
         if self.swarm.network_info().num_peers() > CONNECTIONS_HIGH_WATER
             && !matches!(self.trimmed_at, Some(at) if now.duration_since(at) < Duration::from_secs(1))
         {
             self.trimmed_at = Some(now);
             self.trim_connections();
-        }
-    }
-
-    /// Keeps an eighth of `--max-connections` free for peers that dial this node (none under a
-    /// limit of 8). At the limit an incoming connection is refused, so a node whose only known
-    /// peer is full (a new node whose bootstrap peer is, one that lost its connections) could
-    /// not join at all: the scale bench's 200 nodes, at most 45 connections each, ended their
-    /// formation with 4 nodes holding no connection while the median node held 42. Above
-    /// `limit - room`, the least recently used trimmable connections are closed, however
-    /// recently used; the next new connection, or the next period, checks again.
-    pub(super) fn keep_room(&mut self) {
-        let room = self.max_connections as usize / 8;
-        let most = self.max_connections as usize - room;
-        let established = self
-            .swarm
-            .network_info()
-            .connection_counters()
-            .num_established() as usize;
-        if room == 0 || established <= most {
-            return;
-        }
-        let now = Instant::now();
-        let mut trimmable = self.trimmable();
-        trimmable.sort_by_key(|p| self.last_used.get(p).copied().unwrap_or(now));
-        let closing = (established - most).min(trimmable.len());
-        tracing::debug!(
-            established,
-            most,
-            closing,
-            "keeping room for peers that dial in"
-        );
-        for peer in trimmable.into_iter().take(closing) {
-            self.close(peer);
         }
     }
 
