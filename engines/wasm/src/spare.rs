@@ -73,11 +73,7 @@ impl Spares {
     /// Spares of `runner_path`, their stderr files in `dir` (emptied: files of an earlier
     /// node's spares, which exited with it).
     pub fn new(runner_path: PathBuf, dir: PathBuf) -> io::Result<Self> {
-        match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        std::fs::create_dir_all(&dir)?;
+        crate::trash::empty_dir(&dir)?;
         Ok(Self {
             runner_path,
             dir,

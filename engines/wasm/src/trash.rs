@@ -21,11 +21,7 @@ impl Trash {
     /// The trash of `state_dir`, emptied.
     pub(crate) fn open(state_dir: &Path) -> io::Result<Self> {
         let dir = state_dir.join("trash");
-        match std::fs::remove_dir_all(&dir) {
-            Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
-            _ => {}
-        }
-        std::fs::create_dir_all(&dir)?;
+        empty_dir(&dir)?;
         Ok(Self {
             dir,
             seq: AtomicU64::new(0),
@@ -54,6 +50,15 @@ impl Trash {
         }
         Ok(())
     }
+}
+
+/// Makes `dir` an empty directory: what was in it is deleted, and it is created if missing.
+pub(crate) fn empty_dir(dir: &Path) -> io::Result<()> {
+    match std::fs::remove_dir_all(dir) {
+        Err(e) if e.kind() != io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
+    std::fs::create_dir_all(dir)
 }
 
 #[cfg(test)]
