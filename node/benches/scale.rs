@@ -101,7 +101,7 @@ async fn measure(n: usize, fd_limit: u64) -> Row {
         let mut heard: Vec<usize> = net
             .nodes
             .iter()
-            .map(|node| node.daemon().mesh.peers().fresh(now).len() + 1)
+            .map(|node| node.daemon().mesh.peers().fresh_ids(now).len() + 1)
             .collect();
         heard.sort_unstable();
         if heard[0] >= n || started.elapsed() > budget {
@@ -260,6 +260,13 @@ fn main() {
     }
     let fd_limit = limits::open_files().unwrap().0;
     println!("open-file limit {fd_limit}");
+    // `RUST_LOG` set: the nodes' logs on stderr (which peers turn suspect, and why).
+    if std::env::var_os("RUST_LOG").is_some() {
+        tracing_subscriber::fmt()
+            .with_env_filter(mesh_node::daemon::log_filter("warn"))
+            .with_writer(std::io::stderr)
+            .init();
+    }
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

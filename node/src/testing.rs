@@ -275,7 +275,7 @@ impl TestNet {
             let heard: Vec<usize> = self
                 .nodes
                 .iter()
-                .map(|node| node.daemon().mesh.peers().fresh(now).len())
+                .map(|node| node.daemon().mesh.peers().fresh_ids(now).len())
                 .collect();
             if heard.iter().all(|h| h + 1 >= n) {
                 return;

@@ -84,6 +84,11 @@ pub struct Suspicion {
     pub suspect: String,
     pub issued_at: UnixMillis,
     pub expires_at: UnixMillis,
+    /// When the newest heartbeat of the suspect that the signer had was signed: the life it
+    /// knew of (SWIM's incarnation number). A receiver holding a newer heartbeat knows of
+    /// later life than the signer did, and ignores the suspicion. Absent: not known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub heard_at: Option<UnixMillis>,
 }
 
 /// What an operator asks of one node.

@@ -136,9 +136,10 @@ pub struct Args {
     /// Lifetime of this node's provider and capability records; renewed at a third of it.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     pub provider_ttl: Duration,
-    /// Period of gossip heartbeats. Every node receives every node's heartbeat, so a shorter
-    /// period costs CPU on every node of a large mesh; a peer unheard for three periods plus
-    /// 2 s is no longer used for placement.
+    /// Period of gossip heartbeats in a mesh of up to 50 nodes. Every node receives every
+    /// node's heartbeat, so in a larger mesh the period grows with it (100 nodes: twice this):
+    /// each node receives no more heartbeats per second than with 50. A peer unheard for
+    /// three of its periods plus 2 s is no longer used for placement.
     #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = parse_duration)]
     pub heartbeat_interval: Duration,
     /// How often the routing table is refreshed (a DHT walk that reaches many peers). A node

@@ -402,28 +402,38 @@ impl Mesh {
     /// Publishes a signed heartbeat (a node record valid for three periods plus slack) every
     /// period.
     pub(crate) async fn run_heartbeats(self, shutdown: CancellationToken) {
-        let period = self.inner.config.heartbeat_interval;
-        let mut tick = tokio::time::interval(period);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut next = tokio::time::Instant::now();
         loop {
             tokio::select! {
-                _ = tick.tick() => {
+                _ = tokio::time::sleep_until(next) => {
                     self.inner.providers.prune(now_millis());
-                    self.heartbeat().await;
+                    next = tokio::time::Instant::now() + self.heartbeat().await;
                 }
                 _ = shutdown.cancelled() => return,
             }
         }
     }
 
-    /// Publishes one signed heartbeat: this node's record, valid for three periods plus slack.
-    pub(crate) async fn heartbeat(&self) {
-        let validity = self.inner.config.heartbeat_validity();
+    /// The period of this node's heartbeats now: see [`super::MeshConfig::heartbeat_period`].
+    /// The mesh's size is every peer heard from lately, stale ones included: on a busy
+    /// machine heartbeats arrive late, and a period that shrank as peers went stale would
+    /// load the mesh further just then.
+    pub(crate) fn heartbeat_period(&self) -> Duration {
+        let nodes = self.inner.peers.heard().len() + 1;
+        self.inner.config.heartbeat_period(nodes)
+    }
+
+    /// Publishes one signed heartbeat: this node's record, valid for three periods plus
+    /// slack. Returns the period.
+    pub(crate) async fn heartbeat(&self) -> Duration {
+        let period = self.heartbeat_period();
+        let validity = super::heartbeat_validity(period);
         let record = Record::Node(self.node_record(validity).await);
         match signed::encode(&self.inner.keypair, &record) {
             Ok(bytes) => self.inner.net.publish(bytes).await,
             Err(e) => tracing::error!(error = %e, "cannot sign a heartbeat"),
         }
+        period
     }
 
     /// A gossip message (or a provider record a peer answered with): a heartbeat or a
@@ -450,7 +460,7 @@ impl Mesh {
                             .insert(s.signer, &record, data.to_vec(), now);
                     }
                     Record::Suspicion(suspicion) => {
-                        self.on_suspicion(&s.signer, &suspicion.suspect);
+                        self.on_suspicion(&s.signer, &suspicion);
                     }
                     // Commands go to their node only: one on gossip is someone's mistake.
                     Record::Command(_) => return Verdict::Reject,

@@ -76,11 +76,39 @@ pub struct MeshConfig {
 /// delays heartbeats, and a peer must not flap in and out of placement because of it.
 pub const HEARTBEAT_SLACK: Duration = Duration::from_secs(2);
 
+/// Mesh size up to which a node heartbeats at the configured period.
+pub const HEARTBEAT_NODES: usize = 50;
+
 impl MeshConfig {
-    /// How long a heartbeat stays valid, and a peer fresh: three periods plus slack.
+    /// How long a heartbeat at the configured period stays valid, and a peer fresh: three
+    /// periods plus slack.
     pub fn heartbeat_validity(&self) -> Duration {
-        self.heartbeat_interval * 3 + HEARTBEAT_SLACK
+        heartbeat_validity(self.heartbeat_interval)
     }
+
+    /// The heartbeat period of a node that knows of `nodes` nodes (itself included): the
+    /// configured one up to [`HEARTBEAT_NODES`], then in proportion to the mesh, so that each
+    /// node receives no more heartbeats per second than in a mesh of 50. Every node receives
+    /// every node's heartbeat: at a fixed period the mesh's gossip grows with the square of
+    /// its size, and 100 in-process nodes on 2 cores spent their time verifying and relaying
+    /// heartbeats, which then arrived too late and made peers suspect (65 000 suspicions of
+    /// silence in 8 minutes). Each heartbeat says how long it is valid, so receivers judge a
+    /// peer's silence by its own period.
+    pub fn heartbeat_period(&self, nodes: usize) -> Duration {
+        let scale = nodes.max(HEARTBEAT_NODES) as f64 / HEARTBEAT_NODES as f64;
+        self.heartbeat_interval.mul_f64(scale)
+    }
+}
+
+/// How long a heartbeat sent every `period` stays valid: three periods plus slack.
+pub fn heartbeat_validity(period: Duration) -> Duration {
+    period * 3 + HEARTBEAT_SLACK
+}
+
+/// The period a heartbeat valid for `validity` was sent at (the inverse of
+/// [`heartbeat_validity`]).
+pub fn heartbeat_period_of(validity: Duration) -> Duration {
+    validity.saturating_sub(HEARTBEAT_SLACK) / 3
 }
 
 impl Default for MeshConfig {
@@ -305,5 +333,29 @@ impl Mesh {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_heartbeat_period_grows_with_the_mesh_beyond_50_nodes() {
+        let config = MeshConfig::default();
+        let s = Duration::from_secs;
+        assert_eq!(config.heartbeat_period(1), s(5));
+        assert_eq!(config.heartbeat_period(HEARTBEAT_NODES), s(5));
+        assert_eq!(config.heartbeat_period(100), s(10));
+        assert_eq!(config.heartbeat_period(200), s(20));
+        // Each node then receives at most 10 heartbeats a second, as at 50 nodes.
+        for n in [50, 100, 200, 1000] {
+            let per_second = n as f64 / config.heartbeat_period(n).as_secs_f64();
+            assert!(per_second <= 10.0 + 1e-9, "{n} nodes: {per_second}");
+        }
+        for period in [s(5), s(20), Duration::from_millis(500)] {
+            assert_eq!(heartbeat_period_of(heartbeat_validity(period)), period);
+        }
+        assert_eq!(config.heartbeat_validity(), s(17));
     }
 }

@@ -110,9 +110,19 @@ impl Mesh {
     }
 
     /// Whether this node has heard every live peer's heartbeat: it has been up for two
-    /// heartbeat periods (one to hear each peer, one for a late or lost message).
+    /// heartbeat periods (one to hear each peer, one for a late or lost message), the longest
+    /// period among the peers it heard (periods grow with the mesh).
     pub fn heartbeats_are_warm(&self) -> bool {
-        self.inner.started.elapsed() >= self.inner.config.heartbeat_interval * 2
+        let longest = self
+            .inner
+            .peers
+            .heard()
+            .into_iter()
+            .map(|(_, _, validity)| super::heartbeat_period_of(validity))
+            .max()
+            .unwrap_or_default()
+            .max(self.inner.config.heartbeat_interval);
+        self.inner.started.elapsed() >= longest * 2
     }
 
     /// Other nodes of the mesh, newest record per node. A warm node answers from the
