@@ -6,7 +6,8 @@
 //! `docs/benchmarks.md` between the `scale` markers.
 //!
 //! Run: `cargo bench -p mesh-node --bench scale` (`MESH_BENCH_SCALE=200`, the default;
-//! several sizes comma-separated).
+//! several sizes comma-separated; `RUST_LOG=mesh_node::mesh=info` logs the nodes on stderr:
+//! which peers turn suspect or dead, and why).
 
 #![allow(clippy::unwrap_used)] // a bench: a panic is the failure report
 
@@ -75,7 +76,8 @@ async fn measure(n: usize, fd_limit: u64) -> Row {
     let before_anon = status_kib("RssAnon:");
     let before_rss = status_kib("VmRSS:");
     let started = Instant::now();
-    // meshd's defaults for heartbeats (5 s): every node receives every node's heartbeat.
+    // meshd's defaults for heartbeats (5 s up to 50 nodes, longer beyond): every node receives
+    // every node's heartbeat.
     // Bootstrapped to one seed per 25 nodes in turn: a seed is dialled by fewer nodes at once
     // than its connection limit.
     let net = TestNet::start_seeded(n, n.div_ceil(25), |_, c| {
@@ -322,7 +324,7 @@ fn main() {
     let body = format!(
         "In-process nodes (`mesh_node::testing::TestNet`: one process, one tokio runtime on {} cores, each node with its own\n\
          libp2p swarm on 127.0.0.1, sled store, mock engine and Unix-socket API), meshd's default\n\
-         heartbeats (5 s) and provider TTL (60 s), bootstrapped to one seed node per 25 nodes in turn. Formed: from the first start until every node has a fresh heartbeat\n\
+         heartbeats (5 s, growing with the mesh beyond 50 nodes: 10 s at 100) and provider TTL (60 s), bootstrapped to one seed node per 25 nodes in turn. Formed: from the first start until every node has a fresh heartbeat\n\
          from every other; the connections and gossip mesh peers of each node are counted at that moment. Memory: the process's growth divided by the node count (code is shared, so this is the\n\
          per-node cost of a node's own state); CPU: the process's CPU time over 10 s once formed, per node. Open files:\n\
          the process's descriptors once formed, per node (both ends of each connection are in the process), under a\n\
