@@ -18,7 +18,8 @@ if [ -n "${MESH_DEMO_BIN:-}" ]; then
 else
     echo "Building meshd, meshctl and mesh-wasm-runner (a first build takes several minutes)"
     cargo build -p mesh-node
-    bin=target/debug
+    # Where cargo put them: its target directory may be elsewhere (CARGO_TARGET_DIR).
+    bin="${CARGO_TARGET_DIR:-target}/debug"
 fi
 ctl="$bin/meshctl"
 dir=$(mktemp -d "${TMPDIR:-/tmp}/mesh-demo.XXXXXX")
