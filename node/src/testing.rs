@@ -205,6 +205,19 @@ impl TestNode {
         self.daemon.as_ref().expect("node is running")
     }
 
+    /// The messages of this node's events of `step` (its last 10 000 events), oldest first.
+    pub fn events(&self, step: mesh_protocol::Step) -> Vec<String> {
+        self.daemon()
+            .node
+            .store()
+            .all_events(10_000)
+            .expect("the node's event log reads")
+            .into_iter()
+            .filter(|e| e.step == step)
+            .map(|e| e.message)
+            .collect()
+    }
+
     /// A client of this node's Unix socket.
     pub fn client(&self) -> Client {
         Client::new(Target::Unix(self.daemon().socket.clone()))

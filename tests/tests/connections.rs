@@ -121,15 +121,9 @@ async fn an_announced_close_is_not_taken_for_a_lost_peer_and_a_silent_one_is() {
     let closer = peer(0);
     let suspected_by = |i: usize| {
         net.node(i)
-            .daemon()
-            .node
-            .store()
-            .all_events(10_000)
-            .unwrap()
-            .into_iter()
-            .any(|e| {
-                e.step == Step::Liveness && e.message.contains(&format!("peer {closer} suspect"))
-            })
+            .events(Step::Liveness)
+            .iter()
+            .any(|m| m.contains(&format!("peer {closer} suspect")))
     };
     let metrics = |i: usize| net.node(i).daemon().node.metrics().clone();
 

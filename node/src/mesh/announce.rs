@@ -419,7 +419,7 @@ impl Mesh {
     /// machine heartbeats arrive late, and a period that shrank as peers went stale would
     /// load the mesh further just then.
     pub(crate) fn heartbeat_period(&self) -> Duration {
-        let nodes = self.inner.peers.heard().len() + 1;
+        let nodes = self.inner.peers.heard_count() + 1;
         self.inner.config.heartbeat_period(nodes)
     }
 

@@ -64,7 +64,7 @@ impl PeerTable {
         peers.retain(|_, (r, at)| at.elapsed() < validity(r, floor) * 10 && r.expires_at > now);
         peers
             .iter()
-            .filter(|(_, (r, at))| at.elapsed() < validity(r, floor) && r.expires_at > now)
+            .filter(|(_, (r, at))| self.is_fresh(r, at, now))
             .map(|(p, (r, _))| (*p, r.clone()))
             .collect()
     }
@@ -79,11 +79,22 @@ impl PeerTable {
             .expect("peer table lock is never poisoned");
         peers
             .iter()
-            .filter(|(_, (r, at))| {
-                at.elapsed() < validity(r, self.stale_after) && r.expires_at > now
-            })
+            .filter(|(_, (r, at))| self.is_fresh(r, at, now))
             .map(|(p, _)| *p)
             .collect()
+    }
+
+    /// A heartbeat that arrived at `at` still within its validity, and unexpired at `now`.
+    fn is_fresh(&self, record: &NodeRecord, at: &Instant, now: u64) -> bool {
+        at.elapsed() < validity(record, self.stale_after) && record.expires_at > now
+    }
+
+    /// How many peers were heard from (stale ones included, until forgotten).
+    pub fn heard_count(&self) -> usize {
+        self.peers
+            .lock()
+            .expect("peer table lock is never poisoned")
+            .len()
     }
 
     /// When the newest heartbeat of `peer` held here was signed.
@@ -156,6 +167,7 @@ mod tests {
         assert_eq!(table.fresh(now).len(), 1);
         let heard = table.heard();
         assert_eq!(heard.len(), 1, "the expired record is forgotten");
+        assert_eq!(table.heard_count(), 1);
         assert_eq!(heard[0].2, Duration::from_secs(60));
         // A record claiming more than an hour counts as an hour.
         let greedy = PeerId::random();

@@ -19,11 +19,6 @@ use super::{Mesh, MeshConfig, HEARTBEAT_SLACK};
 pub const INDIRECT_PROBES: usize = 2;
 
 impl MeshConfig {
-    /// Silence after which a peer is suspect: two heartbeats missed, plus slack.
-    pub fn silence(&self) -> Duration {
-        silence(self.heartbeat_interval)
-    }
-
     /// How long a peer that is silent (not refusing) stays suspect before it is dead: as long
     /// as a heartbeat stays valid.
     pub fn suspicion_timeout(&self) -> Duration {

@@ -7,20 +7,6 @@ use mesh_provider::Suspicion;
 
 use crate::testing::TestNet;
 
-/// The messages of node `i`'s liveness events.
-fn liveness(net: &TestNet, i: usize) -> Vec<String> {
-    net.node(i)
-        .daemon()
-        .node
-        .store()
-        .all_events(10_000)
-        .unwrap()
-        .into_iter()
-        .filter(|e| e.step == Step::Liveness)
-        .map(|e| e.message)
-        .collect()
-}
-
 fn suspicion(
     signer: &libp2p::PeerId,
     suspect: &libp2p::PeerId,
@@ -59,13 +45,13 @@ async fn a_suspicion_older_than_this_nodes_news_of_the_suspect_is_ignored() {
         mesh.liveness().status(&suspect),
         crate::mesh::liveness::Status::Alive
     );
-    assert_eq!(suspected(&liveness(&net, 0)), 0);
+    assert_eq!(suspected(&net.node(0).events(Step::Liveness)), 0);
 
     // Newer than node 0's (a heartbeat that reached the signer first): suspected and probed,
     // and the live suspect answers.
     let newer = mesh.peers().issued_at(&suspect).unwrap() + 60_000;
     mesh.on_suspicion(&signer, &suspicion(&signer, &suspect, Some(newer)));
-    assert_eq!(suspected(&liveness(&net, 0)), 1);
+    assert_eq!(suspected(&net.node(0).events(Step::Liveness)), 1);
     crate::testing::wait_until("the suspect to answer", Duration::from_secs(10), || async {
         (mesh.liveness().status(&suspect) == crate::mesh::liveness::Status::Alive).then_some(())
     })
@@ -73,7 +59,7 @@ async fn a_suspicion_older_than_this_nodes_news_of_the_suspect_is_ignored() {
 
     // A suspicion that does not say (`heard_at` absent) is acted on, as before.
     mesh.on_suspicion(&signer, &suspicion(&signer, &suspect, None));
-    assert_eq!(suspected(&liveness(&net, 0)), 2);
+    assert_eq!(suspected(&net.node(0).events(Step::Liveness)), 2);
     net.stop().await;
 }
 

@@ -72,12 +72,7 @@ pub async fn settled(
 
 /// Every event of `step` the nodes recorded, as messages.
 pub fn events(net: &TestNet, step: Step) -> Vec<String> {
-    net.nodes
-        .iter()
-        .flat_map(|n| n.daemon().node.store().all_events(10_000).unwrap())
-        .filter(|e| e.step == step)
-        .map(|e| e.message)
-        .collect()
+    net.nodes.iter().flat_map(|n| n.events(step)).collect()
 }
 
 /// A node of `range` (not node 0, which watches) that holds a slot in `held`.
