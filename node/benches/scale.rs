@@ -33,6 +33,14 @@ fn cpu_time() -> Duration {
     Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
 }
 
+/// How long the idle window lasts (`MESH_BENCH_IDLE_SECONDS`, 10 by default).
+fn idle_seconds() -> u64 {
+    std::env::var("MESH_BENCH_IDLE_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10)
+}
+
 fn mib(kib: u64) -> f64 {
     kib as f64 / 1024.0
 }
@@ -55,6 +63,10 @@ struct Row {
     rss_per_node: f64,
     anon_per_node: f64,
     cpu_per_node: f64,
+    /// Connection churn over the idle window, per node and second: peers that closed their
+    /// last connection with the node, and of those the ones that closed it without notice.
+    closes_per_node: f64,
+    unannounced_per_node: f64,
     threads: u64,
     max_connections: u32,
     /// Open descriptors per node once formed (both ends of an in-process connection count).
@@ -131,12 +143,23 @@ async fn measure(n: usize, fd_limit: u64) -> Row {
         "{n} nodes: connections least/median {connections:?}, gossip mesh peers {gossip_mesh:?}, {no_gossip_mesh} nodes with none"
     );
 
-    // Idle: memory and CPU over 10 s.
+    // Idle: memory, CPU and connection churn over `MESH_BENCH_IDLE_SECONDS` (10 by default).
+    let idle = Duration::from_secs(idle_seconds());
     tokio::time::sleep(Duration::from_secs(5)).await;
+    let closes = |announced: bool| -> u64 {
+        net.nodes
+            .iter()
+            .map(|node| node.daemon().node.metrics().peer_closes(announced))
+            .sum()
+    };
+    let (announced0, unannounced0) = (closes(true), closes(false));
     let cpu0 = cpu_time();
     let t0 = Instant::now();
-    tokio::time::sleep(Duration::from_secs(10)).await;
-    let cpu = (cpu_time() - cpu0).as_secs_f64() / t0.elapsed().as_secs_f64();
+    tokio::time::sleep(idle).await;
+    let idle_secs = t0.elapsed().as_secs_f64();
+    let cpu = (cpu_time() - cpu0).as_secs_f64() / idle_secs;
+    let unannounced = (closes(false) - unannounced0) as f64 / idle_secs / n as f64;
+    let closes_per_node = unannounced + (closes(true) - announced0) as f64 / idle_secs / n as f64;
     let rss = status_kib("VmRSS:").saturating_sub(before_rss);
     let anon = status_kib("RssAnon:").saturating_sub(before_anon);
     let threads = status_kib("Threads:");
@@ -222,6 +245,8 @@ async fn measure(n: usize, fd_limit: u64) -> Row {
         rss_per_node: mib(rss) / n as f64,
         anon_per_node: mib(anon) / n as f64,
         cpu_per_node: cpu * 100.0 / n as f64,
+        closes_per_node,
+        unannounced_per_node: unannounced,
         threads,
         fds_per_node: fds as f64 / n as f64,
         max_connections,
@@ -277,24 +302,26 @@ fn main() {
     for n in sizes {
         let row = rt.block_on(measure(n, fd_limit));
         println!(
-            "{n} nodes: formed in {:.1} s, apply {}, discovered on {} sampled nodes, listed on {}, {:.2} MiB RSS / {:.2} MiB anon per node, {:.2} % CPU per idle node",
+            "{n} nodes: formed in {:.1} s, apply {}, discovered on {} sampled nodes, listed on {}, {:.2} MiB RSS / {:.2} MiB anon per node, {:.2} % CPU per idle node, {:.2} peers closing per node and second ({:.2} without notice)",
             row.formed.as_secs_f64(),
             apply_cell(&row.apply),
             row.discovered,
             row.listed,
             row.rss_per_node,
             row.anon_per_node,
-            row.cpu_per_node
+            row.cpu_per_node,
+            row.closes_per_node,
+            row.unannounced_per_node
         );
         rows.push(row);
     }
     let mut table = String::from(
-        "| nodes | formed (every node heard every other) s | nodes heard: least / median | connections: least / median | gossip mesh peers: least / median (nodes with none) | 3-replica apply through node 0 ms | discovery shows 3 providers (sampled nodes) | list shows it (nodes) | RSS per node MiB | of which anon MiB | idle CPU per node | threads | open files per node | connections per node at most |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| nodes | formed (every node heard every other) s | nodes heard: least / median | connections: least / median | gossip mesh peers: least / median (nodes with none) | 3-replica apply through node 0 ms | discovery shows 3 providers (sampled nodes) | list shows it (nodes) | RSS per node MiB | of which anon MiB | idle CPU per node | idle churn: peers closing per node and s (without notice) | threads | open files per node | connections per node at most |\n|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
     for r in &rows {
         let sampled = r.nodes.div_ceil((r.nodes / 10).max(1));
         table.push_str(&format!(
-            "| {} | {} | {} / {} | {} / {} | {} / {} ({}) | {} | {}/{} | {}/{} | {:.2} | {:.2} | {:.2} % | {} | {:.0} | {} |\n",
+            "| {} | {} | {} / {} | {} / {} | {} / {} ({}) | {} | {}/{} | {}/{} | {:.2} | {:.2} | {:.2} % | {:.2} ({:.2}) | {} | {:.0} | {} |\n",
             r.nodes,
             if r.least_heard >= r.nodes {
                 format!("{:.1}", r.formed.as_secs_f64())
@@ -316,6 +343,8 @@ fn main() {
             r.rss_per_node,
             r.anon_per_node,
             r.cpu_per_node,
+            r.closes_per_node,
+            r.unannounced_per_node,
             r.threads,
             r.fds_per_node,
             r.max_connections
@@ -326,11 +355,12 @@ fn main() {
          libp2p swarm on 127.0.0.1, sled store, mock engine and Unix-socket API), meshd's default\n\
          heartbeats (5 s, growing with the mesh beyond 50 nodes: 10 s at 100) and provider TTL (60 s), bootstrapped to one seed node per 25 nodes in turn. Formed: from the first start until every node has a fresh heartbeat\n\
          from every other; the connections and gossip mesh peers of each node are counted at that moment. Memory: the process's growth divided by the node count (code is shared, so this is the\n\
-         per-node cost of a node's own state); CPU: the process's CPU time over 10 s once formed, per node. Open files:\n\
+         per-node cost of a node's own state); CPU: the process's CPU time over {idle_secs} s once formed, per node; churn: over the same window, the peers that closed their last connection with a node (with the notice of its connection manager, or without, when the node suspects and probes them). Open files:\n\
          the process's descriptors once formed, per node (both ends of each connection are in the process), under a\n\
          limit of {fd_limit} (the hard limit here; raising it needs `CAP_SYS_RESOURCE`); so each node may hold at most its\n\
          share of connections (`max_connections`, last column; meshd's default is 512). Release build.\n\n{table}\n",
-        std::thread::available_parallelism().map_or(0, |n| n.get())
+        std::thread::available_parallelism().map_or(0, |n| n.get()),
+        idle_secs = idle_seconds(),
     );
     print!("{body}");
     mesh_node::testing::update_benchmark_section("scale", &body).unwrap();

@@ -26,6 +26,7 @@ pub mod drain;
 pub mod error;
 pub mod event_log;
 pub mod heal;
+pub mod health;
 pub mod leave;
 pub mod liveness;
 pub mod merge;
@@ -167,6 +168,8 @@ struct Inner {
     inbound: Arc<Semaphore>,
     /// What this node believes of its peers' liveness.
     liveness: liveness::Liveness,
+    /// How far this node trusts its own sense of silence (see [`health`]).
+    health: health::Health,
     /// Wakes the liveness task: a connection was lost.
     probe_now: tokio::sync::Notify,
     /// Wakes the healer: a peer died or came back.
@@ -207,6 +210,8 @@ impl Mesh {
             peers,
             module_hints,
         } = parts;
+        // A false alarm weighs for a heartbeat period: up to eight of them after a storm.
+        let health = health::Health::new(config.heartbeat_interval);
         let mesh = Mesh {
             inner: Arc::new(Inner {
                 peers,
@@ -227,6 +232,7 @@ impl Mesh {
                 provided: Mutex::new(HashMap::new()),
                 inbound: Arc::new(Semaphore::new(MAX_INBOUND_IN_FLIGHT)),
                 liveness: liveness::Liveness::default(),
+                health,
                 heal_now: tokio::sync::Notify::new(),
                 probe_now: tokio::sync::Notify::new(),
                 probe_rotation: std::sync::atomic::AtomicUsize::new(0),
@@ -267,6 +273,11 @@ impl Mesh {
 
     pub fn liveness(&self) -> &liveness::Liveness {
         &self.inner.liveness
+    }
+
+    /// How far this node trusts its own sense of its peers' silence.
+    pub fn health(&self) -> &health::Health {
+        &self.inner.health
     }
 
     /// The lock that makes applies and deletes of one workload through this node take turns,

@@ -7,6 +7,8 @@ use futures::future::{join_all, BoxFuture};
 use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::PeerId;
 use mesh_protocol::wire::{PingProof, Request, Response, PING_CONTEXT};
+
+use crate::net::RequestError;
 use mesh_protocol::{Event, Outcome, Step};
 use mesh_provider::{signed, Record, Suspicion};
 use mesh_runtime::now_millis;
@@ -56,11 +58,13 @@ impl Mesh {
 
     fn liveness_round(&self, rounds: &mut FuturesUnordered<BoxFuture<'static, ()>>) {
         let config = &self.inner.config;
+        let multiplier = self.inner.health.multiplier(std::time::Instant::now());
         for (peer, at, validity) in self.inner.peers.heard() {
             let quiet = at.elapsed();
-            // Judged by the peer's own period (it grows with the mesh). Long gone (its entry
-            // about to be forgotten): nothing to decide any more.
-            let silence = silence(super::heartbeat_period_of(validity));
+            // Judged by the peer's own period (it grows with the mesh), and by this node's
+            // health (see `health`). Long gone (its entry about to be forgotten): nothing to
+            // decide any more.
+            let silence = silence(super::heartbeat_period_of(validity)) * multiplier;
             if quiet > silence && quiet < validity * 10 {
                 let why = format!(
                     "no heartbeat for {}",
@@ -158,6 +162,11 @@ impl Mesh {
 
     fn alive_again(&self, peer: &PeerId, was: Status, how: &str) {
         tracing::info!(%peer, was = was.as_str(), how, "peer alive");
+        // A suspicion that ended with the peer alive. (A dead peer's new heartbeat may come
+        // from a restart, which is no false alarm.)
+        if was == Status::Suspect {
+            self.inner.health.false_alarm(std::time::Instant::now());
+        }
         self.liveness_event(
             Outcome::Ok,
             format!("peer {peer} alive ({} until {how})", was.as_str()),
@@ -176,8 +185,8 @@ impl Mesh {
             let asks = helpers.iter().map(|h| self.probe_through(*h, peer));
             join_all(asks).await
         };
-        let config = &self.inner.config;
-        let verdict = judge(direct, &indirect, suspect_for, config.suspicion_timeout());
+        let timeout = self.suspicion_timeout();
+        let verdict = judge(direct, &indirect, suspect_for, timeout);
         let liveness = &self.inner.liveness;
         match verdict {
             Verdict::Alive => {
@@ -187,7 +196,7 @@ impl Mesh {
             }
             Verdict::Dead => {
                 if liveness.confirm(&peer, now_millis()) {
-                    let why = if suspect_for >= config.suspicion_timeout() {
+                    let why = if suspect_for >= timeout {
                         format!(
                             "silent for {} of suspicion",
                             humantime::format_duration(secs(suspect_for))
@@ -207,6 +216,13 @@ impl Mesh {
             Verdict::StillSuspect => {}
         }
         liveness.probed(&peer);
+    }
+
+    /// How long a silent suspect stays suspect before it is dead: the configured timeout,
+    /// times this node's health multiplier.
+    fn suspicion_timeout(&self) -> Duration {
+        self.inner.config.suspicion_timeout()
+            * self.inner.health.multiplier(std::time::Instant::now())
     }
 
     /// Up to [`INDIRECT_PROBES`] alive peers other than `target`, a different pair each round
@@ -259,13 +275,24 @@ impl Mesh {
     /// Sends `Ping { nonce }` and returns the answer with the proof as received (unchecked).
     async fn ping_with(&self, peer: PeerId, nonce: Vec<u8>) -> (Answer, Option<PingProof>) {
         let addrs = self.addrs_of(&peer);
-        let request = self.inner.net.request(peer, addrs, Request::Ping { nonce });
+        let request = self
+            .inner
+            .net
+            .send_request(peer, addrs, Request::Ping { nonce });
         match tokio::time::timeout(self.inner.config.probe_timeout(), request).await {
             Ok(Ok(Response::Pong(proof))) => (Answer::Alive, Some(proof)),
             Ok(Ok(_)) => (Answer::Silent, None),
-            Ok(Err(e)) => {
+            // Refused: what a dead node's address answers.
+            Ok(Err(e @ RequestError::NoConnection(_))) => {
                 tracing::debug!(%peer, error = %e, "ping failed");
                 (Answer::Unreachable, None)
+            }
+            // The connection closed before the answer: a peer at its connection limit accepts
+            // the handshake (proving its key) and then drops the connection. Not a refusal;
+            // the next round asks again, and its heartbeats clear it meanwhile.
+            Ok(Err(e @ RequestError::NoAnswer(_))) => {
+                tracing::debug!(%peer, error = %e, "ping unanswered");
+                (Answer::Silent, None)
             }
             Err(_) => (Answer::Silent, None),
         }

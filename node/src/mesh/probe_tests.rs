@@ -52,10 +52,15 @@ async fn a_suspicion_older_than_this_nodes_news_of_the_suspect_is_ignored() {
     let newer = mesh.peers().issued_at(&suspect).unwrap() + 60_000;
     mesh.on_suspicion(&signer, &suspicion(&signer, &suspect, Some(newer)));
     assert_eq!(suspected(&net.node(0).events(Step::Liveness)), 1);
+    let false_alarms = mesh.health().false_alarms();
     crate::testing::wait_until("the suspect to answer", Duration::from_secs(10), || async {
-        (mesh.liveness().status(&suspect) == crate::mesh::liveness::Status::Alive).then_some(())
+        // A suspicion that ended with the peer alive counts against node 0's own judgement.
+        (mesh.liveness().status(&suspect) == crate::mesh::liveness::Status::Alive
+            && mesh.health().false_alarms() > false_alarms)
+            .then_some(())
     })
     .await;
+    assert_eq!(mesh.health().false_alarms(), false_alarms + 1);
 
     // A suspicion that does not say (`heard_at` absent) is acted on, as before.
     mesh.on_suspicion(&signer, &suspicion(&signer, &suspect, None));

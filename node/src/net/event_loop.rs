@@ -57,7 +57,8 @@ pub struct EventLoop {
     topic: gossipsub::IdentTopic,
     /// Requests in flight, by protocol and id: each request-response behaviour numbers its
     /// requests from the same start, so an id alone names two requests at once.
-    pending_requests: HashMap<(Channel, OutboundRequestId), Reply<Result<Response, String>>>,
+    pending_requests:
+        HashMap<(Channel, OutboundRequestId), Reply<Result<Response, super::RequestError>>>,
     pending_get_records: HashMap<QueryId, (Vec<FoundRecord>, Reply<Vec<FoundRecord>>)>,
     /// Providers found so far and how many peers answered with some.
     pending_get_providers: HashMap<QueryId, PendingProviders>,

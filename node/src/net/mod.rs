@@ -11,6 +11,7 @@
 
 mod behaviour;
 mod event_loop;
+mod failure;
 mod rate;
 
 pub use rate::DEFAULT_RATE as DEFAULT_PEER_REQUEST_RATE;
@@ -32,6 +33,7 @@ pub use behaviour::{
     REPROVIDE_INTERVAL, RPC_PROTOCOL,
 };
 pub use event_loop::EventLoop;
+pub use failure::RequestError;
 
 /// Commands queued for the network task.
 pub const COMMAND_CHANNEL: usize = 1024;
@@ -207,7 +209,7 @@ pub(crate) enum Command {
         peer: PeerId,
         addrs: Vec<Multiaddr>,
         request: Request,
-        reply: oneshot::Sender<Result<Response, String>>,
+        reply: oneshot::Sender<Result<Response, RequestError>>,
     },
     Respond {
         channel: ResponseChannel<Response>,
@@ -416,11 +418,25 @@ impl Client {
         addrs: Vec<Multiaddr>,
         request: Request,
     ) -> Result<Response, String> {
+        self.send_request(peer, addrs, request)
+            .await
+            .map_err(String::from)
+    }
+
+    /// [`Client::request`], telling a peer that could not be reached from one that did not
+    /// answer.
+    pub async fn send_request(
+        &self,
+        peer: PeerId,
+        addrs: Vec<Multiaddr>,
+        request: Request,
+    ) -> Result<Response, RequestError> {
+        let no_answer = |e: String| RequestError::NoAnswer(e);
         let slots = match Channel::of(&request) {
             Channel::Rpc => &self.rpc_slots,
             Channel::Deploy => &self.deploy_slots,
         };
-        let _slot = slots.acquire().await.map_err(gone)?;
+        let _slot = slots.acquire().await.map_err(gone).map_err(no_answer)?;
         let name = request.name();
         let (reply, rx) = oneshot::channel();
         self.send(Command::Request {
@@ -429,9 +445,13 @@ impl Client {
             request,
             reply,
         })
-        .await?;
-        rx.await
-            .map_err(|_| format!("the network task dropped the {name} request to {peer}"))?
+        .await
+        .map_err(no_answer)?;
+        rx.await.map_err(|_| {
+            no_answer(format!(
+                "the network task dropped the {name} request to {peer}"
+            ))
+        })?
     }
 
     pub async fn respond(&self, channel: ResponseChannel<Response>, response: Response) {

@@ -54,7 +54,12 @@ impl EventLoop {
                 self.put_to(record, &peers, reply);
             }
             _ => {
-                let id = kad.get_closest_peers(record.key.to_vec());
+                // The replication factor's closest, not Kademlia's default of K (20): the record
+                // goes to each peer found, and every one of them stays connected for a round.
+                let id = kad.get_n_closest_peers(
+                    record.key.to_vec(),
+                    std::num::NonZeroUsize::new(behaviour::REPLICATION_FACTOR).expect("non-zero"),
+                );
                 self.pending_closest.insert(id, (record, reply));
             }
         }

@@ -93,7 +93,7 @@ impl EventLoop {
                     return;
                 }
                 if let Some(reply) = self.pending_requests.remove(&(on, request_id)) {
-                    let _ = reply.send(Err(format!("request to {peer} failed: {error}")));
+                    let _ = reply.send(Err(crate::net::RequestError::of(&peer, &error)));
                 }
             }
             request_response::Event::InboundFailure { peer, error, .. } => {
