@@ -56,6 +56,8 @@ struct Row {
     connections: (usize, usize),
     gossip_mesh: (usize, usize),
     no_gossip_mesh: usize,
+    /// Nodes whose network task did not answer those counts within a second.
+    unanswered: usize,
     /// How long the apply took, or why it failed.
     apply: Result<Duration, String>,
     discovered: usize,
@@ -127,20 +129,32 @@ async fn measure(n: usize, fd_limit: u64) -> Row {
     let (least_heard, median_heard) = (heard[0], heard[heard.len() / 2]);
     // What the overlay looks like at that moment (the next step after a mesh that did not
     // form: which nodes are cut off, and from what).
+    // Each count is a question to the node's network task: a node whose task is far behind
+    // (a mesh in a storm) is left out after a second rather than holding up the report.
     let (mut connections, mut gossip_mesh) = (Vec::new(), Vec::new());
+    let mut unanswered = 0;
     for node in &net.nodes {
         let net = node.daemon().mesh.net();
-        connections.push(net.connected_peers().await.len());
-        gossip_mesh.push(net.gossip_mesh_peers().await.len());
+        let ask = async { (net.connected_peers().await, net.gossip_mesh_peers().await) };
+        match tokio::time::timeout(Duration::from_secs(1), ask).await {
+            Ok((c, g)) => {
+                connections.push(c.len());
+                gossip_mesh.push(g.len());
+            }
+            Err(_) => unanswered += 1,
+        }
     }
     let no_gossip_mesh = gossip_mesh.iter().filter(|m| **m == 0).count();
     let least_median = |mut v: Vec<usize>| {
         v.sort_unstable();
-        (v[0], v[v.len() / 2])
+        (
+            v.first().copied().unwrap_or(0),
+            v.get(v.len() / 2).copied().unwrap_or(0),
+        )
     };
     let (connections, gossip_mesh) = (least_median(connections), least_median(gossip_mesh));
     println!(
-        "{n} nodes: connections least/median {connections:?}, gossip mesh peers {gossip_mesh:?}, {no_gossip_mesh} nodes with none"
+        "{n} nodes: connections least/median {connections:?}, gossip mesh peers {gossip_mesh:?}, {no_gossip_mesh} nodes with none, {unanswered} nodes did not answer within 1 s"
     );
 
     // Idle: memory, CPU and connection churn over `MESH_BENCH_IDLE_SECONDS` (10 by default).
@@ -239,6 +253,7 @@ async fn measure(n: usize, fd_limit: u64) -> Row {
         connections,
         gossip_mesh,
         no_gossip_mesh,
+        unanswered,
         apply,
         discovered,
         listed,
@@ -321,7 +336,7 @@ fn main() {
     for r in &rows {
         let sampled = r.nodes.div_ceil((r.nodes / 10).max(1));
         table.push_str(&format!(
-            "| {} | {} | {} / {} | {} / {} | {} / {} ({}) | {} | {}/{} | {}/{} | {:.2} | {:.2} | {:.2} % | {:.2} ({:.2}) | {} | {:.0} | {} |\n",
+            "| {} | {} | {} / {} | {} / {}{} | {} / {} ({}) | {} | {}/{} | {}/{} | {:.2} | {:.2} | {:.2} % | {:.2} ({:.2}) | {} | {:.0} | {} |\n",
             r.nodes,
             if r.least_heard >= r.nodes {
                 format!("{:.1}", r.formed.as_secs_f64())
@@ -332,6 +347,11 @@ fn main() {
             r.median_heard,
             r.connections.0,
             r.connections.1,
+            if r.unanswered > 0 {
+                format!(" ({} nodes did not answer in 1 s)", r.unanswered)
+            } else {
+                String::new()
+            },
             r.gossip_mesh.0,
             r.gossip_mesh.1,
             r.no_gossip_mesh,
