@@ -7,8 +7,6 @@ use futures::future::{join_all, BoxFuture};
 use futures::stream::{FuturesUnordered, StreamExt};
 use libp2p::PeerId;
 use mesh_protocol::wire::{PingProof, Request, Response, PING_CONTEXT};
-
-use crate::net::RequestError;
 use mesh_protocol::{Event, Outcome, Step};
 use mesh_provider::{signed, Record, Suspicion};
 use mesh_runtime::now_millis;
@@ -16,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::liveness::{judge, Answer, Status, Verdict};
 use super::{Mesh, MeshConfig, HEARTBEAT_SLACK};
+use crate::net::RequestError;
 
 /// Peers asked to probe a suspect on this node's behalf.
 pub const INDIRECT_PROBES: usize = 2;
