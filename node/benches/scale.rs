@@ -33,6 +33,12 @@ fn cpu_time() -> Duration {
     Duration::from_millis(ticks * 10) // USER_HZ is 100 on Linux
 }
 
+/// How long the bench waits for the 3-replica apply's answer.
+const APPLY_DEADLINE: Duration = Duration::from_secs(180);
+/// How long it waits for one node's discovery or list (an unanswered one counts as not showing
+/// the workload).
+const ASK_DEADLINE: Duration = Duration::from_secs(30);
+
 /// How long the idle window lasts (`MESH_BENCH_IDLE_SECONDS`, 10 by default).
 fn idle_seconds() -> u64 {
     std::env::var("MESH_BENCH_IDLE_SECONDS")
@@ -187,30 +193,33 @@ async fn measure(n: usize, fd_limit: u64) -> Row {
         replicas: Some(3),
         ..Default::default()
     };
+    // Bounded: in a mesh that did not form, one run's apply hung for 14 minutes.
     let t = Instant::now();
-    let answer = net
-        .node(0)
-        .client()
-        .post("/deployments", &req)
-        .await
-        .unwrap();
-    let apply = if answer.status.is_success() {
-        Ok(t.elapsed())
-    } else {
-        // The replicas' own errors say why; the whole answer lists every candidate.
-        let replicas: Option<Vec<String>> =
-            serde_json::from_slice::<serde_json::Value>(&answer.body)
-                .ok()
-                .and_then(|v| {
-                    v["workloads"][0]["deployment"]["replicas"]
-                        .as_array()
-                        .map(|rs| {
-                            rs.iter()
-                                .map(|r| r["error"].as_str().unwrap_or("ok").to_string())
-                                .collect()
-                        })
-                });
-        Err(replicas.map_or_else(|| answer.error_message(), |r| r.join("; ")))
+    let answer = tokio::time::timeout(
+        APPLY_DEADLINE,
+        net.node(0).client().post("/deployments", &req),
+    )
+    .await
+    .map(Result::unwrap);
+    let apply = match answer {
+        Err(_) => Err(format!("no answer within {} s", APPLY_DEADLINE.as_secs())),
+        Ok(answer) if answer.status.is_success() => Ok(t.elapsed()),
+        Ok(answer) => {
+            // The replicas' own errors say why; the whole answer lists every candidate.
+            let replicas: Option<Vec<String>> =
+                serde_json::from_slice::<serde_json::Value>(&answer.body)
+                    .ok()
+                    .and_then(|v| {
+                        v["workloads"][0]["deployment"]["replicas"]
+                            .as_array()
+                            .map(|rs| {
+                                rs.iter()
+                                    .map(|r| r["error"].as_str().unwrap_or("ok").to_string())
+                                    .collect()
+                            })
+                    });
+            Err(replicas.map_or_else(|| answer.error_message(), |r| r.join("; ")))
+        }
     };
     if let Err(e) = &apply {
         println!("{n} nodes: the apply failed: {e}");
@@ -220,11 +229,12 @@ async fn measure(n: usize, fd_limit: u64) -> Row {
     loop {
         discovered = 0;
         for i in (0..n).step_by((n / 10).max(1)) {
-            let providers: Vec<serde_json::Value> = net
-                .node(i)
-                .client()
-                .get("/discover/scale")
+            let client = net.node(i).client();
+            let ask = client.get("/discover/scale");
+            let providers: Vec<serde_json::Value> = tokio::time::timeout(ASK_DEADLINE, ask)
                 .await
+                .ok()
+                .and_then(Result::ok)
                 .unwrap_or_default();
             discovered += usize::from(providers.len() == 3);
         }
@@ -235,8 +245,11 @@ async fn measure(n: usize, fd_limit: u64) -> Row {
             if Instant::now() > deadline {
                 break;
             }
-            let list: Vec<mesh_protocol::api::Deployment> =
-                node.client().get("/deployments").await.unwrap();
+            let client = node.client();
+            let ask = client.get("/deployments");
+            let list: Vec<mesh_protocol::api::Deployment> = tokio::time::timeout(ASK_DEADLINE, ask)
+                .await
+                .map_or_else(|_| Vec::new(), Result::unwrap);
             listed += usize::from(list.iter().any(|d| d.name == "scale"));
         }
         if (discovered == n.div_ceil((n / 10).max(1)) && listed == n) || Instant::now() > deadline {
