@@ -2,7 +2,7 @@
 //! Placement and `list` use the fresh ones.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use libp2p::{Multiaddr, PeerId};
@@ -37,12 +37,15 @@ impl PeerTable {
         }
     }
 
+    fn table(&self) -> MutexGuard<'_, HashMap<PeerId, (NodeRecord, Instant)>> {
+        self.peers
+            .lock()
+            .expect("peer table lock is never poisoned")
+    }
+
     /// Records a verified heartbeat; an older one (by signed issue time) never replaces a newer.
     pub fn insert(&self, peer: PeerId, record: NodeRecord) {
-        let mut peers = self
-            .peers
-            .lock()
-            .expect("peer table lock is never poisoned");
+        let mut peers = self.table();
         match peers.get(&peer) {
             Some((have, _)) if have.issued_at > record.issued_at => {}
             _ => {
@@ -56,10 +59,7 @@ impl PeerTable {
     /// in-process nodes forming a mesh: `perf` put 11.7 % of the process in `bs58`, half of it
     /// here, as every liveness round asked for it.)
     pub fn fresh(&self, now: u64) -> Vec<(PeerId, NodeRecord)> {
-        let mut peers = self
-            .peers
-            .lock()
-            .expect("peer table lock is never poisoned");
+        let mut peers = self.table();
         let floor = self.stale_after;
         peers.retain(|_, (r, at)| at.elapsed() < validity(r, floor) * 10 && r.expires_at > now);
         peers
@@ -73,10 +73,7 @@ impl PeerTable {
     /// healing ask for these every round; cloning every record was 6 % of 100 in-process
     /// nodes forming a mesh, in `perf`).
     pub fn fresh_ids(&self, now: u64) -> Vec<PeerId> {
-        let peers = self
-            .peers
-            .lock()
-            .expect("peer table lock is never poisoned");
+        let peers = self.table();
         peers
             .iter()
             .filter(|(_, (r, at))| self.is_fresh(r, at, now))
@@ -91,28 +88,19 @@ impl PeerTable {
 
     /// How many peers were heard from (stale ones included, until forgotten).
     pub fn heard_count(&self) -> usize {
-        self.peers
-            .lock()
-            .expect("peer table lock is never poisoned")
-            .len()
+        self.table().len()
     }
 
     /// When the newest heartbeat of `peer` held here was signed.
     pub fn issued_at(&self, peer: &PeerId) -> Option<u64> {
-        let peers = self
-            .peers
-            .lock()
-            .expect("peer table lock is never poisoned");
+        let peers = self.table();
         peers.get(peer).map(|(r, _)| r.issued_at)
     }
 
     /// Every peer heard from (stale ones included, until forgotten), with when its newest
     /// heartbeat arrived and how long that heartbeat is valid (see [`validity`]).
     pub fn heard(&self) -> Vec<(PeerId, Instant, Duration)> {
-        let peers = self
-            .peers
-            .lock()
-            .expect("peer table lock is never poisoned");
+        let peers = self.table();
         peers
             .iter()
             .map(|(p, (r, at))| (*p, *at, validity(r, self.stale_after)))
@@ -120,10 +108,7 @@ impl PeerTable {
     }
 
     pub fn get(&self, peer: &PeerId) -> Option<NodeRecord> {
-        let peers = self
-            .peers
-            .lock()
-            .expect("peer table lock is never poisoned");
+        let peers = self.table();
         peers.get(peer).map(|(r, _)| r.clone())
     }
 
