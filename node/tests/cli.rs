@@ -105,20 +105,12 @@ fn json(out: &Output) -> serde_json::Value {
 
 /// Instances the mock engine holds on disk, with how many times each was started.
 fn mock_instances(dir: &Path) -> Vec<(String, u64)> {
-    let mut out: Vec<(String, u64)> = std::fs::read_dir(dir.join("mock"))
-        .unwrap()
-        .filter_map(|e| {
-            let p = e.unwrap().path();
-            (p.extension()? == "json").then(|| {
-                let v: serde_json::Value =
-                    serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
-                (
-                    v["id"].as_str().unwrap().to_string(),
-                    v["starts"].as_u64().unwrap(),
-                )
-            })
-        })
-        .collect();
+    let mut out: Vec<(String, u64)> =
+        mesh_runtime::mock::MockEngine::stored_instances(&dir.join("mock"))
+            .unwrap()
+            .into_iter()
+            .map(|i| (i.id, u64::from(i.starts)))
+            .collect();
     out.sort();
     out
 }
@@ -166,6 +158,40 @@ fn kill_9_and_restart_readopts_without_duplicates() {
             .any(|e| e["step"] == "Recover" && e["outcome"] == "ok"),
         "{events}"
     );
+}
+
+/// A Job whose run ended (Succeeded, stored) but whose instance was not removed yet when
+/// meshd was killed: the restarted node removes the instance and keeps the run as it was.
+#[test]
+fn a_finished_job_killed_before_its_teardown_loses_its_instance_at_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = tempfile::tempdir().unwrap();
+    let meshd = Meshd::start(dir.path());
+    // Its removal takes 5 s, in which meshd is killed.
+    let f = write(
+        files.path(),
+        "job.yaml",
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: once\n  annotations:\n    beemesh.io/runtime-engine: mock\n    beemesh.io/mock-exit-after-ms: \"10\"\n    beemesh.io/mock-remove-delay-ms: \"5000\"\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: main\n        image: localhost/mesh-test:latest\n",
+    );
+    assert!(meshd.ctl(&["apply", "-f", &f]).status.success());
+    wait_until_blocking("the job to succeed", READY_TIMEOUT, || {
+        let d = json(&meshd.ctl(&["get", "once", "-o", "json"]));
+        (d["phase"] == "Succeeded").then_some(())
+    });
+    assert_eq!(mock_instances(dir.path()).len(), 1, "not removed yet");
+    meshd.kill9();
+
+    let meshd = Meshd::start(dir.path());
+    wait_until_blocking("the instance to be removed", READY_TIMEOUT, || {
+        mock_instances(dir.path()).is_empty().then_some(())
+    });
+    let d = wait_until_blocking("the replica to let go of it", READY_TIMEOUT, || {
+        let d = json(&meshd.ctl(&["get", "once", "-o", "json"]));
+        d["replicas"][0]["instance"].is_null().then_some(d)
+    });
+    assert_eq!(d["phase"], "Succeeded", "{d}");
+    assert_eq!(d["replicas"][0]["job"]["attempts"], 1, "not run again: {d}");
+    assert!(d["replicas"][0]["error"].is_null(), "{d}");
 }
 
 /// `meshctl` errors: one line on stderr, non-zero exit, nothing on stdout.

@@ -8,8 +8,8 @@ mod job_support;
 
 use std::sync::Arc;
 
-use job_support::{apply, finished, get, job, job_of, start, BACKOFF};
-use mesh_node::testing::TestNode;
+use job_support::{apply, finished, get, job, job_of, start, BACKOFF, FINISH};
+use mesh_node::testing::{wait_until, TestNode};
 use mesh_protocol::api::{ApplyAction, Logs};
 use mesh_protocol::job::{JobPhase, JobReason};
 use mesh_protocol::{Outcome, Phase, Step};
@@ -38,7 +38,8 @@ async fn a_job_succeeds_with_its_exit_code_and_outputs() {
     assert_eq!(resp.workloads[0].action, ApplyAction::Created);
     assert_eq!(resp.workloads[0].deployment.phase, Phase::Running);
 
-    let d = finished(&node, "pi").await;
+    assert_eq!(finished(&node, "pi").await.phase, Phase::Succeeded);
+    let d = torn_down(&node, "pi").await;
     assert_eq!(d.phase, Phase::Succeeded, "{d:#?}");
     let j = job_of(&d);
     assert_eq!((j.attempts, j.failed_attempts), (1, 0));
@@ -78,9 +79,47 @@ async fn a_job_succeeds_with_its_exit_code_and_outputs() {
 
     let steps: Vec<Step> = d.events.iter().map(|e| e.step).collect();
     assert!(
-        steps.ends_with(&[Step::Exit, Step::Collect, Step::Uninstall, Step::Exit]),
+        steps.ends_with(&[Step::Exit, Step::Collect, Step::Exit, Step::Uninstall]),
         "{steps:?}"
     );
+    node.stop().await;
+}
+
+/// Waits until the job's replica no longer holds an instance (its teardown is done).
+async fn torn_down(node: &TestNode, name: &str) -> mesh_protocol::api::Deployment {
+    wait_until(
+        &format!("{name}'s instance to be removed"),
+        FINISH,
+        || async {
+            let d = get(node, name).await;
+            d.replicas[0].instance.is_none().then_some(d)
+        },
+    )
+    .await
+}
+
+/// A run is Succeeded as soon as its outcome is known: the removal of its instance (slow on
+/// a container engine) comes after, and the replica lets go of the instance once it is done.
+#[tokio::test]
+async fn a_job_is_succeeded_before_its_instance_is_removed() {
+    let node = start().await;
+    let slow_removal = [
+        ("beemesh.io/mock-exit-after-ms", "20"),
+        ("beemesh.io/mock-remove-delay-ms", "2000"),
+    ];
+    apply(&node, job("slow-rm", &slow_removal, "")).await;
+    let d = finished(&node, "slow-rm").await;
+    assert_eq!(d.phase, Phase::Succeeded, "{d:#?}");
+    let instance = d.replicas[0]
+        .instance
+        .clone()
+        .expect("Succeeded while the instance is being removed");
+    assert!(node.mock.instance(&instance).is_some());
+
+    let d = torn_down(&node, "slow-rm").await;
+    assert_eq!(d.phase, Phase::Succeeded);
+    assert_eq!(d.replicas[0].error, None);
+    assert!(node.mock.instances().is_empty());
     node.stop().await;
 }
 
@@ -334,12 +373,8 @@ async fn a_job_interrupted_mid_run_is_carried_on_after_a_restart() {
         .unwrap();
     let dir = node.stop().await;
     // The engine loses one instance while the node is down.
-    std::fs::remove_file(
-        dir.path()
-            .join("mock")
-            .join(format!("{lost_instance}.json")),
-    )
-    .unwrap();
+    mesh_runtime::mock::MockEngine::remove_stored(&dir.path().join("mock"), &lost_instance)
+        .unwrap();
 
     let node = TestNode::start_in(dir, |c| c.controller.job_backoff_base = BACKOFF).await;
     let survivor = finished(&node, "survivor").await;

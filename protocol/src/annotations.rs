@@ -23,6 +23,8 @@ pub const JOB_KEEP_INSTANCE: &str = "beemesh.io/job-keep-instance";
 pub const MOCK_START_ERROR: &str = "beemesh.io/mock-start-error";
 /// Mock engine: `start` takes this many milliseconds.
 pub const MOCK_START_DELAY_MS: &str = "beemesh.io/mock-start-delay-ms";
+/// Mock engine: `remove` takes this many milliseconds (a container daemon removing a pod).
+pub const MOCK_REMOVE_DELAY_MS: &str = "beemesh.io/mock-remove-delay-ms";
 /// Mock engine: the instance exits this many milliseconds after it started.
 pub const MOCK_EXIT_AFTER_MS: &str = "beemesh.io/mock-exit-after-ms";
 /// Mock engine: exit code used with [`MOCK_EXIT_AFTER_MS`] (default 0).
@@ -48,6 +50,7 @@ pub const KNOWN: &[&str] = &[
     JOB_KEEP_INSTANCE,
     MOCK_START_ERROR,
     MOCK_START_DELAY_MS,
+    MOCK_REMOVE_DELAY_MS,
     MOCK_EXIT_AFTER_MS,
     MOCK_EXIT_CODE,
     MOCK_EXIT_CODES,

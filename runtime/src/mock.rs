@@ -5,6 +5,7 @@
 //! |---|---|
 //! | `beemesh.io/mock-start-error: MSG` | `start` fails with MSG |
 //! | `beemesh.io/mock-start-delay-ms: N` | `start` takes N ms |
+//! | `beemesh.io/mock-remove-delay-ms: N` | `remove` takes N ms (the instance is gone at its end) |
 //! | `beemesh.io/mock-exit-after-ms: N` | the instance exits N ms after it started |
 //! | `beemesh.io/mock-exit-code: C` | ... with code C (default 0) |
 //! | `beemesh.io/mock-exit-codes: "1,1,0"` | ... with the code of the workload's k-th start on this engine (the last one after that) |
@@ -14,9 +15,9 @@
 //! Declared outputs are collected from the working directory (`<state dir>/work/<instance>`,
 //! or a directory under the system's temporary directory for an in-memory engine).
 //!
-//! Instances live in memory and, when a state directory is given, in one JSON file each, the
-//! way a container daemon keeps containers while the node daemon restarts: after a `kill -9`
-//! of `meshd`, `recover` finds them again. Tests read back the exact spec and install context
+//! Instances live in memory and, when a state directory is given, in a journal there
+//! ([`journal`]: one JSON line per change), the way a container daemon keeps containers
+//! while the node daemon restarts: after a `kill -9` of `meshd`, `recover` finds them again. Tests read back the exact spec and install context
 //! an instance received with [`MockEngine::instance`].
 
 use std::collections::BTreeMap;
@@ -102,6 +103,8 @@ pub struct MockCounters {
 #[derive(Debug)]
 pub struct MockEngine {
     state_dir: Option<PathBuf>,
+    /// The state directory's journal; locked after `instances` or `runs`, never before.
+    journal: Option<Mutex<Journal>>,
     /// Working directories of instances, one per instance id.
     work_root: PathBuf,
     instances: Mutex<BTreeMap<String, MockInstance>>,
@@ -127,6 +130,7 @@ impl MockEngine {
             .unwrap_or(0);
         Self {
             state_dir: None,
+            journal: None,
             work_root: std::env::temp_dir()
                 .join(format!("mesh-mock-{}-{nanos:x}", std::process::id())),
             instances: Mutex::new(BTreeMap::new()),
@@ -140,35 +144,29 @@ impl MockEngine {
     /// An engine whose instances survive a restart of the node, in `dir`.
     pub fn with_state_dir(dir: impl Into<PathBuf>) -> std::io::Result<Self> {
         let dir = dir.into();
-        std::fs::create_dir_all(&dir)?;
-        let mut instances = BTreeMap::new();
-        for entry in std::fs::read_dir(&dir)? {
-            let path = entry?.path();
-            if path.extension().is_some_and(|e| e == "json") {
-                let bytes = std::fs::read(&path)?;
-                match serde_json::from_slice::<MockInstance>(&bytes) {
-                    Ok(inst) => {
-                        instances.insert(inst.id.clone(), inst);
-                    }
-                    Err(e) => {
-                        tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable mock instance")
-                    }
-                }
-            }
-        }
-        let runs = match std::fs::read(dir.join(RUNS_FILE)) {
-            Ok(bytes) => serde_json::from_slice(&bytes).unwrap_or_default(),
-            Err(_) => BTreeMap::new(),
-        };
+        let (journal, state) = Journal::open(&dir)?;
         Ok(Self {
             work_root: dir.join("work"),
-            instances: Mutex::new(instances),
-            runs: Mutex::new(runs),
+            instances: Mutex::new(state.instances),
+            runs: Mutex::new(state.runs),
+            journal: Some(Mutex::new(journal)),
             state_dir: Some(dir),
             next_id: AtomicU64::new(1),
             healthy: AtomicBool::new(true),
             counters: MockCounters::default(),
         })
+    }
+
+    /// The instances an engine with state directory `dir` left there (for tests that look at
+    /// what survives the node), without opening it for writing.
+    pub fn stored_instances(dir: &Path) -> std::io::Result<Vec<MockInstance>> {
+        Ok(Journal::read(dir)?.instances.into_values().collect())
+    }
+
+    /// Removes an instance from the state directory `dir` while no engine has it open, as
+    /// `podman rm` while `meshd` is down would (tests of drift across a restart).
+    pub fn remove_stored(dir: &Path, id: &str) -> std::io::Result<()> {
+        Journal::open(dir)?.0.forget(id)
     }
 
     /// The working directory of an instance (declared outputs are collected from here).
@@ -179,18 +177,11 @@ impl MockEngine {
     /// Counts a start of `spec`'s version and returns its number (1 for the first).
     fn count_run(&self, spec: &WorkloadSpec) -> Result<u32> {
         let key = format!("{}@{}", spec.id(), spec.version);
-        let (n, copy) = {
-            let mut runs = self.runs.lock().expect("mock lock is never poisoned");
-            let n = runs.entry(key).or_insert(0);
-            *n += 1;
-            (*n, runs.clone())
-        };
-        if let Some(dir) = &self.state_dir {
-            let bytes =
-                serde_json::to_vec(&copy).map_err(|e| Error::engine(NAME, e.to_string()))?;
-            std::fs::write(dir.join(RUNS_FILE), bytes)
-                .map_err(|e| Error::engine(NAME, format!("cannot persist runs: {e}")))?;
-        }
+        let mut runs = self.runs.lock().expect("mock lock is never poisoned");
+        let n = runs.entry(key.clone()).or_insert(0);
+        *n += 1;
+        let n = *n;
+        self.journaled("runs", |j| j.run(&key, n))?;
         Ok(n)
     }
 
@@ -228,7 +219,8 @@ impl MockEngine {
     /// Removes an instance behind the node's back, as an operator's `podman pod rm -f` or
     /// `docker rm -f` would (tests of drift). Returns whether it existed.
     pub fn remove_by_hand(&self, id: &str) -> bool {
-        let existed = self.lock().remove(id).is_some();
+        let mut map = self.lock();
+        let existed = map.remove(id).is_some();
         let _ = self.forget(id);
         existed
     }
@@ -242,27 +234,43 @@ impl MockEngine {
         self.instances.lock().expect("mock lock is never poisoned")
     }
 
+    /// Writes `inst` to the journal; the caller holds the instances' lock, so that the
+    /// journal's order is the order of the changes.
     fn persist(&self, inst: &MockInstance) -> Result<()> {
-        let Some(dir) = &self.state_dir else {
-            return Ok(());
-        };
-        let path = dir.join(format!("{}.json", inst.id));
-        let tmp = dir.join(format!(".{}.tmp", inst.id));
-        let bytes = serde_json::to_vec(inst).map_err(|e| Error::engine(NAME, e.to_string()))?;
-        std::fs::write(&tmp, bytes)
-            .and_then(|()| std::fs::rename(&tmp, &path))
-            .map_err(|e| Error::engine(NAME, format!("cannot persist {}: {e}", path.display())))
+        self.journaled(&inst.id, |j| j.put(inst))
     }
 
+    /// Writes the removal of instance `id` to the journal; the caller holds the lock.
     fn forget(&self, id: &str) -> Result<()> {
-        let Some(dir) = &self.state_dir else {
+        self.journaled(id, |j| j.forget(id))
+    }
+
+    fn journaled(
+        &self,
+        what: &str,
+        f: impl FnOnce(&mut Journal) -> std::io::Result<()>,
+    ) -> Result<()> {
+        let Some(journal) = &self.journal else {
             return Ok(());
         };
-        match std::fs::remove_file(dir.join(format!("{id}.json"))) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(Error::engine(NAME, e.to_string())),
+        let mut journal = journal.lock().expect("mock lock is never poisoned");
+        f(&mut journal).map_err(|e| Error::engine(NAME, format!("cannot persist {what}: {e}")))
+    }
+
+    /// Rewrites the journal as the live state when it has grown well beyond it; the caller
+    /// holds the instances' lock (`map`).
+    fn compact_if_grown(&self, map: &BTreeMap<String, MockInstance>) -> Result<()> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        let runs = self.runs.lock().expect("mock lock is never poisoned");
+        let mut journal = journal.lock().expect("mock lock is never poisoned");
+        if !journal.wants_compaction(map.len() + runs.len()) {
+            return Ok(());
         }
+        journal
+            .compact(map, &runs)
+            .map_err(|e| Error::engine(NAME, format!("cannot compact the journal: {e}")))
     }
 
     fn not_found(handle: &Handle) -> Error {
@@ -272,21 +280,18 @@ impl MockEngine {
         }
     }
 
-    /// Updates an instance under the lock, then persists it.
+    /// Updates an instance and persists it, under the lock.
     fn modify<T>(
         &self,
         handle: &Handle,
         f: impl FnOnce(&mut MockInstance) -> Result<T>,
     ) -> Result<T> {
-        let (out, copy) = {
-            let mut map = self.lock();
-            let inst = map
-                .get_mut(&handle.instance)
-                .ok_or_else(|| Self::not_found(handle))?;
-            let out = f(inst)?;
-            (out, inst.clone())
-        };
-        self.persist(&copy)?;
+        let mut map = self.lock();
+        let inst = map
+            .get_mut(&handle.instance)
+            .ok_or_else(|| Self::not_found(handle))?;
+        let out = f(inst)?;
+        self.persist(inst)?;
         Ok(out)
     }
 
@@ -341,9 +346,6 @@ impl Drop for MockEngine {
     }
 }
 
-/// File of the per-workload start counts in the state directory.
-const RUNS_FILE: &str = "runs.json";
-
 /// The exit code of the `run`-th start (1-based) from `"1,1,0"`; the last code after the list.
 fn scripted_exit_code(list: &str, run: u32) -> Option<i32> {
     let codes: Vec<i32> = list
@@ -365,6 +367,9 @@ fn log(line: impl Into<String>) -> LogLine {
 }
 
 mod engine;
+mod journal;
+
+use journal::Journal;
 
 #[cfg(test)]
 mod tests {

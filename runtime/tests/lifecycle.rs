@@ -276,11 +276,15 @@ async fn recover_after_restart_from_state_dir() {
         ctl.recover(&s, &handle, &rec).await.unwrap(),
         Recovered::Gone
     );
-    assert_eq!(
-        std::fs::read_dir(dir.path()).unwrap().count(),
-        0,
-        "nothing left behind"
+    assert!(
+        MockEngine::stored_instances(dir.path()).unwrap().is_empty(),
+        "no instance left behind"
     );
+    let files: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(files, ["instances.jsonl"], "nothing but the journal left");
 }
 
 /// A spec whose version does not match its content is refused at Validate.

@@ -3,12 +3,14 @@
 //! An apply starts a run ([`Node::start_job`]): the first attempt is provisioned and started
 //! before the apply answers. From then on the monitor advances the run ([`Node::advance_job`]):
 //! an exit is collected (exit code, the attempt's last log lines, declared outputs when it
-//! succeeded), the instance is torn down, and a failure is retried after its backoff until
+//! succeeded), the instance is torn down (after a success, once the run is stored as
+//! Succeeded: no one waits for the removal), and a failure is retried after its backoff until
 //! `backoffLimit` or the deadline ends the run. Every transition is written (and flushed) to
 //! the store before the next one starts, so after a restart [`Node::recover_job`] carries the
 //! run on:
 //!
-//! - a finished run stays Succeeded or Failed and is not run again;
+//! - a finished run stays Succeeded or Failed and is not run again; its instance, if the node
+//!   stopped before removing it and the run does not keep it, is removed then;
 //! - an attempt whose instance is still there is adopted, and the monitor keeps watching it
 //!   (an exit that happened while the node was down is collected as usual);
 //! - an attempt whose instance vanished while the node was down, or that was being
@@ -335,8 +337,17 @@ impl Node {
                 job::finish(st, Some(e), now);
             }
         }
-        self.tear_down(spec, policy, r, handle, rec).await;
-        self.settle(spec, r, rec)
+        // The run has ended: it is settled (stored, announced) before the teardown, so that
+        // whoever waits for Succeeded does not also wait for the engine to remove the
+        // instance (a pod removal, 200-400 ms on Podman: the engines bench's Job row). A
+        // node stopped in between finds the instance at its next start (`recover_job`) and
+        // tears it down then.
+        self.settle(spec, r, rec)?;
+        if let Err(e) = self.tear_down(spec, policy, r, handle, rec).await {
+            // The run succeeded; what is left is its instance, which a delete removes.
+            r.error = Some(format!("the run succeeded, but its instance is left: {e}"));
+        }
+        self.persist(&id, r)
     }
 
     /// A failed attempt (non-zero exit, crash, start failure, lost instance): logs and
@@ -370,7 +381,7 @@ impl Node {
         }
         let next = job::attempt_failed(&policy, status(r), error, exit_code, now_millis());
         if let Some(h) = handle {
-            self.tear_down(spec, &policy, r, h, rec).await;
+            self.tear_down_or_fail(spec, &policy, r, h, rec).await;
         }
         match next {
             Next::RetryAt(at) if !status(r).finished() => {
@@ -424,7 +435,7 @@ impl Node {
                 a.finished_at = Some(now);
             }
             job::finish(st, Some(error), now);
-            self.tear_down(spec, policy, r, h, rec).await;
+            self.tear_down_or_fail(spec, policy, r, h, rec).await;
         } else {
             job::finish(status(r), Some(error), now);
         }
@@ -432,8 +443,7 @@ impl Node {
     }
 
     /// Stops and (unless the instance is kept) removes the attempt's instance. A teardown
-    /// failure ends the run with a Teardown error and keeps the handle, so that a delete
-    /// tries again.
+    /// that fails keeps the handle, so that a delete tries again.
     async fn tear_down(
         &self,
         spec: &WorkloadSpec,
@@ -441,21 +451,34 @@ impl Node {
         r: &mut ReplicaRecord,
         handle: Handle,
         rec: &Recorder<'_>,
-    ) {
+    ) -> Result<(), JobError> {
         let keep = policy.keep_instance && status(r).finished();
-        match self.controller().teardown(spec, &handle, keep, rec).await {
+        let result = self.controller().teardown(spec, &handle, keep, rec).await;
+        match &result {
             Ok(()) if keep => {
                 status(r).kept_instance = true;
                 r.handle = Some(handle);
             }
             Ok(()) => r.handle = None,
-            Err(e) => {
-                r.handle = Some(handle);
-                let st = status(r);
-                if st.error.is_none() {
-                    // The run may have succeeded; the leftover instance is what failed.
-                    job::finish(st, Some(e), now_millis());
-                }
+            Err(_) => r.handle = Some(handle),
+        }
+        result
+    }
+
+    /// [`Node::tear_down`] of a failed attempt: a teardown failure ends the run with a
+    /// Teardown error, unless it already has one.
+    async fn tear_down_or_fail(
+        &self,
+        spec: &WorkloadSpec,
+        policy: &Policy,
+        r: &mut ReplicaRecord,
+        handle: Handle,
+        rec: &Recorder<'_>,
+    ) {
+        if let Err(e) = self.tear_down(spec, policy, r, handle, rec).await {
+            let st = status(r);
+            if st.error.is_none() {
+                job::finish(st, Some(e), now_millis());
             }
         }
     }

@@ -33,10 +33,24 @@ impl Node {
         async {
             if st.finished() {
                 if let Some(h) = r.handle.clone() {
-                    if let Ok(Recovered::Gone) = controller.recover(spec, &h, &rec).await {
-                        r.handle = None;
-                        status(&mut r).kept_instance = false;
-                        self.persist(&id, &r)?;
+                    match controller.recover(spec, &h, &rec).await {
+                        Ok(Recovered::Gone) => {
+                            r.handle = None;
+                            status(&mut r).kept_instance = false;
+                            self.persist(&id, &r)?;
+                        }
+                        // The run ended and was stored, and the node stopped before its
+                        // teardown (or the teardown failed): the instance goes now.
+                        Ok(Recovered::Adopted(_)) if !st.kept_instance => {
+                            let policy = self.job_policy(spec);
+                            match self.tear_down(spec, &policy, &mut r, h, &rec).await {
+                                Ok(()) if r.phase == Phase::Succeeded => r.error = None,
+                                Ok(()) => {}
+                                Err(e) => tracing::warn!(error = %e, "cannot remove a finished run's instance"),
+                            }
+                            self.persist(&id, &r)?;
+                        }
+                        _ => {}
                     }
                 }
                 return Ok(Some(r));

@@ -64,8 +64,11 @@ impl Engine for MockEngine {
             logs,
             exit_code: None,
         };
+        let mut map = self.lock();
         self.persist(&inst)?;
-        self.lock().insert(id.clone(), inst);
+        map.insert(id.clone(), inst);
+        self.compact_if_grown(&map)?;
+        drop(map);
         Ok(Handle {
             engine: NAME.to_string(),
             instance: id,
@@ -154,7 +157,17 @@ impl Engine for MockEngine {
 
     async fn remove(&self, handle: &Handle) -> Result<()> {
         self.counters.removes.fetch_add(1, Ordering::Relaxed);
-        self.lock().remove(&handle.instance);
+        let delay = self
+            .instance(&handle.instance)
+            .and_then(|i| annotation_u64(&i.spec, annotations::MOCK_REMOVE_DELAY_MS));
+        if let Some(ms) = delay {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
+        {
+            let mut map = self.lock();
+            map.remove(&handle.instance);
+            self.forget(&handle.instance)?;
+        }
         if !handle.instance.is_empty() && !handle.instance.contains(['/', '.']) {
             match std::fs::remove_dir_all(self.work_dir(&handle.instance)) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
@@ -165,7 +178,7 @@ impl Engine for MockEngine {
             // Gone with the last instance; fails harmlessly while others remain.
             let _ = std::fs::remove_dir(&self.work_root);
         }
-        self.forget(&handle.instance)
+        Ok(())
     }
 
     async fn recover(&self, handle: &Handle) -> Result<Recovered> {
