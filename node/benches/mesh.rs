@@ -21,6 +21,40 @@ use mesh_protocol::api::{ApplyRequest, ApplyResponse};
 use mesh_protocol::wire::{NodeInfo, Provider};
 use support::{signed, user, wait, Down};
 
+/// When each node first listed the provider, in a line: the slowest node (its index), it
+/// and the next two, and the median node.
+struct Late {
+    slowest: usize,
+    top: [Duration; 3],
+    median: Duration,
+}
+
+impl std::fmt::Display for Late {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "node {} at {} ms, the next two at {} and {} ms; the median node at {} ms",
+            self.slowest,
+            ms(self.top[0]),
+            ms(self.top[1]),
+            ms(self.top[2]),
+            ms(self.median)
+        )
+    }
+}
+
+fn lateness(each: &[Duration]) -> Late {
+    let slowest = (0..each.len()).max_by_key(|&i| each[i]).unwrap_or(0);
+    let mut sorted = each.to_vec();
+    sorted.sort_unstable_by(|a, b| b.cmp(a));
+    let at = |i: usize| sorted.get(i).copied().unwrap_or_default();
+    Late {
+        slowest,
+        top: [at(0), at(1), at(2)],
+        median: at(sorted.len() / 2),
+    }
+}
+
 fn pct(sorted: &[Duration], p: f64) -> Duration {
     sorted[(((sorted.len() as f64 - 1.0) * p).round() as usize).min(sorted.len() - 1)]
 }
@@ -107,6 +141,8 @@ struct Row {
     /// Discovery forced through the DHT (`?source=dht`).
     discover_dht: Vec<Duration>,
     visible: Vec<Duration>,
+    /// Per apply, which node saw the provider last and how the others did.
+    lates: Vec<Late>,
     rss_mean_kib: u64,
     rss_max_kib: u64,
     anon_mean_kib: u64,
@@ -192,6 +228,7 @@ async fn measure(n: usize, meshd: &Path, trace: bool) -> Row {
     let applies = 20;
     let mut apply = Vec::new();
     let mut visible = Vec::new();
+    let mut lates = Vec::new();
     // CPU ticks of every node while applies are in flight: how many cores the mesh keeps busy
     // meanwhile (near the machine's count: an apply waits for CPU, not for the network).
     let (mut busy_ticks, mut applying) = (0u64, Duration::ZERO);
@@ -218,10 +255,11 @@ async fn measure(n: usize, meshd: &Path, trace: bool) -> Row {
             resp.workloads[0].deployment.replicas[0].node,
             net.nodes[0].peer_id
         );
-        // From the answer to the moment the last node sees the provider.
+        // From the answer to the moment the last node sees the provider; each node's own time
+        // is kept to tell one late node from a late mesh.
         let t = Instant::now();
         let path = format!("/discover/{name}");
-        join_all(clients.iter().map(|c| {
+        let each: Vec<Duration> = join_all(clients.iter().map(|c| {
             let path = path.clone();
             async move {
                 wait(
@@ -229,7 +267,7 @@ async fn measure(n: usize, meshd: &Path, trace: bool) -> Row {
                     Duration::from_secs(30),
                     || async {
                         let p: Vec<Provider> = c.get(&path).await.ok()?;
-                        (!p.is_empty()).then_some(())
+                        (!p.is_empty()).then(|| t.elapsed())
                     },
                 )
                 .await
@@ -237,6 +275,11 @@ async fn measure(n: usize, meshd: &Path, trace: bool) -> Row {
         }))
         .await;
         visible.push(t.elapsed());
+        let late = lateness(&each);
+        if std::env::var_os("MESH_BENCH_LATE").is_some() {
+            eprintln!("{n} nodes, apply {i}: {late}");
+        }
+        lates.push(late);
     }
     let mut discover = Vec::new();
     let mut discover_dht = Vec::new();
@@ -274,6 +317,7 @@ async fn measure(n: usize, meshd: &Path, trace: bool) -> Row {
         discover,
         discover_dht,
         visible,
+        lates,
         rss_mean_kib: rss.iter().sum::<u64>() / rss.len() as u64,
         rss_max_kib: rss.iter().copied().max().unwrap_or(0),
         anon_mean_kib: anon / n as u64,
@@ -316,6 +360,8 @@ fn main() {
     // (connections, nodes, anon KiB) per size: what a connection and a peer of the mesh cost
     // in a node's own memory.
     let mut memory: Vec<[f64; 3]> = Vec::new();
+    // Per size, the apply whose provider took longest to be seen everywhere: by whom.
+    let mut worst = String::new();
     let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
     for &n in &sizes {
         eprintln!("mesh bench: {n} nodes");
@@ -343,6 +389,9 @@ fn main() {
         eprint!("{row}");
         table.push_str(&row);
         memory.push([r.connections_mean, n as f64, r.anon_mean_kib as f64]);
+        if let Some(w) = r.lates.iter().max_by_key(|l| l.top[0]) {
+            worst.push_str(&format!("| {n} | {w} |\n"));
+        }
         if traced(n, &sizes) {
             eprintln!("mesh bench: {n} nodes, traced");
             let r = rt.block_on(measure(n, meshd, true));
@@ -370,6 +419,12 @@ fn main() {
             "\nAn idle node's own memory (anon) as base + a × connections + b × nodes of the mesh, least squares \
              over the sizes above: base {:.1} MiB, {per_connection:.0} KiB per connection, {per_node:.0} KiB per node.\n",
             base / 1024.0
+        ));
+    }
+    if !worst.is_empty() {
+        table.push_str(&format!(
+            "\nThe apply of each size whose provider took longest to be visible everywhere: when each node first \
+             listed it (nodes are polled every 20 ms, all at once):\n\n| nodes | last to see it |\n|---:|---|\n{worst}"
         ));
     }
     let body = format!(

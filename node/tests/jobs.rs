@@ -123,6 +123,54 @@ async fn a_job_is_succeeded_before_its_instance_is_removed() {
     node.stop().await;
 }
 
+/// A run is Succeeded before its last attempt's log lines are kept (an engine may take a while
+/// to give them, as Podman does just after an exit): meanwhile the logs come from the
+/// instance, and afterwards from what the node kept.
+#[tokio::test]
+async fn a_succeeded_jobs_logs_are_there_before_the_node_kept_them() {
+    let node = start().await;
+    let slow_logs = [
+        ("beemesh.io/mock-exit-after-ms", "20"),
+        ("beemesh.io/mock-logs-delay-ms", "1500"),
+    ];
+    apply(&node, job("slow-logs", &slow_logs, "")).await;
+    let d = finished(&node, "slow-logs").await;
+    assert_eq!(d.phase, Phase::Succeeded, "{d:#?}");
+    assert!(
+        d.replicas[0].instance.is_some(),
+        "Succeeded while the lines are being kept"
+    );
+    let cid = job_of(&d).correlation.clone();
+    let logs: Logs = node
+        .client()
+        .get("/deployments/slow-logs/logs")
+        .await
+        .unwrap();
+    assert!(
+        logs.lines.iter().any(|l| l.line == "started"),
+        "{:?}",
+        logs.lines
+    );
+    assert!(logs.lines.iter().all(|l| l
+        .correlation
+        .as_deref()
+        .is_some_and(|c| c.starts_with(&cid))));
+
+    let d = torn_down(&node, "slow-logs").await;
+    assert_eq!(d.phase, Phase::Succeeded);
+    let kept: Logs = node
+        .client()
+        .get("/deployments/slow-logs/logs")
+        .await
+        .unwrap();
+    assert_eq!(
+        kept.lines.iter().map(|l| &l.line).collect::<Vec<_>>(),
+        logs.lines.iter().map(|l| &l.line).collect::<Vec<_>>(),
+        "the kept lines are the ones read from the instance"
+    );
+    node.stop().await;
+}
+
 /// A job that keeps failing is retried exactly backoffLimit times, with doubling pauses, then
 /// fails with a typed Execution error that says why and after how many attempts.
 #[tokio::test]

@@ -25,6 +25,9 @@ pub const MOCK_START_ERROR: &str = "beemesh.io/mock-start-error";
 pub const MOCK_START_DELAY_MS: &str = "beemesh.io/mock-start-delay-ms";
 /// Mock engine: `remove` takes this many milliseconds (a container daemon removing a pod).
 pub const MOCK_REMOVE_DELAY_MS: &str = "beemesh.io/mock-remove-delay-ms";
+/// Mock engine: `logs` takes this many milliseconds (Podman's first logs call after an exit
+/// waits out the container's cleanup).
+pub const MOCK_LOGS_DELAY_MS: &str = "beemesh.io/mock-logs-delay-ms";
 /// Mock engine: the instance exits this many milliseconds after it started.
 pub const MOCK_EXIT_AFTER_MS: &str = "beemesh.io/mock-exit-after-ms";
 /// Mock engine: exit code used with [`MOCK_EXIT_AFTER_MS`] (default 0).
@@ -51,6 +54,7 @@ pub const KNOWN: &[&str] = &[
     MOCK_START_ERROR,
     MOCK_START_DELAY_MS,
     MOCK_REMOVE_DELAY_MS,
+    MOCK_LOGS_DELAY_MS,
     MOCK_EXIT_AFTER_MS,
     MOCK_EXIT_CODE,
     MOCK_EXIT_CODES,

@@ -6,6 +6,7 @@
 //! | `beemesh.io/mock-start-error: MSG` | `start` fails with MSG |
 //! | `beemesh.io/mock-start-delay-ms: N` | `start` takes N ms |
 //! | `beemesh.io/mock-remove-delay-ms: N` | `remove` takes N ms (the instance is gone at its end) |
+//! | `beemesh.io/mock-logs-delay-ms: N` | `logs` takes N ms |
 //! | `beemesh.io/mock-exit-after-ms: N` | the instance exits N ms after it started |
 //! | `beemesh.io/mock-exit-code: C` | ... with code C (default 0) |
 //! | `beemesh.io/mock-exit-codes: "1,1,0"` | ... with the code of the workload's k-th start on this engine (the last one after that) |

@@ -295,7 +295,8 @@ impl Node {
         }
     }
 
-    /// Exit 0: logs, declared outputs, teardown; the run ends.
+    /// Exit 0: declared outputs, the run ends; then its logs are kept and its instance torn
+    /// down.
     async fn attempt_succeeded(
         &self,
         spec: &WorkloadSpec,
@@ -315,7 +316,6 @@ impl Node {
             Duration::ZERO,
             &format!("attempt {attempt} exited with code {exit_code}"),
         );
-        self.keep_logs(&id, r, &handle).await;
         let outputs = if policy.outputs.is_empty() {
             Ok(Vec::new())
         } else {
@@ -337,12 +337,15 @@ impl Node {
                 job::finish(st, Some(e), now);
             }
         }
-        // The run has ended: it is settled (stored, announced) before the teardown, so that
-        // whoever waits for Succeeded does not also wait for the engine to remove the
-        // instance (a pod removal, 200-400 ms on Podman: the engines bench's Job row). A
-        // node stopped in between finds the instance at its next start (`recover_job`) and
-        // tears it down then.
+        // The run's outcome is known: it is settled (stored, announced) first, and the
+        // attempt's log lines are kept and its instance torn down after, so that whoever
+        // waits for the run's end does not wait for them. Podman holds a container that just
+        // exited for the 200-250 ms of its cleanup, and the first call for its logs waits
+        // them out (a trace of the engines bench's Job). Until the lines are kept, the logs
+        // of the run are read from the instance; a node stopped in between keeps them and
+        // tears the instance down at its next start (`recover_job`).
         self.settle(spec, r, rec)?;
+        self.keep_logs(&id, r, &handle).await;
         if let Err(e) = self.tear_down(spec, policy, r, handle, rec).await {
             // The run succeeded; what is left is its instance, which a delete removes.
             r.error = Some(format!("the run succeeded, but its instance is left: {e}"));

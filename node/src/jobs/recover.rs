@@ -40,8 +40,12 @@ impl Node {
                             self.persist(&id, &r)?;
                         }
                         // The run ended and was stored, and the node stopped before its
-                        // teardown (or the teardown failed): the instance goes now.
+                        // teardown (or the teardown failed): the attempt's lines are kept,
+                        // if they were not yet, and the instance goes now.
                         Ok(Recovered::Adopted(_)) if !st.kept_instance => {
+                            if !self.store().has_attempt_logs(&id, st.attempts)? {
+                                self.keep_logs(&id, &r, &h).await;
+                            }
                             let policy = self.job_policy(spec);
                             match self.tear_down(spec, &policy, &mut r, h, &rec).await {
                                 Ok(()) if r.phase == Phase::Succeeded => r.error = None,
@@ -127,11 +131,23 @@ impl Node {
             .job
             .as_ref()
             .filter(|j| !j.finished() && matches!(r.phase, Phase::Running | Phase::Unknown));
-        if let (Some(st), Some(handle)) = (running, &r.handle) {
+        // A run settled just before its last attempt's lines were kept: they are still in the
+        // instance (see `attempt_succeeded`).
+        let unkept = r.job.as_ref().filter(|j| {
+            j.finished()
+                && j.attempts > 0
+                && !self
+                    .store()
+                    .has_attempt_logs(id, j.attempts)
+                    .unwrap_or(true)
+        });
+        if let (Some(st), Some(handle)) = (running.or(unkept), &r.handle) {
             if let Some(engine) = self.registry().get(&handle.engine) {
                 match engine.logs(handle, LogOptions { tail }).await {
                     Ok(live) => lines.extend(job::tag(live, &st.correlation)),
                     Err(mesh_runtime::Error::Unsupported { .. }) => {}
+                    // Kept and torn down meanwhile: the kept lines are the whole story.
+                    Err(_) if unkept.is_some() => lines = self.store().attempt_logs(id)?,
                     Err(e) => return Err(Error::Unavailable(e.to_string())),
                 }
             }

@@ -21,22 +21,57 @@ use crate::net::REPROVIDE_INTERVAL;
 /// CPU and memory of this machine: totals from the OS, free CPU = total minus the CPU the
 /// node's workloads asked for, free memory = `MemAvailable`.
 pub fn machine_resources(cpu_requested_millis: u64) -> NodeResources {
-    let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
-    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
-    let kib = |field: &str| -> u64 {
-        meminfo
-            .lines()
-            .find(|l| l.starts_with(field))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse::<u64>().ok())
-            .unwrap_or(0)
-            * 1024
-    };
+    let host = Host::now();
     NodeResources {
-        cpu_millis: cpus * 1000,
-        cpu_free_millis: (cpus * 1000).saturating_sub(cpu_requested_millis),
-        memory_bytes: kib("MemTotal:"),
-        memory_free_bytes: kib("MemAvailable:"),
+        cpu_millis: host.cpus * 1000,
+        cpu_free_millis: (host.cpus * 1000).saturating_sub(cpu_requested_millis),
+        memory_bytes: host.memory_bytes,
+        memory_free_bytes: host.memory_free_bytes,
+    }
+}
+
+/// What the OS says of the machine, read at most once per [`Host::FRESH`]: every apply asks
+/// (its placement weighs this node's free memory), and reading it takes four files (the
+/// CPU count comes from the cgroup's quota: `/proc/self/cgroup` and two files of it, then
+/// `/proc/meminfo`), which `strace` of a node taking applies showed on every one.
+#[derive(Debug, Clone, Copy)]
+struct Host {
+    read_at: Instant,
+    cpus: u64,
+    memory_bytes: u64,
+    memory_free_bytes: u64,
+}
+
+impl Host {
+    const FRESH: Duration = Duration::from_secs(1);
+
+    fn now() -> Self {
+        static LAST: std::sync::Mutex<Option<Host>> = std::sync::Mutex::new(None);
+        let mut last = LAST.lock().unwrap_or_else(|p| p.into_inner());
+        match *last {
+            Some(h) if h.read_at.elapsed() < Self::FRESH => h,
+            _ => *last.insert(Self::read()),
+        }
+    }
+
+    fn read() -> Self {
+        let cpus = std::thread::available_parallelism().map_or(1, |n| n.get()) as u64;
+        let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+        let kib = |field: &str| -> u64 {
+            meminfo
+                .lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+                .unwrap_or(0)
+                * 1024
+        };
+        Self {
+            read_at: Instant::now(),
+            cpus,
+            memory_bytes: kib("MemTotal:"),
+            memory_free_bytes: kib("MemAvailable:"),
+        }
     }
 }
 

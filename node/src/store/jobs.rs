@@ -46,6 +46,13 @@ impl Store {
         Ok(())
     }
 
+    /// Whether the lines of `attempt` of a job are kept.
+    pub fn has_attempt_logs(&self, id: &WorkloadId, attempt: u32) -> Result<bool> {
+        let mut k = prefix(id);
+        k.extend_from_slice(&attempt.to_be_bytes());
+        Ok(self.attempt_logs.contains_key(k)?)
+    }
+
     /// The kept lines of every finished attempt of a job, oldest attempt first.
     pub fn attempt_logs(&self, id: &WorkloadId) -> Result<Vec<LogLine>> {
         let mut out = Vec::new();

@@ -128,6 +128,9 @@ impl Engine for MockEngine {
         let inst = self
             .instance(&handle.instance)
             .ok_or_else(|| Self::not_found(handle))?;
+        if let Some(ms) = annotation_u64(&inst.spec, annotations::MOCK_LOGS_DELAY_MS) {
+            tokio::time::sleep(Duration::from_millis(ms)).await;
+        }
         let mut lines = inst.logs.clone();
         if let InstanceState::Exited { code } = Self::status_of(&inst, now_millis()).state {
             if inst.state == MockRunState::Running {
