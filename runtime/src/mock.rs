@@ -18,8 +18,9 @@
 //!
 //! Instances live in memory and, when a state directory is given, in a journal there
 //! ([`journal`]: one JSON line per change), the way a container daemon keeps containers
-//! while the node daemon restarts: after a `kill -9` of `meshd`, `recover` finds them again. Tests read back the exact spec and install context
-//! an instance received with [`MockEngine::instance`].
+//! while the node daemon restarts: after a `kill -9` of `meshd`, `recover` finds them again.
+//! Tests read back the exact spec and install context an instance received with
+//! [`MockEngine::instance`].
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

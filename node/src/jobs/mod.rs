@@ -3,11 +3,11 @@
 //! An apply starts a run ([`Node::start_job`]): the first attempt is provisioned and started
 //! before the apply answers. From then on the monitor advances the run ([`Node::advance_job`]):
 //! an exit is collected (exit code, the attempt's last log lines, declared outputs when it
-//! succeeded), the instance is torn down (after a success, once the run is stored as
-//! Succeeded: no one waits for the removal), and a failure is retried after its backoff until
-//! `backoffLimit` or the deadline ends the run. Every transition is written (and flushed) to
-//! the store before the next one starts, so after a restart [`Node::recover_job`] carries the
-//! run on:
+//! succeeded), the instance is torn down (after a success, the run is stored as Succeeded
+//! first, so that no one waits for its log lines and its removal), and a failure is retried
+//! after its backoff until `backoffLimit` or the deadline ends the run. Every transition is
+//! written (and flushed) to the store before the next one starts, so after a restart
+//! [`Node::recover_job`] carries the run on:
 //!
 //! - a finished run stays Succeeded or Failed and is not run again; its instance, if the node
 //!   stopped before removing it and the run does not keep it, is removed then;
@@ -339,11 +339,11 @@ impl Node {
         }
         // The run's outcome is known: it is settled (stored, announced) first, and the
         // attempt's log lines are kept and its instance torn down after, so that whoever
-        // waits for the run's end does not wait for them. Podman holds a container that just
-        // exited for the 200-250 ms of its cleanup, and the first call for its logs waits
-        // them out (a trace of the engines bench's Job). Until the lines are kept, the logs
-        // of the run are read from the instance; a node stopped in between keeps them and
-        // tears the instance down at its next start (`recover_job`).
+        // waits for the run's end does not wait for them. Just after an exit, the first call
+        // to Podman about the container waited 95-260 ms for Podman to finish with the pod
+        // (a trace of the engines bench's Job, docs/benchmarks.md). Until the lines are kept,
+        // the logs of the run are read from the instance; a node stopped in between keeps
+        // them and tears the instance down at its next start (`recover_job`).
         self.settle(spec, r, rec)?;
         self.keep_logs(&id, r, &handle).await;
         if let Err(e) = self.tear_down(spec, policy, r, handle, rec).await {

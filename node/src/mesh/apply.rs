@@ -134,7 +134,9 @@ impl Mesh {
                 let _turn = turn;
                 mesh.carry_out(o, adopted, &modules, &cid).await;
             };
-            tokio::spawn(work.instrument(tracing::Span::current()));
+            self.inner
+                .owned
+                .spawn(work.instrument(tracing::Span::current()));
         }
         Ok(ApplyResponse {
             workloads,
@@ -295,7 +297,9 @@ impl Mesh {
             if let Some(bytes) = self.announce_with(&id, false, Spread::Later).await {
                 let mesh = self.clone();
                 let spread = async move { mesh.spread_later(&bytes).await };
-                tokio::spawn(spread.instrument(tracing::Span::current()));
+                self.inner
+                    .owned
+                    .spawn(spread.instrument(tracing::Span::current()));
             }
             tracing::debug!("replica announced");
             return Ok(outcome);

@@ -126,7 +126,10 @@ impl Mesh {
                 if (runs_it || held.record.tombstone) && self.should_repeat(&id) {
                     let mesh = self.clone();
                     let newer = held.clone();
-                    tokio::spawn(async move { mesh.publish_record(&newer).await });
+                    // The node's own work: a stopping node waits for it (it holds the store).
+                    self.inner
+                        .owned
+                        .spawn(async move { mesh.publish_record(&newer).await });
                 }
                 if held.record.tombstone {
                     self.retire_local(id, held.record.revision, "deleted");

@@ -151,7 +151,13 @@ pub fn found_in(bytes: &[u8], needles: &[(String, String)]) -> Vec<String> {
 /// Every tree of a node's sled database (the node stopped): tree → needles found in it, and
 /// how many entries were read.
 pub fn scan_db(db: &Path, needles: &[(String, String)]) -> (BTreeMap<String, Vec<String>>, usize) {
-    let db = sled::open(db).expect("the stopped node's database opens");
+    // sled lets go of its lock when its last background write is done, which may be a moment
+    // after the node stopped.
+    let db = mesh_node::testing::wait_until_blocking(
+        "the stopped node's database to open",
+        Duration::from_secs(10),
+        || sled::open(db).ok(),
+    );
     let mut hits = BTreeMap::new();
     let mut entries = 0;
     for name in db.tree_names() {
