@@ -167,11 +167,11 @@ fn a_finished_job_killed_before_its_teardown_loses_its_instance_at_restart() {
     let dir = tempfile::tempdir().unwrap();
     let files = tempfile::tempdir().unwrap();
     let meshd = Meshd::start(dir.path());
-    // Its removal takes 5 s, in which meshd is killed.
+    // Its removal takes 8 s, in which meshd is killed.
     let f = write(
         files.path(),
         "job.yaml",
-        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: once\n  annotations:\n    beemesh.io/runtime-engine: mock\n    beemesh.io/mock-exit-after-ms: \"10\"\n    beemesh.io/mock-remove-delay-ms: \"5000\"\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: main\n        image: localhost/mesh-test:latest\n",
+        "apiVersion: batch/v1\nkind: Job\nmetadata:\n  name: once\n  annotations:\n    beemesh.io/runtime-engine: mock\n    beemesh.io/mock-exit-after-ms: \"10\"\n    beemesh.io/mock-remove-delay-ms: \"8000\"\nspec:\n  template:\n    spec:\n      restartPolicy: Never\n      containers:\n      - name: main\n        image: localhost/mesh-test:latest\n",
     );
     assert!(meshd.ctl(&["apply", "-f", &f]).status.success());
     wait_until_blocking("the job to succeed", READY_TIMEOUT, || {

@@ -105,7 +105,7 @@ async fn a_job_is_succeeded_before_its_instance_is_removed() {
     let node = start().await;
     let slow_removal = [
         ("beemesh.io/mock-exit-after-ms", "20"),
-        ("beemesh.io/mock-remove-delay-ms", "2000"),
+        ("beemesh.io/mock-remove-delay-ms", "5000"),
     ];
     apply(&node, job("slow-rm", &slow_removal, "")).await;
     let d = finished(&node, "slow-rm").await;
@@ -131,7 +131,7 @@ async fn a_succeeded_jobs_logs_are_there_before_the_node_kept_them() {
     let node = start().await;
     let slow_logs = [
         ("beemesh.io/mock-exit-after-ms", "20"),
-        ("beemesh.io/mock-logs-delay-ms", "1500"),
+        ("beemesh.io/mock-logs-delay-ms", "4000"),
     ];
     apply(&node, job("slow-logs", &slow_logs, "")).await;
     let d = finished(&node, "slow-logs").await;

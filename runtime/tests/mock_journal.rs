@@ -125,7 +125,8 @@ async fn a_torn_last_line_and_a_garbled_one_are_skipped() {
 }
 
 /// A state directory of the layout before the journal (a JSON file per instance, the start
-/// counts in `runs.json`) is read once and moved into the journal.
+/// counts in `runs.json`) is read once and moved into the journal; a file that does not
+/// parse is left where it is.
 #[tokio::test]
 async fn the_layout_before_the_journal_is_moved_into_it() {
     let dir = tempfile::tempdir().unwrap();
@@ -140,15 +141,21 @@ async fn the_layout_before_the_journal_is_moved_into_it() {
     )
     .unwrap();
     std::fs::write(dir.path().join("runs.json"), br#"{"default/old@v":2}"#).unwrap();
+    std::fs::write(dir.path().join("broken.json"), b"{not an instance").unwrap();
 
     let mock = MockEngine::with_state_dir(dir.path()).unwrap();
     assert_eq!(mock.instances(), std::slice::from_ref(&inst));
     drop(mock);
-    let files: Vec<_> = std::fs::read_dir(dir.path())
+    let mut files: Vec<_> = std::fs::read_dir(dir.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
         .collect();
-    assert_eq!(files, ["instances.jsonl"], "the old files are gone");
+    files.sort();
+    assert_eq!(
+        files,
+        ["broken.json", "instances.jsonl"],
+        "the files read are gone; the unreadable one stays"
+    );
     assert_eq!(MockEngine::stored_instances(dir.path()).unwrap(), [inst]);
     let journal = std::fs::read_to_string(dir.path().join("instances.jsonl")).unwrap();
     assert!(

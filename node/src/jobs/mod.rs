@@ -347,10 +347,18 @@ impl Node {
         self.settle(spec, r, rec)?;
         self.keep_logs(&id, r, &handle).await;
         if let Err(e) = self.tear_down(spec, policy, r, handle, rec).await {
-            // The run succeeded; what is left is its instance, which a delete removes.
-            r.error = Some(format!("the run succeeded, but its instance is left: {e}"));
+            // The run's outcome stands; what is left is its instance, which a delete (or the
+            // node's next start) removes.
+            let run = match &r.error {
+                None => "the run succeeded".to_string(),
+                Some(error) => error.clone(),
+            };
+            r.error = Some(format!("{run}; its instance is left: {e}"));
         }
-        self.persist(&id, r)
+        self.persist(&id, r)?;
+        // The replica let go of its instance (or kept an error): its announcement says so.
+        self.notify(&id);
+        Ok(())
     }
 
     /// A failed attempt (non-zero exit, crash, start failure, lost instance): logs and

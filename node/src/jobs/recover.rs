@@ -48,8 +48,11 @@ impl Node {
                             }
                             let policy = self.job_policy(spec);
                             match self.tear_down(spec, &policy, &mut r, h, &rec).await {
-                                Ok(()) if r.phase == Phase::Succeeded => r.error = None,
-                                Ok(()) => {}
+                                // What is left to say is the run's own error, if any.
+                                Ok(()) => {
+                                    r.error =
+                                        status(&mut r).error.as_ref().map(|e| e.to_string())
+                                }
                                 Err(e) => tracing::warn!(error = %e, "cannot remove a finished run's instance"),
                             }
                             self.persist(&id, &r)?;
@@ -126,29 +129,36 @@ impl Node {
         r: &ReplicaRecord,
         tail: Option<usize>,
     ) -> Result<Vec<LogLine>, Error> {
-        let mut lines = self.store().attempt_logs(id)?;
+        let kept = self.store().attempt_logs_by_attempt(id)?;
+        let last_kept =
+            |kept: &[(u32, Vec<LogLine>)], attempt: u32| kept.iter().any(|(a, _)| *a == attempt);
+        let flatten = |kept: Vec<(u32, Vec<LogLine>)>| -> Vec<LogLine> {
+            kept.into_iter().flat_map(|(_, lines)| lines).collect()
+        };
         let running = r
             .job
             .as_ref()
             .filter(|j| !j.finished() && matches!(r.phase, Phase::Running | Phase::Unknown));
         // A run settled just before its last attempt's lines were kept: they are still in the
-        // instance (see `attempt_succeeded`).
-        let unkept = r.job.as_ref().filter(|j| {
-            j.finished()
-                && j.attempts > 0
-                && !self
-                    .store()
-                    .has_attempt_logs(id, j.attempts)
-                    .unwrap_or(true)
-        });
+        // instance (see `attempt_succeeded`). Decided on the same read as the lines shown.
+        let unkept = r
+            .job
+            .as_ref()
+            .filter(|j| j.finished() && j.attempts > 0 && !last_kept(&kept, j.attempts));
+        let mut lines = flatten(kept);
         if let (Some(st), Some(handle)) = (running.or(unkept), &r.handle) {
             if let Some(engine) = self.registry().get(&handle.engine) {
                 match engine.logs(handle, LogOptions { tail }).await {
                     Ok(live) => lines.extend(job::tag(live, &st.correlation)),
                     Err(mesh_runtime::Error::Unsupported { .. }) => {}
-                    // Kept and torn down meanwhile: the kept lines are the whole story.
-                    Err(_) if unkept.is_some() => lines = self.store().attempt_logs(id)?,
-                    Err(e) => return Err(Error::Unavailable(e.to_string())),
+                    Err(e) => {
+                        // Kept and torn down meanwhile: the kept lines are the whole story.
+                        let again = self.store().attempt_logs_by_attempt(id)?;
+                        match unkept {
+                            Some(j) if last_kept(&again, j.attempts) => lines = flatten(again),
+                            _ => return Err(Error::Unavailable(e.to_string())),
+                        }
+                    }
                 }
             }
         }

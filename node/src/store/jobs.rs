@@ -53,13 +53,28 @@ impl Store {
         Ok(self.attempt_logs.contains_key(k)?)
     }
 
-    /// The kept lines of every finished attempt of a job, oldest attempt first.
-    pub fn attempt_logs(&self, id: &WorkloadId) -> Result<Vec<LogLine>> {
+    /// The kept lines of every finished attempt of a job, by attempt, oldest first: one read,
+    /// so that whether an attempt's lines are there and the lines agree.
+    pub fn attempt_logs_by_attempt(&self, id: &WorkloadId) -> Result<Vec<(u32, Vec<LogLine>)>> {
         let mut out = Vec::new();
         for entry in self.attempt_logs.scan_prefix(prefix(id)) {
             let (k, v) = entry?;
-            out.extend(decode::<Vec<LogLine>>(&k, &v)?);
+            let attempt = k
+                .len()
+                .checked_sub(4)
+                .and_then(|at| k[at..].try_into().ok())
+                .map_or(0, u32::from_be_bytes);
+            out.push((attempt, decode::<Vec<LogLine>>(&k, &v)?));
         }
         Ok(out)
+    }
+
+    /// The kept lines of every finished attempt of a job, oldest attempt first.
+    pub fn attempt_logs(&self, id: &WorkloadId) -> Result<Vec<LogLine>> {
+        Ok(self
+            .attempt_logs_by_attempt(id)?
+            .into_iter()
+            .flat_map(|(_, lines)| lines)
+            .collect())
     }
 }

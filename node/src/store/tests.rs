@@ -120,6 +120,15 @@ fn attempt_logs_keep_the_newest_attempts_and_go_with_the_workload() {
     assert_eq!(lines.len(), MAX_ATTEMPT_HISTORY);
     assert_eq!(lines[0].line, "attempt 3");
     assert_eq!(lines.last().unwrap().correlation.as_deref(), Some("c-22"));
+    let attempts: Vec<u32> = store
+        .attempt_logs_by_attempt(&id)
+        .unwrap()
+        .iter()
+        .map(|(a, _)| *a)
+        .collect();
+    assert_eq!(attempts, (3..=22).collect::<Vec<u32>>());
+    assert!(store.has_attempt_logs(&id, 22).unwrap());
+    assert!(!store.has_attempt_logs(&id, 2).unwrap());
     let outputs = store.outputs_dir(&id);
     assert!(outputs.starts_with(dir.path().join("jobs")));
     std::fs::create_dir_all(&outputs).unwrap();

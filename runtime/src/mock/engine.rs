@@ -67,7 +67,11 @@ impl Engine for MockEngine {
         let mut map = self.lock();
         self.persist(&inst)?;
         map.insert(id.clone(), inst);
-        self.compact_if_grown(&map)?;
+        // The instance is made and written down: a compaction that fails changes nothing of
+        // that (the journal stays as it was, longer).
+        if let Err(e) = self.compact_if_grown(&map) {
+            tracing::warn!(error = %e, "mock engine: journal not compacted");
+        }
         drop(map);
         Ok(Handle {
             engine: NAME.to_string(),

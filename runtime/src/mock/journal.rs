@@ -23,8 +23,8 @@ use super::MockInstance;
 
 /// File of the journal in the state directory.
 pub(super) const FILE: &str = "instances.jsonl";
-/// Files of the layout before the journal (one per instance, and the start counts), read
-/// once at open and removed after the first compaction.
+/// File of the start counts in the layout before the journal (with one file per instance),
+/// read once at open and removed once in the journal.
 const LEGACY_RUNS: &str = "runs.json";
 
 /// One line of the journal, as written.
@@ -66,8 +66,7 @@ impl Journal {
     pub fn open(dir: &Path) -> io::Result<(Self, State)> {
         std::fs::create_dir_all(dir)?;
         let path = dir.join(FILE);
-        let mut state = read_legacy(dir)?;
-        let legacy_found = !state.instances.is_empty() || !state.runs.is_empty();
+        let (mut state, legacy) = read_legacy(dir)?;
         match std::fs::read(&path) {
             Ok(bytes) => replay(&bytes, &path, &mut state),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -79,8 +78,9 @@ impl Journal {
             lines: 0,
         };
         journal.compact(&state.instances, &state.runs)?;
-        if legacy_found {
-            remove_legacy(dir)?;
+        // In the journal now: the files read go (an unreadable one stays, for a person to see).
+        for path in legacy {
+            std::fs::remove_file(path)?;
         }
         Ok((journal, state))
     }
@@ -88,7 +88,7 @@ impl Journal {
     /// The state a journal in `dir` holds, without opening it for writing (for tests that
     /// look at what the engine left on disk).
     pub fn read(dir: &Path) -> io::Result<State> {
-        let mut state = read_legacy(dir)?;
+        let (mut state, _) = read_legacy(dir)?;
         let path = dir.join(FILE);
         match std::fs::read(&path) {
             Ok(bytes) => replay(&bytes, &path, &mut state),
@@ -132,9 +132,12 @@ impl Journal {
             write_line(&mut out, &Line::Run { key, n: *n })?;
             lines += 1;
         }
-        out.into_inner().map_err(io::IntoInnerError::into_error)?;
+        // The new file's own handle becomes the journal's (positioned at its end; this is the
+        // only writer): after the rename there is nothing left to open, and so nothing that
+        // could fail and leave appends going to the old, unlinked file.
+        let file = out.into_inner().map_err(io::IntoInnerError::into_error)?;
         std::fs::rename(&tmp, &self.path)?;
-        self.file = append_to(&self.path)?;
+        self.file = file;
         self.lines = lines;
         Ok(())
     }
@@ -189,12 +192,14 @@ fn replay(bytes: &[u8], path: &Path, state: &mut State) {
     }
 }
 
-/// Instances (`<id>.json`) and start counts (`runs.json`) of the layout before the journal.
-fn read_legacy(dir: &Path) -> io::Result<State> {
+/// Instances (`<id>.json`) and start counts (`runs.json`) of the layout before the journal,
+/// and the files read.
+fn read_legacy(dir: &Path) -> io::Result<(State, Vec<PathBuf>)> {
     let mut state = State::default();
+    let mut read = Vec::new();
     let entries = match std::fs::read_dir(dir) {
         Ok(entries) => entries,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(state),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok((state, read)),
         Err(e) => return Err(e),
     };
     for entry in entries {
@@ -203,6 +208,7 @@ fn read_legacy(dir: &Path) -> io::Result<State> {
             match serde_json::from_slice::<MockInstance>(&std::fs::read(&path)?) {
                 Ok(inst) => {
                     state.instances.insert(inst.id.clone(), inst);
+                    read.push(path);
                 }
                 Err(e) => {
                     tracing::warn!(path = %path.display(), error = %e, "ignoring unreadable mock instance")
@@ -210,18 +216,12 @@ fn read_legacy(dir: &Path) -> io::Result<State> {
             }
         }
     }
-    if let Ok(bytes) = std::fs::read(dir.join(LEGACY_RUNS)) {
-        state.runs = serde_json::from_slice(&bytes).unwrap_or_default();
-    }
-    Ok(state)
-}
-
-fn remove_legacy(dir: &Path) -> io::Result<()> {
-    for entry in std::fs::read_dir(dir)? {
-        let path = entry?.path();
-        if path.extension().is_some_and(|e| e == "json") {
-            std::fs::remove_file(&path)?;
+    let runs = dir.join(LEGACY_RUNS);
+    if let Ok(bytes) = std::fs::read(&runs) {
+        if let Ok(parsed) = serde_json::from_slice(&bytes) {
+            state.runs = parsed;
+            read.push(runs);
         }
     }
-    Ok(())
+    Ok((state, read))
 }

@@ -156,7 +156,11 @@ pub fn scan_db(db: &Path, needles: &[(String, String)]) -> (BTreeMap<String, Vec
     let db = mesh_node::testing::wait_until_blocking(
         "the stopped node's database to open",
         Duration::from_secs(10),
-        || sled::open(db).ok(),
+        || match sled::open(db) {
+            Ok(db) => Some(db),
+            Err(e) if e.to_string().contains("could not acquire lock") => None,
+            Err(e) => panic!("the stopped node's database does not open: {e}"),
+        },
     );
     let mut hits = BTreeMap::new();
     let mut entries = 0;
