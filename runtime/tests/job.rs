@@ -3,6 +3,8 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+mod support;
+
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -16,6 +18,7 @@ use mesh_runtime::engine::{Capability, Fingerprint, InstallContext, InstanceStat
 use mesh_runtime::job::{attempt_state, AttemptState};
 use mesh_runtime::mock::MockEngine;
 use mesh_runtime::{Controller, ControllerConfig, Engine, Handle, Observer, Recovered, Registry};
+use support::ctx;
 
 struct Quiet;
 
@@ -50,13 +53,6 @@ fn controller(engine: Arc<dyn Engine>) -> Controller {
     let mut registry = Registry::new();
     registry.register(engine);
     Controller::new(Arc::new(registry), ControllerConfig::default())
-}
-
-fn ctx() -> InstallContext {
-    InstallContext {
-        node: "node-a".into(),
-        replica: 0,
-    }
 }
 
 async fn wait_exit(engine: &dyn Engine, handle: &Handle) -> AttemptState {

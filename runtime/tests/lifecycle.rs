@@ -3,15 +3,17 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+mod support;
+
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mesh_protocol::annotations as ann;
-use mesh_protocol::spec::{Container, JobSpec, SourceFormat, DEFAULT_NAMESPACE};
+use mesh_protocol::spec::JobSpec;
 use mesh_protocol::{Outcome, Phase, Step, WorkloadKind, WorkloadSpec};
-use mesh_runtime::engine::InstallContext;
 use mesh_runtime::mock::MockEngine;
 use mesh_runtime::{Controller, ControllerConfig, Engine, Handle, Observer, Recovered, Registry};
+use support::{ctx, spec};
 
 #[derive(Default)]
 struct Recorder {
@@ -45,36 +47,11 @@ impl Recorder {
     }
 }
 
-fn spec(name: &str, annotations: &[(&str, &str)]) -> WorkloadSpec {
-    let mut s = WorkloadSpec::new(
-        name,
-        DEFAULT_NAMESPACE,
-        WorkloadKind::Pod,
-        SourceFormat::Kubernetes,
-    );
-    s.containers.push(Container {
-        name: "main".into(),
-        image: "localhost/mesh-test:latest".into(),
-        ..Container::default()
-    });
-    for (k, v) in annotations {
-        s.annotations.insert(k.to_string(), v.to_string());
-    }
-    s.seal()
-}
-
 fn setup(config: ControllerConfig) -> (Controller, Arc<MockEngine>) {
     let mock = Arc::new(MockEngine::new());
     let mut registry = Registry::new();
     registry.register(mock.clone());
     (Controller::new(Arc::new(registry), config), mock)
-}
-
-fn ctx() -> InstallContext {
-    InstallContext {
-        node: "node-a".into(),
-        replica: 0,
-    }
 }
 
 /// A plain workload walks every phase in order and ends Running; the engine received the

@@ -3,40 +3,15 @@
 
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
+mod support;
+
 use std::io::Write;
 use std::path::Path;
 
 use mesh_protocol::annotations as ann;
-use mesh_protocol::spec::{Container, SourceFormat, DEFAULT_NAMESPACE};
-use mesh_protocol::{WorkloadKind, WorkloadSpec};
-use mesh_runtime::engine::InstallContext;
 use mesh_runtime::mock::{MockEngine, MockInstance, MockRunState};
 use mesh_runtime::Engine;
-
-fn spec(name: &str, annotations: &[(&str, &str)]) -> WorkloadSpec {
-    let mut s = WorkloadSpec::new(
-        name,
-        DEFAULT_NAMESPACE,
-        WorkloadKind::Pod,
-        SourceFormat::Kubernetes,
-    );
-    s.containers.push(Container {
-        name: "main".into(),
-        image: "localhost/mesh-test:latest".into(),
-        ..Container::default()
-    });
-    for (k, v) in annotations {
-        s.annotations.insert(k.to_string(), v.to_string());
-    }
-    s.seal()
-}
-
-fn ctx() -> InstallContext {
-    InstallContext {
-        node: "node-a".into(),
-        replica: 0,
-    }
-}
+use support::{ctx, spec};
 
 fn sorted(mut v: Vec<MockInstance>) -> Vec<MockInstance> {
     v.sort_by(|a, b| a.id.cmp(&b.id));
@@ -48,6 +23,15 @@ fn journal_lines(dir: &Path) -> usize {
         .unwrap()
         .lines()
         .count()
+}
+
+/// Installs workloads `a` and `b` on an engine with state directory `dir`, then drops the
+/// engine; returns their instance ids.
+async fn install_two(dir: &Path) -> (String, String) {
+    let mock = MockEngine::with_state_dir(dir).unwrap();
+    let a = mock.install(&spec("a", &[]), &ctx()).await.unwrap();
+    let b = mock.install(&spec("b", &[]), &ctx()).await.unwrap();
+    (a.instance, b.instance)
 }
 
 /// Installs, starts, stops and removals all come back, exactly, in a new engine on the same
@@ -99,12 +83,7 @@ async fn every_change_survives_a_restart() {
 #[tokio::test]
 async fn a_torn_last_line_and_a_garbled_one_are_skipped() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = {
-        let mock = MockEngine::with_state_dir(dir.path()).unwrap();
-        let a = mock.install(&spec("a", &[]), &ctx()).await.unwrap();
-        let b = mock.install(&spec("b", &[]), &ctx()).await.unwrap();
-        (a.instance, b.instance)
-    };
+    let (a, b) = install_two(dir.path()).await;
     let path = dir.path().join("instances.jsonl");
     let mut f = std::fs::OpenOptions::new()
         .append(true)
@@ -192,12 +171,7 @@ async fn the_journal_is_compacted_when_it_grows() {
 #[tokio::test]
 async fn an_instance_removed_while_the_engine_is_down_is_gone() {
     let dir = tempfile::tempdir().unwrap();
-    let (a, b) = {
-        let mock = MockEngine::with_state_dir(dir.path()).unwrap();
-        let a = mock.install(&spec("a", &[]), &ctx()).await.unwrap();
-        let b = mock.install(&spec("b", &[]), &ctx()).await.unwrap();
-        (a.instance, b.instance)
-    };
+    let (a, b) = install_two(dir.path()).await;
     MockEngine::remove_stored(dir.path(), &a).unwrap();
     let mock = MockEngine::with_state_dir(dir.path()).unwrap();
     let ids: Vec<String> = mock.instances().into_iter().map(|i| i.id).collect();
