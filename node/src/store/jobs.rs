@@ -32,9 +32,8 @@ impl Store {
     /// Keeps the last lines of a finished job attempt; only the newest
     /// [`MAX_ATTEMPT_HISTORY`] attempts are kept.
     pub fn put_attempt_logs(&self, id: &WorkloadId, attempt: u32, lines: &[LogLine]) -> Result<()> {
-        let mut k = prefix(id);
-        k.extend_from_slice(&attempt.to_be_bytes());
-        self.attempt_logs.insert(k, encode(&lines))?;
+        self.attempt_logs
+            .insert(attempt_key(id, attempt), encode(&lines))?;
         let keys: Vec<sled::IVec> = self
             .attempt_logs
             .scan_prefix(prefix(id))
@@ -48,9 +47,7 @@ impl Store {
 
     /// Whether the lines of `attempt` of a job are kept.
     pub fn has_attempt_logs(&self, id: &WorkloadId, attempt: u32) -> Result<bool> {
-        let mut k = prefix(id);
-        k.extend_from_slice(&attempt.to_be_bytes());
-        Ok(self.attempt_logs.contains_key(k)?)
+        Ok(self.attempt_logs.contains_key(attempt_key(id, attempt))?)
     }
 
     /// The kept lines of every finished attempt of a job, by attempt, oldest first: one read,
@@ -68,13 +65,12 @@ impl Store {
         }
         Ok(out)
     }
+}
 
-    /// The kept lines of every finished attempt of a job, oldest attempt first.
-    pub fn attempt_logs(&self, id: &WorkloadId) -> Result<Vec<LogLine>> {
-        Ok(self
-            .attempt_logs_by_attempt(id)?
-            .into_iter()
-            .flat_map(|(_, lines)| lines)
-            .collect())
-    }
+/// Key of one attempt's kept lines: the job's prefix, then the attempt (big-endian, so that
+/// a prefix scan reads attempts in order).
+fn attempt_key(id: &WorkloadId, attempt: u32) -> Vec<u8> {
+    let mut k = prefix(id);
+    k.extend_from_slice(&attempt.to_be_bytes());
+    k
 }

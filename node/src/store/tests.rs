@@ -116,7 +116,8 @@ fn attempt_logs_keep_the_newest_attempts_and_go_with_the_workload() {
     for n in 1..=(MAX_ATTEMPT_HISTORY as u32 + 2) {
         store.put_attempt_logs(&id, n, &[line(n)]).unwrap();
     }
-    let lines = store.attempt_logs(&id).unwrap();
+    let kept = store.attempt_logs_by_attempt(&id).unwrap();
+    let lines: Vec<&LogLine> = kept.iter().flat_map(|(_, l)| l).collect();
     assert_eq!(lines.len(), MAX_ATTEMPT_HISTORY);
     assert_eq!(lines[0].line, "attempt 3");
     assert_eq!(lines.last().unwrap().correlation.as_deref(), Some("c-22"));
@@ -133,7 +134,7 @@ fn attempt_logs_keep_the_newest_attempts_and_go_with_the_workload() {
     assert!(outputs.starts_with(dir.path().join("jobs")));
     std::fs::create_dir_all(&outputs).unwrap();
     store.remove_workload(&id).unwrap();
-    assert!(store.attempt_logs(&id).unwrap().is_empty());
+    assert!(store.attempt_logs_by_attempt(&id).unwrap().is_empty());
     assert!(!outputs.exists());
 }
 
