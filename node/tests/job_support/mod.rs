@@ -63,6 +63,19 @@ pub async fn finished(node: &TestNode, name: &str) -> Deployment {
     .await
 }
 
+/// Waits until the job's replica no longer holds an instance (its teardown is done).
+pub async fn torn_down(node: &TestNode, name: &str) -> Deployment {
+    wait_until(
+        &format!("{name}'s instance to be removed"),
+        FINISH,
+        || async {
+            let d = get(node, name).await;
+            d.replicas[0].instance.is_none().then_some(d)
+        },
+    )
+    .await
+}
+
 pub fn job_of(d: &Deployment) -> &JobStatus {
     d.replicas[0].job.as_ref().expect("a job replica")
 }
