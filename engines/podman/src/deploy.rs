@@ -87,7 +87,10 @@ impl PodmanEngine {
                     .flat_map(|p| p.container_errors.clone().unwrap_or_default())
                     .collect();
                 if errors.is_empty() {
-                    data.pod_id = pods.into_iter().find_map(|p| p.id);
+                    if let Some(played) = pods.into_iter().find(|p| p.id.is_some()) {
+                        data.pod_id = played.id;
+                        data.main_ids = played.containers.unwrap_or_default();
+                    }
                     tracing::debug!(pod = %data.pod, id = ?data.pod_id, "kube play created the pod");
                     return Ok(data.into_handle());
                 }
@@ -108,6 +111,7 @@ impl PodmanEngine {
             workload: labels.workload.clone(),
             job: spec.runs_to_completion() || spec.kind == WorkloadKind::Job,
             containers: rendered.containers,
+            main_ids: Vec::new(),
             configmaps: rendered.configmaps,
             volumes: rendered.claims,
             yaml: rendered.yaml,
@@ -156,6 +160,7 @@ impl PodmanEngine {
     /// failures and reports the first.
     pub(crate) async fn cleanup(&self, data: &InstanceData) -> Result<()> {
         self.checks.forget_pod(&data.pod);
+        self.exits.forget(&data.main_ids);
         let mut first: Option<Error> = None;
         let mut note = |r: Result<(), CallError>| {
             if let Err(e) = r {

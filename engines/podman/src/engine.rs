@@ -16,6 +16,7 @@ use mesh_runtime::{
 use podman_api::Podman;
 
 use crate::api::call;
+use crate::exits::Exits;
 use crate::handle::{compose_inner, wrap_compose, InstanceData};
 use crate::health::OwnChecks;
 use crate::names::Labels;
@@ -58,6 +59,8 @@ pub struct PodmanEngine {
     kinds: Vec<WorkloadKind>,
     /// Health checks the engine runs where Podman's timers do not; shared by clones.
     pub(crate) checks: Arc<OwnChecks>,
+    /// Exit codes from Podman's events (see `exits`); shared by clones.
+    pub(crate) exits: Arc<Exits>,
 }
 
 impl PodmanEngine {
@@ -72,6 +75,7 @@ impl PodmanEngine {
             capabilities: CAPABILITIES.to_vec(),
             kinds: KINDS.to_vec(),
             checks: Arc::default(),
+            exits: Arc::default(),
         }
     }
 
@@ -176,7 +180,7 @@ impl Engine for PodmanEngine {
     }
 
     async fn watch(&self, stopped: tokio::sync::mpsc::Sender<String>) -> Result<()> {
-        crate::events::watch(&self.podman, stopped).await
+        crate::events::watch(&self.podman, &self.exits, stopped).await
     }
 
     fn capabilities(&self) -> &[Capability] {

@@ -27,6 +27,10 @@ pub struct InstanceData {
     /// have run).
     #[serde(default)]
     pub containers: Vec<String>,
+    /// Ids of the pod's main (not init, not infra) containers, as `kube play` reported them:
+    /// how Podman's `died` events are matched to the instance (see `exits`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub main_ids: Vec<String>,
     /// ConfigMaps of the YAML (Secrets included); Podman backs each mounted one with a volume
     /// of the same name.
     #[serde(default)]

@@ -14,7 +14,7 @@
 //! | `prepare` | every image is local, else `image <ref> is not available locally and could not be pulled: <why>`; creates nothing |
 //! | `install` | `kube play` with `start=false`: Podman 4.3 honours it, creating the pod, its containers and its volumes without running anything |
 //! | `start` | pod start (idempotent: a running pod is left alone); init containers run first, then are removed by Podman |
-//! | `status` | pod and container inspection, see [`status::summarize`] |
+//! | `status` | pod and container inspection, see [`status::summarize`]; a Job's pod whose containers all exited 0 by Podman's events is answered from them |
 //! | `stop` | pod stop with the grace period as timeout |
 //! | `remove` | what `podman kube down` does for the pod, plus leftovers labelled with the instance, its ConfigMap volumes and the workload's named volumes no container uses any more |
 //! | `recover` | the pod by name (then by instance label): adopted with its status, or gone |
@@ -53,6 +53,7 @@
 //! - `images`: pulls and local image checks (`fetch`, `prepare`).
 //! - `deploy`: install, start, stop, remove.
 //! - [`status`]: status, health, recovery.
+//! - `events`, `exits`: Podman's events followed; the exit codes they carry.
 //! - `logs`: container logs, merged and tagged by container.
 //! - `health`: health checks the engine runs where Podman's timers do not.
 //! - [`handle`]: [`InstanceData`], the persisted description of an instance.
@@ -62,6 +63,7 @@ mod api;
 mod deploy;
 pub mod engine;
 mod events;
+mod exits;
 pub mod handle;
 mod health;
 mod images;

@@ -179,6 +179,9 @@ impl PodmanEngine {
 
     pub(crate) async fn pod_status(&self, handle: &Handle) -> Result<InstanceStatus> {
         let data = InstanceData::from_handle(handle);
+        if let Some(status) = self.exits.succeeded(&data) {
+            return Ok(status);
+        }
         Ok(match self.inspect_pod(&data.pod).await? {
             Some((info, views)) => summarize(info.state.as_deref().unwrap_or("unknown"), &views),
             None => InstanceStatus {
