@@ -107,7 +107,9 @@ impl Spares {
             return;
         }
         let spares = self.clone();
-        tokio::spawn(async move {
+        // Fork and exec block the calling thread (the parent waits for the child's exec):
+        // on the blocking pool, not on a runtime worker that has applies to serve.
+        tokio::task::spawn_blocking(move || {
             let n = spares.seq.fetch_add(1, Ordering::Relaxed);
             let log = spares.dir.join(format!("spare-{n}.log"));
             match spawn_runner(&spares.runner_path, &log) {

@@ -16,6 +16,7 @@ use mesh_protocol::wire::Response;
 use tokio::sync::{mpsc, oneshot};
 use tokio_util::sync::CancellationToken;
 
+mod alone;
 mod dht;
 mod rpc;
 mod trim;
@@ -216,6 +217,13 @@ impl EventLoop {
     }
 
     fn on_command(&mut self, command: Command) {
+        let lookup = matches!(
+            command,
+            Command::GetRecords { .. }
+                | Command::StartProviding { .. }
+                | Command::GetProviders { .. }
+        );
+        let alone = lookup && self.alone();
         let behaviour = self.swarm.behaviour_mut();
         match command {
             Command::ListenAddrs { reply } => {
@@ -276,30 +284,44 @@ impl EventLoop {
                 };
                 self.replicate(record, reply);
             }
+            // Alone, the store is the answer: see `alone`.
+            Command::GetRecords { key, reply } if alone => {
+                let _ = reply.send(self.local_records(&key));
+            }
             Command::GetRecords { key, reply } => {
-                let id = behaviour.kad.get_record(kad::RecordKey::new(&key));
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                let id = kad.get_record(kad::RecordKey::new(&key));
                 self.pending_get_records.insert(id, (Vec::new(), reply));
+            }
+            Command::StartProviding { key, reply, .. } if alone => {
+                let _ = reply.send(self.provide_locally(&key));
             }
             Command::StartProviding {
                 key,
                 replicated,
                 reply,
-            } => match behaviour.kad.start_providing(kad::RecordKey::new(&key)) {
-                Ok(id) if replicated => {
-                    self.pending_provides.insert(id, reply);
+            } => {
+                match (self.swarm.behaviour_mut().kad).start_providing(kad::RecordKey::new(&key)) {
+                    Ok(id) if replicated => {
+                        self.pending_provides.insert(id, reply);
+                    }
+                    Ok(_) => {
+                        let _ = reply.send(Ok(()));
+                    }
+                    Err(e) => {
+                        let _ = reply.send(Err(format!("cannot provide: {e:?}")));
+                    }
                 }
-                Ok(_) => {
-                    let _ = reply.send(Ok(()));
-                }
-                Err(e) => {
-                    let _ = reply.send(Err(format!("cannot provide: {e:?}")));
-                }
-            },
+            }
             Command::StopProviding { key } => {
                 behaviour.kad.stop_providing(&kad::RecordKey::new(&key))
             }
+            Command::GetProviders { key, reply } if alone => {
+                let _ = reply.send(self.local_providers(&key));
+            }
             Command::GetProviders { key, reply } => {
-                let id = behaviour.kad.get_providers(kad::RecordKey::new(&key));
+                let kad = &mut self.swarm.behaviour_mut().kad;
+                let id = kad.get_providers(kad::RecordKey::new(&key));
                 self.pending_get_providers
                     .insert(id, (HashSet::new(), 0, reply));
             }

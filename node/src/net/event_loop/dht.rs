@@ -36,6 +36,13 @@ impl EventLoop {
         record: kad::Record,
         reply: Option<Reply<Result<(), String>>>,
     ) {
+        if self.alone() {
+            // Stored locally, nobody to replicate to (see `alone`).
+            if let Some(reply) = reply {
+                let _ = reply.send(Ok(()));
+            }
+            return;
+        }
         let kad = &mut self.swarm.behaviour_mut().kad;
         // A peer the routing table learned since (a node that joined), closer to the key than
         // those found, calls for a new lookup.
