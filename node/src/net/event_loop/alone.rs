@@ -83,6 +83,8 @@ mod tests {
     use tokio::sync::oneshot;
     use tokio_util::sync::CancellationToken;
 
+    use libp2p::kad;
+
     use super::*;
     use crate::net::{Command, NetConfig};
 
@@ -151,6 +153,31 @@ mod tests {
             HashSet::from([me])
         );
         assert_eq!(el.queries(), 0, "no lookup was started");
+    }
+
+    #[tokio::test]
+    async fn the_nearest_peers_by_hand_are_kademlias_closest() {
+        let mut el = lone();
+        for _ in 0..40 {
+            let peer = Keypair::generate_ed25519().public().to_peer_id();
+            el.swarm
+                .behaviour_mut()
+                .kad
+                .add_address(&peer, "/ip4/127.0.0.1/tcp/9".parse().expect("multiaddr"));
+        }
+        for key in [b"a".as_slice(), b"workload/default/web", b"z"] {
+            let target = kad::KBucketKey::from(RecordKey::new(&key));
+            let kademlias: Vec<PeerId> = el
+                .swarm
+                .behaviour_mut()
+                .kad
+                .get_closest_local_peers(&target)
+                .take(3)
+                .map(|k| *k.preimage())
+                .collect();
+            assert_eq!(kademlias.len(), 3);
+            assert_eq!(el.nearest_in_table(&target, 3), kademlias);
+        }
     }
 
     #[tokio::test]

@@ -43,15 +43,11 @@ impl EventLoop {
             }
             return;
         }
-        let kad = &mut self.swarm.behaviour_mut().kad;
         // A peer the routing table learned since (a node that joined), closer to the key than
         // those found, calls for a new lookup.
         let target = kad::KBucketKey::from(record.key.clone());
-        let nearest: Vec<PeerId> = kad
-            .get_closest_local_peers(&target)
-            .take(behaviour::REPLICATION_FACTOR)
-            .map(|k| *k.preimage())
-            .collect();
+        let nearest = self.nearest_in_table(&target, behaviour::REPLICATION_FACTOR);
+        let kad = &mut self.swarm.behaviour_mut().kad;
         match self.closest.get(&record.key) {
             Some((found, peers))
                 if found.elapsed() < CLOSEST_PEERS_REUSE
@@ -70,6 +66,28 @@ impl EventLoop {
                 self.pending_closest.insert(id, (record, reply));
             }
         }
+    }
+
+    /// The `n` peers of the routing table nearest to `target`, nearest first. By hand rather
+    /// than with `get_closest_local_peers`, whose iterator moves a K-entry buffer for each of
+    /// the table's 256 buckets (see `alone`).
+    pub(super) fn nearest_in_table(
+        &mut self,
+        target: &kad::KBucketKey<kad::RecordKey>,
+        n: usize,
+    ) -> Vec<PeerId> {
+        let mut by_distance: Vec<(kad::KBucketDistance, PeerId)> = Vec::new();
+        for bucket in self.swarm.behaviour_mut().kad.kbuckets() {
+            for entry in bucket.iter() {
+                by_distance.push((target.distance(entry.node.key), *entry.node.key.preimage()));
+            }
+        }
+        by_distance.sort_unstable_by_key(|(distance, _)| *distance);
+        by_distance
+            .into_iter()
+            .take(n)
+            .map(|(_, peer)| peer)
+            .collect()
     }
 
     /// Sends a record to `peers`, who count as used.
