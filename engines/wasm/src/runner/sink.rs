@@ -31,6 +31,8 @@ struct Inner {
     finished: bool,
     /// `(compile_ms, cached)` once the guest started, kept for the final status.
     started: Option<(f64, bool)>,
+    /// The thread writing the `Running` status, joined before the final status is written.
+    running_write: Option<std::thread::JoinHandle<()>>,
 }
 
 /// The runner's single writer.
@@ -68,6 +70,7 @@ impl Sink {
                 stderr: LineSplitter::default(),
                 finished: false,
                 started: None,
+                running_write: None,
             }),
             status_path,
             pid: std::process::id(),
@@ -130,10 +133,13 @@ impl Sink {
     }
 
     /// Records the guest as running (after compile).
+    /// The guest starts: the `Started` event, and the `Running` status written on a thread
+    /// of its own while the guest runs (a file created and renamed: 0.3 ms on the way to
+    /// the guest's exit otherwise). [`Sink::finish`] waits for it before the final status.
     pub fn running(&self, compile_ms: f64, cached: bool) {
         self.lock().started = Some((compile_ms, cached));
         self.event(&Event::Started { compile_ms, cached });
-        self.write_status(RunStatus {
+        let status = RunStatus {
             phase: RunPhase::Running,
             pid: self.pid,
             code: None,
@@ -141,14 +147,24 @@ impl Sink {
             compile_ms: Some(compile_ms),
             cached: Some(cached),
             at: logs::now_millis(),
-        });
+        };
+        let Some(path) = self.status_path.clone() else {
+            return;
+        };
+        let write = move || write_status(&path, &status);
+        match std::thread::Builder::new()
+            .name("status".into())
+            .spawn(write.clone())
+        {
+            Ok(thread) => self.lock().running_write = Some(thread),
+            // No thread to be had: written here.
+            Err(_) => write(),
+        }
     }
 
     fn write_status(&self, status: RunStatus) {
         if let Some(path) = &self.status_path {
-            if let Err(e) = state::write_json(path, &status) {
-                eprintln!("mesh-wasm-runner: cannot write {}: {e}", path.display());
-            }
+            write_status(path, &status);
         }
     }
 
@@ -159,6 +175,10 @@ impl Sink {
         let mut inner = self.lock();
         if inner.finished {
             return false;
+        }
+        // The final status must not be overwritten by the `Running` one.
+        if let Some(thread) = inner.running_write.take() {
+            let _ = thread.join();
         }
         for stream in [LogStream::Stdout, LogStream::Stderr] {
             let rest = match stream {
@@ -185,6 +205,12 @@ impl Sink {
         Self::send(&mut inner, &event);
         inner.finished = true;
         true
+    }
+}
+
+fn write_status(path: &std::path::Path, status: &RunStatus) {
+    if let Err(e) = state::write_json(path, status) {
+        eprintln!("mesh-wasm-runner: cannot write {}: {e}", path.display());
     }
 }
 
@@ -256,5 +282,27 @@ impl AsyncWrite for GuestOutput {
 
     fn poll_shutdown(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(Ok(()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_final_status_is_never_overwritten_by_the_running_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("status.json");
+        for code in 0..50 {
+            let sink = Sink::new(None, None, Some(path.clone()));
+            sink.running(0.1, true);
+            assert!(sink.finish(Event::Exited { code }));
+            let status: RunStatus = state::read_json(&path)
+                .expect("readable")
+                .expect("written");
+            assert_eq!(status.phase, RunPhase::Exited);
+            assert_eq!(status.code, Some(code));
+            assert_eq!(status.compile_ms, Some(0.1));
+        }
     }
 }
