@@ -139,6 +139,7 @@ fn spawn_ticker(
     std::thread::spawn(move || loop {
         std::thread::sleep(tick);
         engine.increment_epoch();
+        sink.write_running();
         let now = Instant::now();
         if let Some((at, after)) = deadline {
             if now >= at + HARD_GRACE {

@@ -31,8 +31,8 @@ struct Inner {
     finished: bool,
     /// `(compile_ms, cached)` once the guest started, kept for the final status.
     started: Option<(f64, bool)>,
-    /// The thread writing the `Running` status, joined before the final status is written.
-    running_write: Option<std::thread::JoinHandle<()>>,
+    /// The `Running` status, until the ticker writes it (see [`Sink::write_running`]).
+    running: Option<RunStatus>,
 }
 
 /// The runner's single writer.
@@ -70,7 +70,7 @@ impl Sink {
                 stderr: LineSplitter::default(),
                 finished: false,
                 started: None,
-                running_write: None,
+                running: None,
             }),
             status_path,
             pid: std::process::id(),
@@ -133,13 +133,15 @@ impl Sink {
     }
 
     /// Records the guest as running (after compile).
-    /// The guest starts: the `Started` event, and the `Running` status written on a thread
-    /// of its own while the guest runs (a file created and renamed: 0.3 ms on the way to
-    /// the guest's exit otherwise). [`Sink::finish`] waits for it before the final status.
+    /// The guest starts: the `Started` event now; the `Running` status at the ticker's first
+    /// tick ([`Sink::write_running`]), so that a guest that ends before it (a hello world)
+    /// writes one status file, not two (each a file created and renamed, 0.3 ms, on the
+    /// guest's way to its exit). A node that restarts before the first tick finds a live
+    /// runner without a status: Running, "compiling the module", as during a compile.
     pub fn running(&self, compile_ms: f64, cached: bool) {
-        self.lock().started = Some((compile_ms, cached));
-        self.event(&Event::Started { compile_ms, cached });
-        let status = RunStatus {
+        let mut inner = self.lock();
+        inner.started = Some((compile_ms, cached));
+        inner.running = Some(RunStatus {
             phase: RunPhase::Running,
             pid: self.pid,
             code: None,
@@ -147,18 +149,21 @@ impl Sink {
             compile_ms: Some(compile_ms),
             cached: Some(cached),
             at: logs::now_millis(),
-        };
-        let Some(path) = self.status_path.clone() else {
+        });
+        drop(inner);
+        self.event(&Event::Started { compile_ms, cached });
+    }
+
+    /// Writes the `Running` status if the guest started and has not ended; the ticker calls
+    /// it at every tick (only the first writes). Under the sink's lock, so that the final
+    /// status cannot be written before it.
+    pub fn write_running(&self) {
+        let mut inner = self.lock();
+        if inner.finished {
             return;
-        };
-        let write = move || write_status(&path, &status);
-        match std::thread::Builder::new()
-            .name("status".into())
-            .spawn(write.clone())
-        {
-            Ok(thread) => self.lock().running_write = Some(thread),
-            // No thread to be had: written here.
-            Err(_) => write(),
+        }
+        if let Some(status) = inner.running.take() {
+            self.write_status(status);
         }
     }
 
@@ -176,10 +181,8 @@ impl Sink {
         if inner.finished {
             return false;
         }
-        // The final status must not be overwritten by the `Running` one.
-        if let Some(thread) = inner.running_write.take() {
-            let _ = thread.join();
-        }
+        // Not written yet: the final status supersedes it.
+        inner.running = None;
         for stream in [LogStream::Stdout, LogStream::Stderr] {
             let rest = match stream {
                 LogStream::Stdout => inner.stdout.finish(),
@@ -296,13 +299,38 @@ mod tests {
         for code in 0..50 {
             let sink = Sink::new(None, None, Some(path.clone()));
             sink.running(0.1, true);
+            // The ticker may tick at the same moment as the guest ends.
+            let ticker = {
+                let sink = Arc::new(sink);
+                let ticking = sink.clone();
+                (std::thread::spawn(move || ticking.write_running()), sink)
+            };
+            let (tick, sink) = ticker;
             assert!(sink.finish(Event::Exited { code }));
-            let status: RunStatus = state::read_json(&path)
-                .expect("readable")
-                .expect("written");
+            tick.join().expect("ticked");
+            sink.write_running();
+            let status: RunStatus = state::read_json(&path).expect("readable").expect("written");
             assert_eq!(status.phase, RunPhase::Exited);
             assert_eq!(status.code, Some(code));
             assert_eq!(status.compile_ms, Some(0.1));
         }
+    }
+
+    #[test]
+    fn the_running_status_is_written_at_the_first_tick_only() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("status.json");
+        let sink = Sink::new(None, None, Some(path.clone()));
+        sink.write_running();
+        assert!(!path.exists(), "nothing before the guest starts");
+        sink.running(2.5, false);
+        assert!(!path.exists(), "not before the first tick");
+        sink.write_running();
+        let status: RunStatus = state::read_json(&path).expect("readable").expect("written");
+        assert_eq!(status.phase, RunPhase::Running);
+        assert_eq!((status.compile_ms, status.cached), (Some(2.5), Some(false)));
+        std::fs::remove_file(&path).expect("removed");
+        sink.write_running();
+        assert!(!path.exists(), "written once");
     }
 }
