@@ -78,6 +78,8 @@ pub struct LiveState {
     pub record: Record,
     pub stop_requested: bool,
     pub start_info: Option<StartInfo>,
+    /// The end was sent on `ended` already (at the final frame).
+    reported: bool,
 }
 
 /// An instance whose runner this engine value spawned.
@@ -101,6 +103,7 @@ impl Live {
                 record,
                 stop_requested: false,
                 start_info: None,
+                reported: false,
             }),
             stdin: tokio::sync::Mutex::new(None),
             done: watch::channel(false).0,
@@ -154,7 +157,10 @@ impl Live {
     }
 
     /// The guest ended: report it now rather than after the runner process is torn down and
-    /// reaped, unless the restart policy will restart it. `is_done` still waits for the reap.
+    /// reaped, unless the restart policy will restart it or the node asked for the end. The
+    /// state is set and the end sent on `ended` (the node's events) at once: the runner's
+    /// exit and reap took longer than the guest's run in a trace of the WASM bench
+    /// (docs/benchmarks.md). `is_done` still waits for the reap.
     fn on_final(&self, event: &Event) {
         let mut st = self.lock();
         let (state, detail, _) = outcome(
@@ -171,6 +177,13 @@ impl Live {
             )
         {
             st.run = Run::Done { state, detail };
+            if !st.stop_requested && !st.reported {
+                st.reported = true;
+                let id = st.record.id.clone();
+                drop(st);
+                // Nobody may be following (no receiver): that is fine.
+                let _ = self.ctx.ended.send(id);
+            }
         }
     }
 
@@ -332,15 +345,18 @@ pub async fn supervise(live: Arc<Live>, mut child: Child, mut stdout: ChildStdou
             }
         }
     }
-    live.done.send_replace(true);
-    let (stopped, id) = {
-        let st = live.lock();
-        (st.stop_requested, st.record.id.clone())
+    // Reported before `done`, so that whoever saw the runner reaped saw its report too.
+    let unreported = {
+        let mut st = live.lock();
+        let unreported = !st.stop_requested && !st.reported;
+        st.reported = true;
+        unreported.then(|| st.record.id.clone())
     };
-    if !stopped {
+    if let Some(id) = unreported {
         // Nobody may be following (no receiver): that is fine.
         let _ = live.ctx.ended.send(id);
     }
+    live.done.send_replace(true);
 }
 
 /// Waits up to `within` for supervision to end; true if it did.

@@ -252,3 +252,43 @@ async fn watch_reports_a_runner_that_ended_for_good() {
     engine.remove(&stopped).await.unwrap();
     engine.remove(&victim).await.unwrap();
 }
+
+/// `watch`: a guest that ends on its own is reported once, at its final frame, with its
+/// status already final; the runner's reap after it is not reported again.
+#[tokio::test]
+async fn watch_reports_a_guest_that_ended_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = std::sync::Arc::new(engine(dir.path()));
+    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
+    let watching = {
+        let engine = engine.clone();
+        tokio::spawn(async move { engine.watch(tx).await })
+    };
+    let digest = put(&engine, mesh_engine_wasm::guests::HELLO);
+    let spec = function(
+        "once",
+        &digest,
+        Opts {
+            args: vec!["a".into()],
+            ..Opts::default()
+        },
+    );
+    let handle = deploy(&engine, &spec).await;
+    let reported = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .expect("reported within 10 s")
+        .unwrap();
+    assert_eq!(reported, handle.instance);
+    let st = engine.status(&handle).await.unwrap();
+    assert_eq!(st.state, InstanceState::Exited { code: 0 }, "{st:?}");
+    // The end of supervision (after the reap) would report again, if anything, before it
+    // counts as done.
+    let until = Instant::now() + WAIT;
+    while engine.supervising(&handle) {
+        assert!(Instant::now() < until, "the runner was not reaped");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(rx.try_recv().is_err(), "reported once");
+    engine.remove(&handle).await.unwrap();
+    watching.abort();
+}
