@@ -122,7 +122,10 @@ impl PodmanEngine {
         let pods = self.podman.pods();
         match call("pod start", API_TIMEOUT, pods.get(&handle.instance).start()).await {
             Ok(report) => match report.errs.unwrap_or_default() {
-                errs if errs.is_empty() => Ok(()),
+                errs if errs.is_empty() => {
+                    self.wait_for_job(&InstanceData::from_handle(handle));
+                    Ok(())
+                }
                 errs => Err(Error::engine(
                     NAME,
                     format!("pod start: {}", errs.join("; ")),
@@ -161,6 +164,7 @@ impl PodmanEngine {
     pub(crate) async fn cleanup(&self, data: &InstanceData) -> Result<()> {
         self.checks.forget_pod(&data.pod);
         self.exits.forget(&data.main_ids);
+        self.jobs.forget(&data.pod);
         let mut first: Option<Error> = None;
         let mut note = |r: Result<(), CallError>| {
             if let Err(e) = r {

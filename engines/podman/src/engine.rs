@@ -21,6 +21,7 @@ use crate::handle::{compose_inner, wrap_compose, InstanceData};
 use crate::health::OwnChecks;
 use crate::names::Labels;
 use crate::render::{render, Plan};
+use crate::wait::JobWaits;
 use crate::NAME;
 
 /// Socket of the rootful Podman service.
@@ -59,8 +60,10 @@ pub struct PodmanEngine {
     kinds: Vec<WorkloadKind>,
     /// Health checks the engine runs where Podman's timers do not; shared by clones.
     pub(crate) checks: Arc<OwnChecks>,
-    /// Exit codes from Podman's events (see `exits`); shared by clones.
+    /// Exit codes from Podman's events and waits (see `exits`); shared by clones.
     pub(crate) exits: Arc<Exits>,
+    /// Job pods whose exit is being waited for (see `wait`); shared by clones.
+    pub(crate) jobs: Arc<JobWaits>,
 }
 
 impl PodmanEngine {
@@ -76,6 +79,7 @@ impl PodmanEngine {
             kinds: KINDS.to_vec(),
             checks: Arc::default(),
             exits: Arc::default(),
+            jobs: Arc::default(),
         }
     }
 
@@ -180,6 +184,7 @@ impl Engine for PodmanEngine {
     }
 
     async fn watch(&self, stopped: tokio::sync::mpsc::Sender<String>) -> Result<()> {
+        self.jobs.tell(stopped.clone());
         crate::events::watch(&self.podman, &self.exits, stopped).await
     }
 

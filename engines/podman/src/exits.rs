@@ -1,8 +1,8 @@
-//! Exit codes of this node's containers as Podman's events reported them (`died`, with
-//! `containerExitCode`), kept so that `status` can tell that a Job's pod ended without asking
-//! Podman. Just after a container exits, Podman is still busy with its pod and the first
-//! inspect waited 95-260 ms in a trace of the engines bench's Job (docs/benchmarks.md); the
-//! event has said everything a successful run needs by then.
+//! Exit codes of this node's containers as Podman reported them at their exit (a `died`
+//! event's `containerExitCode`, or the answer to a Job's wait: see `wait`), kept so that
+//! `status` can tell that a Job's pod ended without asking Podman again. Just after a
+//! container exits, Podman is still busy with its pod and the first inspect waited 95-260 ms
+//! in a trace of the engines bench's Job (docs/benchmarks.md); the exit code is known by then.
 //!
 //! Only a success is answered from here: every main container of a run-to-completion pod
 //! exited 0 (its pod has restart policy `Never` or `OnFailure`, so nothing restarts it). A
@@ -18,7 +18,7 @@ use crate::handle::InstanceData;
 /// Exits kept at most; the oldest go first. A removed pod's go with it.
 const CAPACITY: usize = 4096;
 
-/// Container id → last exit code reported by an event; shared by the engine's clones.
+/// Container id → last exit code Podman reported; shared by the engine's clones.
 #[derive(Debug, Default)]
 pub(crate) struct Exits {
     inner: Mutex<Inner>,
@@ -56,8 +56,8 @@ impl Exits {
         order.retain(|id| codes.contains_key(id));
     }
 
-    /// The status of a run-to-completion pod whose main containers all exited 0, as the
-    /// events reported; `None` when that is not known (an exit not reported yet, a non-zero
+    /// The status of a run-to-completion pod whose main containers all exited 0, as Podman
+    /// reported; `None` when that is not known (an exit not reported yet, a non-zero
     /// one, a long-running pod, a handle from before the ids were kept).
     pub(crate) fn succeeded(&self, data: &InstanceData) -> Option<InstanceStatus> {
         if !data.job || data.main_ids.is_empty() {
@@ -73,7 +73,7 @@ impl Exits {
             health: Health::NoCheck,
             restarts: 0,
             detail: format!(
-                "pod {}: its {} container(s) exited 0 (Podman's events)",
+                "pod {}: its {} container(s) exited 0, as Podman reported at the exit",
                 data.pod,
                 data.main_ids.len()
             ),

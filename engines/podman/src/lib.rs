@@ -13,8 +13,8 @@
 //! | `fetch` | pulls `Always` images and missing `IfNotPresent` ones, each bounded by the pull timeout |
 //! | `prepare` | every image is local, else `image <ref> is not available locally and could not be pulled: <why>`; creates nothing |
 //! | `install` | `kube play` with `start=false`: Podman 4.3 honours it, creating the pod, its containers and its volumes without running anything |
-//! | `start` | pod start (idempotent: a running pod is left alone); init containers run first, then are removed by Podman |
-//! | `status` | pod and container inspection, see [`status::summarize`]; a Job's pod whose containers all exited 0 by Podman's events is answered from them |
+//! | `start` | pod start (idempotent: a running pod is left alone); init containers run first, then are removed by Podman; a Job's main containers are then waited for (`wait`, up to 10 s) |
+//! | `status` | pod and container inspection, see [`status::summarize`]; a Job's pod whose containers all exited 0, as Podman reported at the exit (the wait asked after its start, or the `died` events), is answered from that |
 //! | `stop` | pod stop with the grace period as timeout |
 //! | `remove` | what `podman kube down` does for the pod, plus leftovers labelled with the instance, its ConfigMap volumes and the workload's named volumes no container uses any more |
 //! | `recover` | the pod by name (then by instance label): adopted with its status, or gone |
@@ -53,7 +53,8 @@
 //! - `images`: pulls and local image checks (`fetch`, `prepare`).
 //! - `deploy`: install, start, stop, remove.
 //! - [`status`]: status, health, recovery.
-//! - `events`, `exits`: Podman's events followed; the exit codes they carry.
+//! - `events`, `exits`, `wait`: Podman's events followed, a Job's containers waited for; the
+//!   exit codes they give.
 //! - `logs`: container logs, merged and tagged by container.
 //! - `health`: health checks the engine runs where Podman's timers do not.
 //! - [`handle`]: [`InstanceData`], the persisted description of an instance.
@@ -71,6 +72,7 @@ mod logs;
 pub mod names;
 pub mod render;
 pub mod status;
+mod wait;
 
 pub use podman_api;
 

@@ -79,7 +79,7 @@ async fn a_jobs_exit_0_is_answered_from_the_event_and_a_failure_is_inspected() {
     let status = engine.status(&succeeded).await.expect("status");
     assert_eq!(status.state, InstanceState::Exited { code: 0 });
     assert!(
-        status.detail.contains("Podman's events"),
+        status.detail.contains("as Podman reported at the exit"),
         "answered from the event: {}",
         status.detail
     );

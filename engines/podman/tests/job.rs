@@ -56,3 +56,38 @@ async fn a_job_that_exits_3_is_exited_3() {
     };
     assert_eq!(state, InstanceState::Exited { code: 3 });
 }
+
+/// Without the events followed, a Job's exit 0 is still known from the wait the engine asks
+/// of Podman once its pod started (`wait`): its status is answered without inspecting it.
+#[tokio::test]
+async fn a_jobs_success_is_known_from_its_wait() {
+    let Some(engine) = common::engine().await else {
+        return;
+    };
+    let name = common::unique("waitjob");
+    let spec = parse_one(&format!(
+        r#"
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {name}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: work
+        image: {IMAGE}
+        command: ["sh", "-c", "exit 0"]
+"#
+    ));
+    let cleanup = Cleanup::new(&engine);
+    let handle = common::install_and_start(&engine, &spec, &cleanup).await;
+    let status = wait_status(&engine, &handle, "the wait's answer", |s| {
+        s.detail.contains("as Podman reported at the exit")
+    })
+    .await;
+    assert_eq!(status.state, InstanceState::Exited { code: 0 });
+    engine.remove(&handle).await.expect("remove");
+}
