@@ -230,7 +230,7 @@ fn main() {
     let rows = [
         (
             "one-container Job, to Succeeded",
-            "meshd → Podman, exit from Podman's events",
+            "meshd → Podman, exit from its wait or Podman's events",
             median(mesh_job),
             "`podman kube play` + `podman wait`",
             median(direct_job),
