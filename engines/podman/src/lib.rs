@@ -13,7 +13,7 @@
 //! | `fetch` | pulls `Always` images and missing `IfNotPresent` ones, each bounded by the pull timeout |
 //! | `prepare` | every image is local, else `image <ref> is not available locally and could not be pulled: <why>`; creates nothing |
 //! | `install` | `kube play` with `start=false`: Podman 4.3 honours it, creating the pod, its containers and its volumes without running anything |
-//! | `start` | pod start (idempotent: a running pod is left alone); init containers run first, then are removed by Podman; a Job's main containers are then waited for (`wait`, up to 10 s) |
+//! | `start` | pod start (idempotent: a running pod is left alone); init containers run first, then are removed by Podman; a Job's main containers are then waited for (`wait`, up to 10 s, 8 Jobs at once) |
 //! | `status` | pod and container inspection, see [`status::summarize`]; a Job's pod whose containers all exited 0, as Podman reported at the exit (the wait asked after its start, or the `died` events), is answered from that |
 //! | `stop` | pod stop with the grace period as timeout |
 //! | `remove` | what `podman kube down` does for the pod, plus leftovers labelled with the instance, its ConfigMap volumes and the workload's named volumes no container uses any more |

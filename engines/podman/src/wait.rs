@@ -25,6 +25,9 @@ use crate::{PodmanEngine, NAME};
 
 /// How long after its start a Job's containers are waited for.
 pub(crate) const QUICK: Duration = Duration::from_secs(10);
+/// Jobs waited for at once: each wait has Podman sync its container every [`INTERVAL`];
+/// beyond this many, a Job's end is left to the events.
+const MAX_WAITS: usize = 8;
 /// How often Podman syncs the container while it is waited for (its default is 250 ms).
 const INTERVAL: &str = "10ms";
 
@@ -109,7 +112,7 @@ pub(crate) struct JobWaits {
 
 #[derive(Debug, Default)]
 struct Waits {
-    /// Pod → its wait.
+    /// Pod → its wait (at most [`MAX_WAITS`]).
     running: HashMap<String, tokio::task::AbortHandle>,
     /// The node's events channel, once it follows this engine's events (`Engine::watch`).
     stopped: Option<mpsc::Sender<String>>,
@@ -141,27 +144,74 @@ impl PodmanEngine {
         if !data.job || data.main_ids.is_empty() {
             return;
         }
-        let stopped = self.jobs.lock().stopped.clone();
-        let jobs = self.jobs.clone();
-        let pod = data.pod.clone();
+        let mut waits = self.jobs.lock();
+        // Finished waits go here (and a removed pod's in `forget`).
+        waits.running.retain(|_, wait| !wait.is_finished());
+        if waits.running.len() >= MAX_WAITS && !waits.running.contains_key(&data.pod) {
+            tracing::debug!(pod = %data.pod, "enough Jobs waited for: left to the events");
+            return;
+        }
         let task = tokio::spawn(watch_job(
             self.socket().to_path_buf(),
             data.pod.clone(),
             data.main_ids.clone(),
             self.exits.clone(),
-            stopped,
+            waits.stopped.clone(),
         ));
-        let abort = task.abort_handle();
-        if let Some(old) = self.jobs.lock().running.insert(pod.clone(), abort) {
+        if let Some(old) = waits.running.insert(data.pod.clone(), task.abort_handle()) {
             old.abort();
         }
-        // The entry goes once the wait ends (unless a newer start replaced it).
-        tokio::spawn(async move {
-            let _ = task.await;
-            let mut waits = jobs.lock();
-            if waits.running.get(&pod).is_some_and(|a| a.is_finished()) {
-                waits.running.remove(&pod);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(pod: &str) -> InstanceData {
+        InstanceData {
+            pod: pod.into(),
+            job: true,
+            main_ids: vec![format!("{pod}-work")],
+            ..InstanceData::default()
+        }
+    }
+
+    #[tokio::test]
+    async fn at_most_eight_jobs_are_waited_for_at_once() {
+        // A "Podman" that takes connections and never answers: every wait stays open.
+        let socket = std::env::temp_dir().join(format!("mesh-wait-{}.sock", std::process::id()));
+        let _ = std::fs::remove_file(&socket);
+        let listener = tokio::net::UnixListener::bind(&socket).expect("bind");
+        let held = tokio::spawn(async move {
+            let mut open = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                open.push(stream);
             }
         });
+        let engine = PodmanEngine::connect(&socket);
+        let waiting = |engine: &PodmanEngine| engine.jobs.lock().running.len();
+        for i in 0..10 {
+            engine.wait_for_job(&job(&format!("p{i}")));
+        }
+        assert_eq!(waiting(&engine), MAX_WAITS);
+        assert!(
+            !engine.jobs.lock().running.contains_key("p9"),
+            "left to the events"
+        );
+        // A long-running pod is never waited for.
+        let mut service = job("svc");
+        service.job = false;
+        engine.jobs.forget("p0");
+        engine.wait_for_job(&service);
+        assert_eq!(waiting(&engine), MAX_WAITS - 1);
+        engine.wait_for_job(&job("p9"));
+        assert!(engine.jobs.lock().running.contains_key("p9"), "room again");
+        for i in 0..10 {
+            engine.jobs.forget(&format!("p{i}"));
+        }
+        assert_eq!(waiting(&engine), 0);
+        held.abort();
+        let _ = std::fs::remove_file(&socket);
     }
 }
