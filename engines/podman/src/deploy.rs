@@ -119,6 +119,9 @@ impl PodmanEngine {
     }
 
     pub(crate) async fn start_pod(&self, handle: &Handle) -> Result<()> {
+        // A pod started again (an update's rollback) must not be answered from its last run.
+        self.exits
+            .forget(&InstanceData::from_handle(handle).main_ids);
         let pods = self.podman.pods();
         match call("pod start", API_TIMEOUT, pods.get(&handle.instance).start()).await {
             Ok(report) => match report.errs.unwrap_or_default() {

@@ -83,6 +83,13 @@ impl PodmanEngine {
         }
     }
 
+    /// Without the waits for a Job's containers (see `wait`): a Job's end comes from Podman's
+    /// events (or the node's poll) alone. For tests of the events.
+    pub fn without_job_waits(self) -> Self {
+        self.jobs.turn_off();
+        self
+    }
+
     /// The socket to use: `explicit` when given, else `CONTAINER_HOST` when it is a
     /// `unix://` address, else the first of [`ROOTFUL_SOCKET`] and
     /// `$XDG_RUNTIME_DIR/podman/podman.sock` that exists, else [`ROOTFUL_SOCKET`].

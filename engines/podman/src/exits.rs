@@ -18,7 +18,9 @@ use crate::handle::InstanceData;
 /// Exits kept at most; the oldest go first. A removed pod's go with it.
 const CAPACITY: usize = 4096;
 
-/// Container id → last exit code Podman reported; shared by the engine's clones.
+/// Container id → last exit code Podman reported, and whether an earlier one was non-zero (an
+/// `OnFailure` restart: then the pod is inspected, for its restart count); shared by the
+/// engine's clones.
 #[derive(Debug, Default)]
 pub(crate) struct Exits {
     inner: Mutex<Inner>,
@@ -26,16 +28,30 @@ pub(crate) struct Exits {
 
 #[derive(Debug, Default)]
 struct Inner {
-    codes: HashMap<String, i32>,
+    codes: HashMap<String, Exit>,
     /// Insertion order, for the bound (an id may be listed after it was forgotten).
     order: VecDeque<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Exit {
+    last: i32,
+    failed_before: bool,
 }
 
 impl Exits {
     /// A container exited with `code` (the last report wins: `OnFailure` restarts it).
     pub(crate) fn record(&self, id: &str, code: i32) {
         let mut inner = self.lock();
-        if inner.codes.insert(id.to_string(), code).is_none() {
+        let failed_before = inner
+            .codes
+            .get(id)
+            .is_some_and(|e| e.last != 0 || e.failed_before);
+        let exit = Exit {
+            last: code,
+            failed_before,
+        };
+        if inner.codes.insert(id.to_string(), exit).is_none() {
             inner.order.push_back(id.to_string());
         }
         while inner.codes.len() > CAPACITY {
@@ -46,7 +62,8 @@ impl Exits {
         }
     }
 
-    /// Forgets the containers of a removed pod.
+    /// Forgets the containers of a removed pod, or of one started again (an update's rollback
+    /// restarts the old instance: its earlier exits must not answer for the new run).
     pub(crate) fn forget(&self, ids: &[String]) {
         let mut inner = self.lock();
         for id in ids {
@@ -64,10 +81,13 @@ impl Exits {
             return None;
         }
         let inner = self.lock();
-        let all_zero = data
-            .main_ids
-            .iter()
-            .all(|id| inner.codes.get(id) == Some(&0));
+        let all_zero = data.main_ids.iter().all(|id| {
+            inner.codes.get(id)
+                == Some(&Exit {
+                    last: 0,
+                    failed_before: false,
+                })
+        });
         all_zero.then(|| InstanceStatus {
             state: InstanceState::Exited { code: 0 },
             health: Health::NoCheck,
@@ -111,13 +131,16 @@ mod tests {
     }
 
     #[test]
-    fn a_non_zero_exit_is_left_to_inspection_until_a_restart_exits_zero() {
+    fn a_container_that_failed_before_is_left_to_inspection_for_its_restart_count() {
         let exits = Exits::default();
         let data = job(&["a"]);
         exits.record("a", 3);
         assert_eq!(exits.succeeded(&data), None);
         exits.record("a", 0);
-        assert!(exits.succeeded(&data).is_some());
+        assert_eq!(exits.succeeded(&data), None, "restarted by OnFailure");
+        exits.forget(&["a".to_string()]);
+        exits.record("a", 0);
+        assert!(exits.succeeded(&data).is_some(), "a new run");
     }
 
     #[test]

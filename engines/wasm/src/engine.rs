@@ -158,7 +158,6 @@ impl WasmEngine {
         })
     }
 
-    /// Pid of the instance's current runner process, if it was started.
     /// Whether this engine value still supervises the instance's runner (not yet reaped and
     /// settled); for tests.
     pub fn supervising(&self, handle: &Handle) -> bool {
@@ -166,6 +165,7 @@ impl WasmEngine {
             .is_some_and(|live| !live.is_done())
     }
 
+    /// Pid of the instance's current runner process, if it was started.
     pub fn runner_pid(&self, handle: &Handle) -> Option<u32> {
         if let Some(live) = self.get_live(&handle.instance) {
             return live.lock().record.runner.map(|p| p.pid);

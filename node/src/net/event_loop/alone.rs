@@ -1,11 +1,12 @@
-//! A node whose routing table names no peer (alone, or cut off from every peer) answers
+//! A node whose routing table holds no peer (alone: no peer ever entered it) answers
 //! Kademlia commands from its own store instead of starting a lookup. The lookup would ask
 //! nobody and end at once, yet starting one walks all 256 buckets of the table, and
 //! libp2p-kad 0.49's `ClosestIter` moves its K-entry buffer for each: 11 % of a lone
 //! `meshd`'s CPU under the WASM bench's apply loop (`perf`, docs/benchmarks.md), paid on every
 //! apply (its record, its announcement, its provider key) and on every
 //! `GET /deployments/NAME` (the providers, then their records). What is answered is what the
-//! lookup's first step reports: the unexpired local copies.
+//! lookup's first step reports: the unexpired local copies. (A node cut off from peers it had
+//! keeps them in its table, and still looks up.)
 
 use std::collections::HashSet;
 use std::time::Instant;
@@ -56,7 +57,8 @@ impl EventLoop {
 
     /// Records this node as a provider of `key`, as `start_providing` does before its lookup
     /// (without addresses: Kademlia adds the node's own when it hands the record out). The
-    /// periodic republication sends it to the closest peers once there are some.
+    /// node's own renewal (`mesh::announce`) provides it again later, as it would after a
+    /// lookup that reached nobody.
     pub(super) fn provide_locally(&mut self, key: &[u8]) -> Result<(), String> {
         let local = *self.swarm.local_peer_id();
         let record = ProviderRecord::new(RecordKey::new(&key), local, Vec::new());
@@ -133,7 +135,8 @@ mod tests {
             Instant::now() - Duration::from_secs(1),
         );
         assert!(get(&mut el, b"old").is_empty());
-        assert!(el.local_records(b"old").is_empty());
+        let store = el.swarm.behaviour_mut().kad.store_mut();
+        assert!(store.get(&RecordKey::new(&b"old")).is_none(), "dropped");
 
         let (reply, mut rx) = oneshot::channel();
         el.on_command(Command::StartProviding {
