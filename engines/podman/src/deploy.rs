@@ -119,14 +119,14 @@ impl PodmanEngine {
     }
 
     pub(crate) async fn start_pod(&self, handle: &Handle) -> Result<()> {
+        let data = InstanceData::from_handle(handle);
         // A pod started again (an update's rollback) must not be answered from its last run.
-        self.exits
-            .forget(&InstanceData::from_handle(handle).main_ids);
+        self.exits.forget(&data.main_ids);
         let pods = self.podman.pods();
         match call("pod start", API_TIMEOUT, pods.get(&handle.instance).start()).await {
             Ok(report) => match report.errs.unwrap_or_default() {
                 errs if errs.is_empty() => {
-                    self.wait_for_job(&InstanceData::from_handle(handle));
+                    self.wait_for_job(&data);
                     Ok(())
                 }
                 errs => Err(Error::engine(

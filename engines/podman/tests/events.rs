@@ -6,34 +6,13 @@ mod common;
 
 use std::time::Duration;
 
-use common::{parse_one, Cleanup, IMAGE};
+use common::Cleanup;
 use mesh_engine_podman::PodmanEngine;
 use mesh_runtime::{Engine, Handle, InstanceState};
 use tokio::sync::mpsc;
 
 /// How long a reported exit may take to arrive once the stream is live.
 const EVENT_WAIT: Duration = Duration::from_secs(20);
-
-fn job(exit: i32) -> mesh_protocol::WorkloadSpec {
-    let name = common::unique("evjob");
-    parse_one(&format!(
-        r#"
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: {name}
-spec:
-  backoffLimit: 0
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-      - name: work
-        image: {IMAGE}
-        command: ["sh", "-c", "exit {exit}"]
-"#
-    ))
-}
 
 /// Runs a Job exiting `exit` and waits for the events to name its instance, `None` when they
 /// did not within `wait`.
@@ -44,7 +23,12 @@ async fn run_and_hear(
     exit: i32,
     wait: Duration,
 ) -> Option<Handle> {
-    let handle = common::install_and_start(engine, &job(exit), cleanup).await;
+    let handle = common::install_and_start(
+        engine,
+        &common::job("evjob", &format!("exit {exit}")),
+        cleanup,
+    )
+    .await;
     let deadline = tokio::time::Instant::now() + wait;
     loop {
         match tokio::time::timeout_at(deadline, heard.recv()).await {

@@ -2,29 +2,12 @@
 
 mod common;
 
-use common::{parse_one, wait_status, Cleanup, IMAGE};
+use common::{wait_status, Cleanup};
 use mesh_runtime::{Engine, InstanceState, LogOptions};
 
 async fn run_job(exit: i32) -> Option<(InstanceState, Vec<String>)> {
     let engine = common::engine().await?;
-    let name = common::unique("job");
-    let spec = parse_one(&format!(
-        r#"
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: {name}
-spec:
-  backoffLimit: 0
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-      - name: work
-        image: {IMAGE}
-        command: ["sh", "-c", "echo done; exit {exit}"]
-"#
-    ));
+    let spec = common::job("job", &format!("echo done; exit {exit}"));
     assert!(spec.runs_to_completion());
     let cleanup = Cleanup::new(&engine);
     let handle = common::install_and_start(&engine, &spec, &cleanup).await;
@@ -64,24 +47,7 @@ async fn a_jobs_success_is_known_from_its_wait() {
     let Some(engine) = common::engine().await else {
         return;
     };
-    let name = common::unique("waitjob");
-    let spec = parse_one(&format!(
-        r#"
-apiVersion: batch/v1
-kind: Job
-metadata:
-  name: {name}
-spec:
-  backoffLimit: 0
-  template:
-    spec:
-      restartPolicy: Never
-      containers:
-      - name: work
-        image: {IMAGE}
-        command: ["sh", "-c", "exit 0"]
-"#
-    ));
+    let spec = common::job("waitjob", "exit 0");
     let cleanup = Cleanup::new(&engine);
     let handle = common::install_and_start(&engine, &spec, &cleanup).await;
     let status = wait_status(&engine, &handle, "the wait's answer", |s| {

@@ -177,13 +177,23 @@ impl Live {
             )
         {
             st.run = Run::Done { state, detail };
-            if !st.stop_requested && !st.reported {
-                st.reported = true;
-                let id = st.record.id.clone();
-                drop(st);
-                // Nobody may be following (no receiver): that is fine.
-                let _ = self.ctx.ended.send(id);
-            }
+            drop(st);
+            self.report_end();
+        }
+    }
+
+    /// Tells `ended` (the node's events) the instance ended on its own, once; an end the
+    /// node asked for is not told.
+    fn report_end(&self) {
+        let id = {
+            let mut st = self.lock();
+            let unreported = !st.stop_requested && !st.reported;
+            st.reported = true;
+            unreported.then(|| st.record.id.clone())
+        };
+        if let Some(id) = id {
+            // Nobody may be following (no receiver): that is fine.
+            let _ = self.ctx.ended.send(id);
         }
     }
 
@@ -346,16 +356,7 @@ pub async fn supervise(live: Arc<Live>, mut child: Child, mut stdout: ChildStdou
         }
     }
     // Reported before `done`, so that whoever saw the runner reaped saw its report too.
-    let unreported = {
-        let mut st = live.lock();
-        let unreported = !st.stop_requested && !st.reported;
-        st.reported = true;
-        unreported.then(|| st.record.id.clone())
-    };
-    if let Some(id) = unreported {
-        // Nobody may be following (no receiver): that is fine.
-        let _ = live.ctx.ended.send(id);
-    }
+    live.report_end();
     live.done.send_replace(true);
 }
 

@@ -213,17 +213,25 @@ async fn restart_policy_always_restarts_a_crashing_guest() {
     engine.remove(&handle).await.unwrap();
 }
 
+/// Follows `engine`'s events (`watch`) in the background: what it reports, and the task.
+fn follow(
+    engine: &std::sync::Arc<mesh_engine_wasm::WasmEngine>,
+) -> (
+    tokio::sync::mpsc::Receiver<String>,
+    tokio::task::JoinHandle<mesh_runtime::error::Result<()>>,
+) {
+    let (tx, rx) = tokio::sync::mpsc::channel(8);
+    let engine = engine.clone();
+    (rx, tokio::spawn(async move { engine.watch(tx).await }))
+}
+
 /// `watch`: the runner's final frame reaches the node at once. A guest killed from outside
 /// under `restartPolicy: Never` is reported by instance; one the node stops is not.
 #[tokio::test]
 async fn watch_reports_a_runner_that_ended_for_good() {
     let dir = tempfile::tempdir().unwrap();
     let engine = std::sync::Arc::new(engine(dir.path()));
-    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
-    let watching = {
-        let engine = engine.clone();
-        tokio::spawn(async move { engine.watch(tx).await })
-    };
+    let (mut rx, watching) = follow(&engine);
     let digest = put(&engine, TICKER);
     let never = |name| {
         function(
@@ -259,11 +267,7 @@ async fn watch_reports_a_runner_that_ended_for_good() {
 async fn watch_reports_a_guest_that_ended_once() {
     let dir = tempfile::tempdir().unwrap();
     let engine = std::sync::Arc::new(engine(dir.path()));
-    let (tx, mut rx) = tokio::sync::mpsc::channel(8);
-    let watching = {
-        let engine = engine.clone();
-        tokio::spawn(async move { engine.watch(tx).await })
-    };
+    let (mut rx, watching) = follow(&engine);
     let digest = put(&engine, mesh_engine_wasm::guests::HELLO);
     let spec = function(
         "once",

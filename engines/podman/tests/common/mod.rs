@@ -63,6 +63,29 @@ pub fn parse_one(yaml: &str) -> WorkloadSpec {
     specs.into_iter().next().expect("one workload")
 }
 
+/// A one-container Job (no retries, `restartPolicy: Never`) named `<prefix>-<unique>`, whose
+/// container runs `script` with `sh -c`.
+pub fn job(prefix: &str, script: &str) -> WorkloadSpec {
+    let name = unique(prefix);
+    parse_one(&format!(
+        r#"
+apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {name}
+spec:
+  backoffLimit: 0
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: work
+        image: {IMAGE}
+        command: ["sh", "-c", "{script}"]
+"#
+    ))
+}
+
 /// A port nobody listens on now, for a published host port.
 pub fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");

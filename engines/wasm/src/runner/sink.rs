@@ -132,7 +132,6 @@ impl Sink {
         }
     }
 
-    /// Records the guest as running (after compile).
     /// The guest starts: the `Started` event now; the `Running` status at the ticker's first
     /// tick ([`Sink::write_running`]), so that a guest that ends before it (a hello world)
     /// writes one status file, not two (each a file created and renamed, 0.3 ms, on the
@@ -169,7 +168,9 @@ impl Sink {
 
     fn write_status(&self, status: RunStatus) {
         if let Some(path) = &self.status_path {
-            write_status(path, &status);
+            if let Err(e) = state::write_json(path, &status) {
+                eprintln!("mesh-wasm-runner: cannot write {}: {e}", path.display());
+            }
         }
     }
 
@@ -208,12 +209,6 @@ impl Sink {
         Self::send(&mut inner, &event);
         inner.finished = true;
         true
-    }
-}
-
-fn write_status(path: &std::path::Path, status: &RunStatus) {
-    if let Err(e) = state::write_json(path, status) {
-        eprintln!("mesh-wasm-runner: cannot write {}: {e}", path.display());
     }
 }
 
@@ -297,15 +292,11 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let path = dir.path().join("status.json");
         for code in 0..50 {
-            let sink = Sink::new(None, None, Some(path.clone()));
+            let sink = Arc::new(Sink::new(None, None, Some(path.clone())));
             sink.running(0.1, true);
             // The ticker may tick at the same moment as the guest ends.
-            let ticker = {
-                let sink = Arc::new(sink);
-                let ticking = sink.clone();
-                (std::thread::spawn(move || ticking.write_running()), sink)
-            };
-            let (tick, sink) = ticker;
+            let ticking = sink.clone();
+            let tick = std::thread::spawn(move || ticking.write_running());
             assert!(sink.finish(Event::Exited { code }));
             tick.join().expect("ticked");
             sink.write_running();
