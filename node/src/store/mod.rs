@@ -151,6 +151,9 @@ pub struct Store {
     node_state: sled::Tree,
     /// `seq` (big-endian) → every event, for followers ([`event_log`]).
     event_log: sled::Tree,
+    /// Entries in `event_log`: counted once at open and kept up to date by its inserts and
+    /// removals, since sled's `Tree::len` walks the whole tree ([`event_log`]).
+    event_log_len: std::sync::Arc<std::sync::atomic::AtomicUsize>,
     /// The newest sequence number logged, for live followers ([`Store::watch_events`]).
     newest_event: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     /// `<data dir>/jobs`: files of job runs.
@@ -205,6 +208,8 @@ impl Store {
             .path(dir)
             .mode(sled::Mode::LowSpace)
             .open()?;
+        let event_log = db.open_tree("event_log")?;
+        let event_log_len = std::sync::Arc::new(event_log.len().into());
         Ok(Self {
             desired: db.open_tree("desired")?,
             versions: db.open_tree("versions")?,
@@ -215,7 +220,8 @@ impl Store {
             records: db.open_tree("records")?,
             record_history: db.open_tree("record_history")?,
             node_state: db.open_tree("node_state")?,
-            event_log: db.open_tree("event_log")?,
+            event_log,
+            event_log_len,
             newest_event: std::sync::Arc::new(tokio::sync::watch::Sender::new(0)),
             jobs_dir: dir.parent().unwrap_or(dir).join("jobs"),
             db,

@@ -185,8 +185,18 @@ fn the_event_log_pages_in_order_and_drops_the_oldest_beyond_its_bound_with_a_cou
         .map(|e| e.seq)
         .collect();
     assert_eq!(tail, seqs[seqs.len() - 4..]);
-    // The count survives a restart.
+    // The length kept in memory is the log's.
+    assert_eq!(store.event_log_len(), kept);
+    // The count survives a restart, and the length is counted again at open.
     drop(store);
     let again = Store::open(&dir.path().join("db")).unwrap();
     assert_eq!(again.events_dropped(), page.dropped);
+    assert_eq!(again.event_log_len(), kept);
+    // Trimming goes on from the length counted at open.
+    for _ in 0..extra {
+        again.append_event(event("default/a")).unwrap();
+    }
+    let now = again.event_page("me", 0, usize::MAX).unwrap().events.len();
+    assert_eq!(again.event_log_len(), now);
+    assert!((event_log::MAX_EVENT_LOG - 64..=event_log::MAX_EVENT_LOG + 64).contains(&now));
 }
