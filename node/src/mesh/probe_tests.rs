@@ -49,10 +49,12 @@ async fn a_suspicion_older_than_this_nodes_news_of_the_suspect_is_ignored() {
 
     // Newer than node 0's (a heartbeat that reached the signer first): suspected and probed,
     // and the live suspect answers.
+    // The false alarms are counted before the suspicion: its probe round runs at once, on
+    // another task, and may end (and count) before the events below are read.
     let newer = mesh.peers().issued_at(&suspect).unwrap() + 60_000;
+    let false_alarms = mesh.health().false_alarms();
     mesh.on_suspicion(&signer, &suspicion(&signer, &suspect, Some(newer)));
     assert_eq!(suspected(&net.node(0).events(Step::Liveness)), 1);
-    let false_alarms = mesh.health().false_alarms();
     crate::testing::wait_until("the suspect to answer", Duration::from_secs(10), || async {
         // A suspicion that ended with the peer alive counts against node 0's own judgement.
         (mesh.liveness().status(&suspect) == crate::mesh::liveness::Status::Alive
