@@ -105,11 +105,10 @@ async fn runner_dead_without_a_record_is_gone_after_restart() {
     let pid = first.runner_pid(&handle).unwrap();
     drop(first);
     signal(pid, Signal::KILL);
-    let until = Instant::now() + WAIT;
-    while start_time(pid).is_some() {
-        assert!(Instant::now() < until);
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until("the killed runner to be gone", || {
+        start_time(pid).is_none().then_some(())
+    })
+    .await;
     let second = engine(dir.path());
     assert_eq!(second.recover(&handle).await.unwrap(), Recovered::Gone);
     second.remove(&handle).await.unwrap();
@@ -287,11 +286,10 @@ async fn watch_reports_a_guest_that_ended_once() {
     assert_eq!(st.state, InstanceState::Exited { code: 0 }, "{st:?}");
     // The end of supervision (after the reap) would report again, if anything, before it
     // counts as done.
-    let until = Instant::now() + WAIT;
-    while engine.supervising(&handle) {
-        assert!(Instant::now() < until, "the runner was not reaped");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until("the runner's reap", || {
+        (!engine.supervising(&handle)).then_some(())
+    })
+    .await;
     // A second report would be on its way from the engine's forwarder: a moment for it.
     let again = tokio::time::timeout(Duration::from_millis(300), rx.recv()).await;
     assert!(again.is_err(), "reported once, not again: {again:?}");

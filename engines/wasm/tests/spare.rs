@@ -5,21 +5,12 @@
 
 mod common;
 
-use std::time::{Duration, Instant};
-
 use common::*;
 use mesh_runtime::{Engine, InstanceState};
 
 /// The spare's process id, once one is waiting.
 async fn spare_ready(engine: &mesh_engine_wasm::engine::WasmEngine) -> u32 {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(pid) = engine.spare_runner() {
-            return pid;
-        }
-        assert!(Instant::now() < deadline, "no spare runner within {WAIT:?}");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_until("a spare runner", || engine.spare_runner()).await
 }
 
 /// The runner's process id recorded for `handle`'s instance.

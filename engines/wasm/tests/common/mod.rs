@@ -59,6 +59,22 @@ pub async fn deploy(engine: &WasmEngine, spec: &WorkloadSpec) -> Handle {
     handle
 }
 
+/// Evaluates `probe` every 10 ms until it returns `Some`, or panics naming `what` after
+/// [`WAIT`].
+pub async fn wait_until<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
+    let until = Instant::now() + WAIT;
+    loop {
+        if let Some(v) = probe() {
+            return v;
+        }
+        assert!(
+            Instant::now() < until,
+            "timed out after {WAIT:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// Polls status until `pred` holds, or panics with the last status after [`WAIT`].
 pub async fn wait_for(
     engine: &WasmEngine,
